@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Set up, build, run and test swerexd on a Debian machine.
+#   ./contrib/dev.sh run [swerexd options]   build and start swerexd on its default socket
+#   ./contrib/dev.sh test                    build (plain and ASan+UBSan) and run every test
+#   ./contrib/dev.sh build                   build only (into build/)
+#   ./contrib/dev.sh deps                    install missing Debian packages
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
+      ninja-build pkg-config gcc libc6-dev python3 bash procps)
+
+deps() {
+	local missing=() p
+	for p in "${pkgs[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "dev.sh: installing ${missing[*]}" >&2
+	local sudo=
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq || true
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# build DIR [meson options...]
+build() {
+	local dir=$1; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >&2
+	fi
+	ninja -C "$dir" >&2
+}
+
+# Count TAP lines of every test in a meson test log; a test that failed
+# without reporting a failed case (crash, timeout) counts as one failure.
+summarize() {
+	python3 - "$@" <<'PY'
+import json, re, sys
+passed = failed = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        t = json.loads(line)
+        out = t.get("stdout") or ""
+        ok = len(re.findall(r"^ok \d+", out, re.M))
+        bad = len(re.findall(r"^not ok \d+", out, re.M))
+        if ok == 0 and bad == 0:
+            ok, bad = (1, 0) if t["result"] == "OK" else (0, 1)
+        elif t["result"] != "OK" and bad == 0:
+            bad = 1
+        passed += ok
+        failed += bad
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
+PY
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+deps)
+	deps ;;
+build)
+	deps
+	build build ;;
+run)
+	deps
+	build build
+	exec build/daemon/swerexd "$@" ;;
+test)
+	deps
+	build build
+	build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+	rc=0
+	meson test -C build --print-errorlogs "$@" || rc=1
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		meson test -C build-asan --print-errorlogs "$@" || rc=1
+	summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json || rc=1
+	exit $rc ;;
+*)
+	sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+	[ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
+esac

@@ -1,0 +1,34 @@
+/* Client connections: framing, dispatch and replies. */
+#ifndef SWEREXD_CONN_H
+#define SWEREXD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "swerex.pb-c.h"
+
+struct conn;
+struct server;
+
+/*
+ * A request waiting for its reply. Owned by whoever will answer it; the
+ * connection only links it so that it can detach it (conn = NULL) when the
+ * peer goes away. Replying frees it.
+ */
+struct req {
+	struct conn *conn;
+	uint64_t id;
+	TAILQ_ENTRY(req) entry;
+};
+
+void conn_accept(struct server *srv, int fd);
+void conn_free_all(struct server *srv);
+void conn_reply(struct req *r, Swerex__V1__Response *resp);
+void conn_reply_error(struct req *r, Swerex__V1__ErrorKind kind,
+		      Swerex__V1__BashObservation *obs, const char *const *extra,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void conn_chunk(struct req *r, const char *p, size_t n);
+bool conn_req_attached(const struct req *r);
+
+#endif

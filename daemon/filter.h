@@ -1,0 +1,50 @@
+/* Turns raw pty bytes into clean output and prompt markers. */
+#ifndef SWEREXD_FILTER_H
+#define SWEREXD_FILTER_H
+
+#include <stddef.h>
+
+#define FILTER_TOKEN_LEN 32
+
+/*
+ * A marker is what the session's PS1 expands to:
+ *   "@swx" TOKEN ":" STATUS ":" KIND ";"
+ * TOKEN is 32 random hex digits chosen per session, STATUS is $? (0-255) and
+ * KIND is 0 (command ran) or 2 (syntax check failed). '@' occurs only at the
+ * start, so a failed partial match never hides the start of a real one.
+ */
+#define FILTER_PREFIX_LEN (4 + FILTER_TOKEN_LEN + 1)
+#define FILTER_CR_MAX 256
+#define FILTER_MARKER_MAX (FILTER_PREFIX_LEN + 3 + 1 + 1 + 1)
+
+typedef void (*filter_output_cb)(void *arg, const char *p, size_t n);
+/* Return non-zero to stop feeding: the rest of the input is dropped. */
+typedef int (*filter_marker_cb)(void *arg, int status, int kind);
+
+enum filter_esc {
+	FILTER_ESC_NONE,
+	FILTER_ESC_START,  /* saw ESC */
+	FILTER_ESC_CSI,    /* ESC [ ... final byte */
+	FILTER_ESC_STR,    /* OSC/DCS/APC/PM/SOS ... BEL or ESC \ */
+	FILTER_ESC_STR_ESC,/* ESC inside a string */
+	FILTER_ESC_INTER,  /* ESC intermediate ... final byte */
+};
+
+struct filter {
+	char prefix[FILTER_PREFIX_LEN];
+	char hold[FILTER_MARKER_MAX];  /* bytes of a possible marker */
+	size_t nhold;
+	int status;                    /* digits parsed so far */
+	int kind;
+	unsigned ndigits;
+	enum filter_esc esc;
+	size_t ncr;                    /* carriage returns waiting for their \n */
+};
+
+void filter_init(struct filter *f, const char *token);
+void filter_feed(struct filter *f, const char *p, size_t n,
+		 filter_output_cb out, filter_marker_cb mark, void *arg);
+void filter_flush(struct filter *f, filter_output_cb out, void *arg);
+size_t filter_clean(struct filter *f, const char *p, size_t n, char *dst);
+
+#endif

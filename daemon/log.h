@@ -1,0 +1,19 @@
+/* Levelled logging to stderr (or nothing below the chosen level). */
+#ifndef SWEREXD_LOG_H
+#define SWEREXD_LOG_H
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+int log_parse_level(const char *s);
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (log_enabled(LOG_LVL_DEBUG)) \
+	log_msg(LOG_LVL_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

@@ -1,0 +1,58 @@
+/* The daemon: configuration, listeners, signals, and the tables they share. */
+#ifndef SWEREXD_SERVER_H
+#define SWEREXD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+
+struct event_base;
+struct evconnlistener;
+struct event;
+struct session;
+struct conn;
+
+#define SERVER_MAX_LISTEN 8
+#define SERVER_SESSION_BUCKETS 4096
+
+struct server_config {
+	const char *listen[SERVER_MAX_LISTEN];
+	size_t n_listen;
+	size_t max_sessions;
+	size_t max_conns;
+	size_t max_frame;
+	size_t max_output;
+	double kill_grace;       /* seconds between SIGHUP and SIGKILL */
+	int ready_fd;
+};
+
+struct server {
+	struct server_config cfg;
+	struct event_base *base;
+	struct evconnlistener *listeners[SERVER_MAX_LISTEN];
+	char *paths[SERVER_MAX_LISTEN];  /* socket files we own */
+	size_t n_listeners;
+	struct event *ev_sig[4];
+	struct event *ev_deadline;
+	bool stopping;
+	int exit_code;
+
+	/* Owned by session.c. */
+	struct session *buckets[SERVER_SESSION_BUCKETS];
+	TAILQ_HEAD(, session) sessions;  /* named, in creation order */
+	TAILQ_HEAD(, session) closing;   /* unnamed, waiting to be reaped */
+	size_t n_sessions;
+
+	/* Owned by conn.c. */
+	TAILQ_HEAD(, conn) conns;
+	size_t n_conns;
+};
+
+void server_config_defaults(struct server_config *cfg);
+int server_init(struct server *srv);
+int server_run(struct server *srv);
+void server_free(struct server *srv);
+void server_check_stopped(struct server *srv);
+char *server_default_socket(void);
+
+#endif

@@ -1,0 +1,1324 @@
+/*
+ * Bash sessions. Each is an interactive bash on a pty, in its own session
+ * and process group, driven by one state machine fed by pty reads, timers
+ * and the reaping of bash.
+ *
+ * How a command runs: bash is started with --noediting (no readline, so no
+ * echo of its own, and the pty has ECHO off) and a PS1 that expands to a
+ * marker carrying a per-session random token, $? and a syntax flag. A command
+ * is sent as one assignment of its text in $'...' quoting, split into short
+ * physical lines (a canonical-mode tty line holds at most 4095 bytes), then
+ * "__swx_chk && eval" of it. __swx_chk parses the text as a function body
+ * without running it, so a syntax error is reported (flag 2) without running
+ * anything and without bash waiting for a continuation line, and without a
+ * fork. Everything the pty prints up to the next marker is the output.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "capture.h"
+#include "conn.h"
+#include "filter.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+
+#define SESSION_NAME_MAX 256
+#define SESSION_STARTUP_TIMEOUT 10.0
+#define SESSION_INTR_TIMEOUT 0.2
+#define SESSION_INTR_RETRY 3
+#define SESSION_KILL_WAIT 2.0      /* after SIGKILL of a job, wait for the prompt */
+#define SESSION_MAX_TIMEOUT 1e7    /* about four months */
+#define SESSION_LINE 1024          /* encoded bytes per physical line */
+#define SESSION_READ_SIZE 65536
+#define SESSION_READS_PER_EVENT 4  /* then yield to other sessions */
+#define SESSION_ROWS 50
+#define SESSION_COLS 200
+
+extern char **environ;
+
+enum session_state {
+	SESSION_STARTING,
+	SESSION_IDLE,
+	SESSION_RUNNING,
+	SESSION_DEAD,
+};
+
+enum session_wait {
+	SESSION_WAIT_NONE,
+	SESSION_WAIT_CREATE,
+	SESSION_WAIT_RUN,
+	SESSION_WAIT_INTERRUPT,
+};
+
+/* The one request a session is answering, and how to answer it. */
+struct session_waiter {
+	enum session_wait type;
+	struct req *req;
+	Swerex__V1__Check check;
+	char *error_msg;
+	char *command;
+	char **expect;
+	size_t n_expect;
+	size_t scan;            /* capture offset already searched */
+	uint64_t carried;       /* bytes captured before this request began */
+	bool stream;
+	bool quit;
+	bool syntax_check;      /* a wrapped command: flag 2 means syntax error */
+	unsigned intr_left;
+	double intr_timeout;
+	bool killed;
+};
+
+struct session {
+	struct server *srv;
+	char *name;
+	struct session *hnext;
+	TAILQ_ENTRY(session) entry;
+	bool named;             /* in the name table; else on srv->closing */
+
+	pid_t pid;
+	int fd;
+	enum session_state state;
+	int start_stage;
+	bool busy;              /* bash is not at its prompt */
+	bool reaped;
+	bool eof;
+	bool closing;
+	int wait_status;
+	int last_status;
+	double created;
+	char *last_command;
+	struct termios tio;
+
+	struct filter filter;
+	struct capture cap;
+	struct evbuffer *wbuf;
+	struct event ev_read;
+	struct event ev_write;
+	struct event ev_timer;  /* startup, command timeout, interrupt retry */
+	struct event ev_kill;   /* SIGKILL after the close grace period */
+	struct session_waiter w;
+	struct req *close_req;
+};
+
+static void session_read_cb(evutil_socket_t, short, void *);
+static void session_dead(struct session *s);
+static void session_free(struct session *s);
+
+static const char session_check_fn[] =
+	"__swx_chk() { __swx_k=2; "
+	"eval \"__swx_f() { :; $__swx_c\"$'\\n}' && "
+	"{ unset -f __swx_f; __swx_k=0; }; }\n";
+
+/* Hash a session name. */
+static unsigned
+session_hash(const char *name)
+{
+	unsigned h = 2166136261u;
+
+	while (*name)
+		h = (h ^ (unsigned char)*name++) * 16777619u;
+	return h % SERVER_SESSION_BUCKETS;
+}
+
+/* Find a named session. */
+static struct session *
+session_find(struct server *srv, const char *name)
+{
+	struct session *s;
+
+	for (s = srv->buckets[session_hash(name)]; s != NULL; s = s->hnext)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+/* Take a session out of the name table: its name is free for reuse. */
+static void
+session_unname(struct session *s)
+{
+	struct session **pp;
+
+	if (!s->named)
+		return;
+	for (pp = &s->srv->buckets[session_hash(s->name)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	TAILQ_REMOVE(&s->srv->sessions, s, entry);
+	TAILQ_INSERT_TAIL(&s->srv->closing, s, entry);
+	s->named = false;
+	s->srv->n_sessions--;
+}
+
+/* Map an empty name to the default one. */
+static const char *
+session_name(const char *name)
+{
+	return name == NULL || *name == '\0' ? "default" : name;
+}
+
+/* Check a session name; return an error message or NULL. */
+static const char *
+session_bad_name(const char *name)
+{
+	const unsigned char *p;
+
+	if (strlen(name) > SESSION_NAME_MAX)
+		return "session name longer than 256 bytes";
+	for (p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return "session name contains a control character";
+	return NULL;
+}
+
+/* Look a session up for a request, answering the request if there is none. */
+static struct session *
+session_lookup(struct server *srv, struct req *r, const char *raw)
+{
+	const char *name = session_name(raw);
+	struct session *s = session_find(srv, name);
+
+	if (s == NULL)
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_DOES_NOT_EXIST,
+		    NULL, NULL, "session '%.256s' does not exist", name);
+	return s;
+}
+
+/* Check a timeout in seconds from a request. */
+static bool
+session_timeout_ok(double t)
+{
+	return isfinite(t) && t >= 0;
+}
+
+/* Arm a timer for a number of seconds. */
+static void
+session_arm(struct event *ev, double seconds)
+{
+	struct timeval tv;
+
+	if (seconds > SESSION_MAX_TIMEOUT)
+		seconds = SESSION_MAX_TIMEOUT;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	evtimer_add(ev, &tv);
+}
+
+/* Forget the waiter's state (its request has been answered or dropped). */
+static void
+session_waiter_clear(struct session *s)
+{
+	struct session_waiter *w = &s->w;
+	size_t i;
+
+	for (i = 0; i < w->n_expect; i++)
+		free(w->expect[i]);
+	free(w->expect);
+	free(w->error_msg);
+	free(w->command);
+	memset(w, 0, sizeof *w);
+	evtimer_del(&s->ev_timer);
+}
+
+/* Turn the capture, up to upto, into an observation. */
+static int
+session_observe(struct session *s, size_t upto, size_t skip,
+		Swerex__V1__BashObservation *obs)
+{
+	char *out;
+	size_t len;
+	uint64_t total;
+	bool truncated;
+
+	swerex__v1__bash_observation__init(obs);
+	if (capture_take(&s->cap, upto, skip, &out, &len, &total, &truncated) < 0)
+		return -ENOMEM;
+	obs->output.data = (uint8_t *)out;
+	obs->output.len = len;
+	obs->truncated = truncated;
+	obs->output_bytes = total;
+	obs->carried_over = s->w.carried < total ? s->w.carried : total;
+	return 0;
+}
+
+/* Set the exit code of an observation. */
+static void
+session_set_exit(Swerex__V1__BashObservation *obs, int code)
+{
+	obs->has_exit_code_case = SWEREX__V1__BASH_OBSERVATION__HAS_EXIT_CODE_EXIT_CODE;
+	obs->exit_code = code;
+}
+
+/* Describe a wait status for people. */
+static void
+session_describe_status(int status, char *buf, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d (%s)", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, size, "status %d", status);
+}
+
+/* Answer the waiter with a plain observation. */
+static void
+session_answer(struct session *s, Swerex__V1__BashObservation *obs)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_OBSERVATION;
+	resp.observation = obs;
+	conn_reply(s->w.req, &resp);
+	s->w.req = NULL;
+}
+
+/* Answer the waiter with the output up to upto and the way it ended. */
+static void
+session_complete(struct session *s, size_t upto, size_t skip, int status,
+		 int kind, const char *expect)
+{
+	Swerex__V1__BashObservation obs;
+	struct session_waiter *w = &s->w;
+	char code[16];
+	const char *extra[5];
+
+	if (session_observe(s, upto, skip, &obs) < 0) {
+		conn_reply_error(w->req, SWEREX__V1__ERROR_KIND__INTERNAL, NULL,
+		    NULL, "out of memory");
+		w->req = NULL;
+		session_waiter_clear(s);
+		return;
+	}
+	if (expect != NULL) {
+		/* A program is still running: there is no exit code yet. */
+		obs.expect_string = (char *)expect;
+		session_answer(s, &obs);
+	} else if (kind == 2 && w->syntax_check) {
+		extra[0] = "bash_stdout";
+		extra[1] = "";
+		extra[2] = "bash_stderr";
+		extra[3] = (const char *)obs.output.data;
+		extra[4] = NULL;
+		session_set_exit(&obs, status);
+		obs.failure_reason = "syntax error";
+		conn_reply_error(w->req,
+		    SWEREX__V1__ERROR_KIND__BASH_INCORRECT_SYNTAX, &obs, extra,
+		    "Bash syntax error in command %.200s: %.*s", w->command,
+		    (int)(obs.output.len > 1000 ? 1000 : obs.output.len),
+		    (const char *)obs.output.data);
+	} else if (w->type == SESSION_WAIT_RUN &&
+	    w->check == SWEREX__V1__CHECK__CHECK_IGNORE) {
+		session_answer(s, &obs);
+	} else if (w->type == SESSION_WAIT_RUN &&
+	    w->check == SWEREX__V1__CHECK__CHECK_RAISE && status != 0) {
+		snprintf(code, sizeof code, "%d", status);
+		extra[0] = "exit_code";
+		extra[1] = code;
+		extra[2] = NULL;
+		session_set_exit(&obs, status);
+		conn_reply_error(w->req,
+		    SWEREX__V1__ERROR_KIND__NON_ZERO_EXIT_CODE, &obs, extra,
+		    "%s%sCommand '%.1000s' failed with exit code %d.",
+		    w->error_msg ? w->error_msg : "",
+		    w->error_msg && *w->error_msg ? "\n" : "", w->command, status);
+	} else {
+		session_set_exit(&obs, status);
+		if (w->killed)
+			obs.failure_reason = "the foreground job did not stop on "
+			    "SIGINT and was killed with SIGKILL";
+		session_answer(s, &obs);
+	}
+	free(obs.output.data);
+	w->req = NULL;
+	session_waiter_clear(s);
+}
+
+/* Answer the waiter with an error and the output so far. */
+static void
+session_fail(struct session *s, Swerex__V1__ErrorKind kind,
+	     const char *const *extra, const char *fmt, const char *arg)
+{
+	Swerex__V1__BashObservation obs;
+
+	if (session_observe(s, s->cap.len, 0, &obs) < 0)
+		conn_reply_error(s->w.req, kind, NULL, extra, fmt, arg);
+	else {
+		if (kind == SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT)
+			obs.failure_reason = "timeout";
+		conn_reply_error(s->w.req, kind, &obs, extra, fmt, arg);
+		free(obs.output.data);
+	}
+	s->w.req = NULL;
+	session_waiter_clear(s);
+}
+
+/* Look for the waiter's expect strings in new output. */
+static void
+session_match(struct session *s)
+{
+	struct session_waiter *w = &s->w;
+	size_t i, best_len = 0, longest = 0;
+	ssize_t pos, best = -1;
+	size_t idx = 0;
+
+	for (i = 0; i < w->n_expect; i++) {
+		size_t n = strlen(w->expect[i]);
+
+		if (n > longest)
+			longest = n;
+		pos = capture_find(&s->cap, w->expect[i], n, w->scan);
+		if (pos >= 0 && (best < 0 || pos < best)) {
+			best = pos;
+			best_len = n;
+			idx = i;
+		}
+	}
+	if (best >= 0) {
+		char *e = w->expect[idx];
+
+		w->expect[idx] = NULL;
+		session_complete(s, (size_t)best, best_len, 0, 0, e);
+		free(e);
+		return;
+	}
+	/* A match may still end in bytes not yet read. */
+	w->scan = s->cap.len > longest ? s->cap.len - longest + 1 : 0;
+}
+
+/* Receive clean output from the filter. */
+static void
+session_output_cb(void *arg, const char *p, size_t n)
+{
+	struct session *s = arg;
+
+	if (capture_append(&s->cap, p, n) < 0) {
+		log_error("session %s: out of memory for output", s->name);
+		return;
+	}
+	if (s->w.req == NULL)
+		return;
+	if (s->w.stream)
+		conn_chunk(s->w.req, p, n);
+	if (s->w.n_expect > 0)
+		session_match(s);
+}
+
+/* Send the setup script, sourced rc files and startup files included. */
+static void session_send_setup(struct session *s, char **files, size_t n);
+
+/* Handle a prompt marker: bash is ready for the next command. */
+static int
+session_marker_cb(void *arg, int status, int kind)
+{
+	struct session *s = arg;
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__CreateSessionResponse cr = SWEREX__V1__CREATE_SESSION_RESPONSE__INIT;
+	Swerex__V1__BashObservation obs;
+
+	s->busy = false;
+	s->last_status = status;
+	if (s->state == SESSION_STARTING) {
+		if (s->start_stage++ == 0)
+			return 0; /* the first prompt, before the setup script ran */
+		s->state = SESSION_IDLE;
+		if (s->w.req == NULL)
+			return 0;
+		if (session_observe(s, s->cap.len, 0, &obs) < 0) {
+			session_fail(s, SWEREX__V1__ERROR_KIND__INTERNAL, NULL,
+			    "%s", "out of memory");
+			return 0;
+		}
+		cr.output = obs.output;
+		cr.session = s->name;
+		resp.body_case = SWEREX__V1__RESPONSE__BODY_CREATE_SESSION;
+		resp.create_session = &cr;
+		conn_reply(s->w.req, &resp);
+		free(obs.output.data);
+		s->w.req = NULL;
+		session_waiter_clear(s);
+		log_debug("session %s: ready (pid %ld)", s->name, (long)s->pid);
+		return 0;
+	}
+	if (s->state == SESSION_RUNNING)
+		s->state = SESSION_IDLE;
+	if (s->w.req != NULL)
+		session_complete(s, s->cap.len, 0, status, kind, NULL);
+	return 0;
+}
+
+/* Queue bytes for bash's terminal. */
+static void
+session_write(struct session *s, const char *p, size_t n)
+{
+	evbuffer_add(s->wbuf, p, n);
+	event_add(&s->ev_write, NULL);
+}
+
+/* Append a command in $'...' quoting, split over short continued lines. */
+static void
+session_encode(struct evbuffer *out, const char *cmd, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[SESSION_LINE + 16];
+	size_t i, n = 0, line = 0;
+
+	evbuffer_add(out, "__swx_c=$'", 10);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)cmd[i];
+
+		if (line >= SESSION_LINE) {
+			memcpy(buf + n, "'\\\n$'", 5);
+			n += 5;
+			evbuffer_add(out, buf, n);
+			n = 0;
+			line = 0;
+		}
+		if (c == '\\' || c == '\'') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+			line += 2;
+		} else if (c == '\n') {
+			buf[n++] = '\\';
+			buf[n++] = 'n';
+			line += 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			buf[n++] = '\\';
+			buf[n++] = 'x';
+			buf[n++] = hex[c >> 4];
+			buf[n++] = hex[c & 15];
+			line += 4;
+		} else {
+			buf[n++] = (char)c;
+			line++;
+		}
+	}
+	buf[n++] = '\'';
+	evbuffer_add(out, buf, n);
+}
+
+/* Send a wrapped command: checked for syntax, then evaluated at top level. */
+static void
+session_send_command(struct session *s, const char *cmd, size_t len, bool check)
+{
+	static const char checked[] = "; __swx_chk && eval \"$__swx_c\"\n";
+	static const char plain[] = "; eval \"$__swx_c\"\n";
+
+	session_encode(s->wbuf, cmd, len);
+	if (check)
+		evbuffer_add(s->wbuf, checked, sizeof checked - 1);
+	else
+		evbuffer_add(s->wbuf, plain, sizeof plain - 1);
+	event_add(&s->ev_write, NULL);
+	s->busy = true;
+}
+
+/* Write queued input as the terminal accepts it. */
+static void
+session_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (evbuffer_write(s->wbuf, fd) < 0 && errno != EAGAIN &&
+	    errno != EINTR) {
+		/* bash has gone; the reaping path reports it. */
+		evbuffer_drain(s->wbuf, evbuffer_get_length(s->wbuf));
+	}
+	if (evbuffer_get_length(s->wbuf) == 0)
+		event_del(&s->ev_write);
+}
+
+/* Read what bash's terminal printed; stop at EOF (all slave fds closed). */
+static void
+session_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static char buf[SESSION_READ_SIZE];
+	struct session *s = arg;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < SESSION_READS_PER_EVENT; i++) {
+		n = read(fd, buf, sizeof buf);
+		if (n > 0) {
+			filter_feed(&s->filter, buf, (size_t)n, session_output_cb,
+			    session_marker_cb, s);
+			if ((size_t)n < sizeof buf)
+				return;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		/* EIO: the last process holding the terminal has gone. */
+		event_del(&s->ev_read);
+		s->eof = true;
+		return;
+	}
+}
+
+/* Signal every process in the session of bash: the /proc scan finds jobs in
+ * other process groups, as well as children that escaped to the background. */
+static void
+session_kill_tree(pid_t sid, int sig)
+{
+	char path[64], buf[512], *p;
+	struct dirent *de;
+	DIR *d;
+	ssize_t n;
+	int fd;
+	long pid, psid;
+
+	if (kill(-sid, sig) < 0 && errno != ESRCH)
+		log_debug("kill(-%ld): %s", (long)sid, strerror(errno));
+	d = opendir("/proc");
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = strtol(de->d_name, NULL, 10);
+		snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		p = strrchr(buf, ')');
+		/* After ") ": state ppid pgrp session */
+		if (p == NULL || sscanf(p + 2, "%*c %*d %*d %ld", &psid) != 1)
+			continue;
+		if (psid == sid)
+			kill((pid_t)pid, sig);
+	}
+	closedir(d);
+}
+
+/* Signal the job in the foreground of the session's terminal. */
+static pid_t
+session_signal_fg(struct session *s, int sig)
+{
+	pid_t fg = tcgetpgrp(s->fd);
+
+	if (fg <= 0)
+		fg = s->pid;
+	kill(-fg, sig);
+	return fg;
+}
+
+/* Fire a session's timer: startup or command timeout, or interrupt retry. */
+static void
+session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct session_waiter *w = &s->w;
+	char t[32];
+	const char *extra[3] = { "timeout", t, NULL };
+
+	if (w->req == NULL)
+		return;
+	switch (w->type) {
+	case SESSION_WAIT_CREATE:
+		session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED, NULL,
+		    "session '%.256s' did not start in time", s->name);
+		session_unname(s);
+		s->closing = true;
+		session_kill_tree(s->pid, SIGKILL);
+		break;
+	case SESSION_WAIT_RUN:
+		snprintf(t, sizeof t, "%g", w->intr_timeout);
+		session_fail(s, SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT, extra,
+		    "timeout after %s seconds while running command", t);
+		break;
+	case SESSION_WAIT_INTERRUPT:
+		if (w->intr_left > 0) {
+			w->intr_left--;
+			session_signal_fg(s, SIGINT);
+			session_arm(&s->ev_timer, w->intr_timeout);
+		} else if (!w->killed && tcgetpgrp(s->fd) != s->pid &&
+		    tcgetpgrp(s->fd) > 0) {
+			w->killed = true;
+			session_signal_fg(s, SIGCONT);
+			session_signal_fg(s, SIGKILL);
+			session_arm(&s->ev_timer, SESSION_KILL_WAIT);
+		} else {
+			snprintf(t, sizeof t, "%g", w->intr_timeout);
+			session_fail(s, SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT, NULL,
+			    "%s", "the shell did not return to its prompt after "
+			    "the interrupt");
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* Send SIGKILL to whatever is left after the close grace period. */
+static void
+session_kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	session_kill_tree(s->pid, SIGKILL);
+}
+
+/* Make a random hex token. */
+static int
+session_token(char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[FILTER_TOKEN_LEN / 2];
+	size_t i;
+
+	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+		return -errno;
+	for (i = 0; i < sizeof r; i++) {
+		out[2 * i] = hex[r[i] >> 4];
+		out[2 * i + 1] = hex[r[i] & 15];
+	}
+	out[FILTER_TOKEN_LEN] = '\0';
+	return 0;
+}
+
+/* Build bash's environment: the daemon's, with the marker prompt and TERM. */
+static char **
+session_environ(const char *token, const char *name)
+{
+	size_t n = 0, i, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 4, sizeof *env);
+	if (env == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "PS1=", 4) != 0 &&
+		    strncmp(environ[i], "TERM=", 5) != 0 &&
+		    strncmp(environ[i], "SWEREX_SESSION=", 15) != 0)
+			env[k++] = environ[i];
+	if (asprintf(&env[k++], "PS1=@swx%s:$?:${__swx_k:-0};", token) < 0 ||
+	    asprintf(&env[k++], "SWEREX_SESSION=%s", name) < 0) {
+		free(env);
+		return NULL;
+	}
+	env[k++] = "TERM=xterm";
+	env[k] = NULL;
+	return env;
+}
+
+/* Start bash on a new pty: its own session, the pty as its terminal. */
+static int
+session_spawn(struct session *s)
+{
+	static char *argv[] = { "bash", "--norc", "--noprofile", "--noediting",
+	    "-i", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	struct winsize ws = { .ws_row = SESSION_ROWS, .ws_col = SESSION_COLS };
+	sigset_t all, none;
+	char slave[128], token[FILTER_TOKEN_LEN + 1], **env;
+	size_t n;
+	int fd, r;
+
+	fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (grantpt(fd) < 0 || unlockpt(fd) < 0 ||
+	    ptsname_r(fd, slave, sizeof slave) != 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	/* On Linux the master's termios calls act on the slave's settings. */
+	tcgetattr(fd, &s->tio);
+	s->tio.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE);
+	s->tio.c_iflag |= IUTF8;
+	tcsetattr(fd, TCSANOW, &s->tio);
+	ioctl(fd, TIOCSWINSZ, &ws);
+
+	memcpy(token, s->filter.prefix + 4, FILTER_TOKEN_LEN);
+	token[FILTER_TOKEN_LEN] = '\0';
+	env = session_environ(token, s->name);
+	if (env == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
+	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawn_file_actions_init(&fa);
+	/* Opened after setsid and without O_NOCTTY: it becomes bash's terminal. */
+	posix_spawn_file_actions_addopen(&fa, 0, slave, O_RDWR, 0);
+	posix_spawn_file_actions_adddup2(&fa, 0, 1);
+	posix_spawn_file_actions_adddup2(&fa, 0, 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	r = posix_spawnp(&s->pid, "bash", &fa, &attr, argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	/* The two strings session_environ() allocated sit just before TERM. */
+	for (n = 0; env[n] != NULL; n++)
+		;
+	free(env[n - 3]);
+	free(env[n - 2]);
+	free(env);
+	if (r != 0) {
+		close(fd);
+		return -r;
+	}
+	evutil_make_socket_nonblocking(fd);
+	s->fd = fd;
+	return 0;
+}
+
+/* Allocate a session and start its bash. */
+static struct session *
+session_new(struct server *srv, const char *name, int *err)
+{
+	struct session *s;
+	char token[FILTER_TOKEN_LEN + 1];
+	struct timespec now;
+	int r;
+
+	s = calloc(1, sizeof *s);
+	if (s == NULL || (s->name = strdup(name)) == NULL ||
+	    (s->wbuf = evbuffer_new()) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	s->srv = srv;
+	s->fd = -1;
+	if ((r = session_token(token)) < 0)
+		goto fail;
+	filter_init(&s->filter, token);
+	capture_init(&s->cap, srv->cfg.max_output);
+	if ((r = session_spawn(s)) < 0)
+		goto fail;
+	clock_gettime(CLOCK_REALTIME, &now);
+	s->created = (double)now.tv_sec + now.tv_nsec / 1e9;
+	event_assign(&s->ev_read, srv->base, s->fd, EV_READ | EV_PERSIST,
+	    session_read_cb, s);
+	event_assign(&s->ev_write, srv->base, s->fd, EV_WRITE | EV_PERSIST,
+	    session_write_cb, s);
+	evtimer_assign(&s->ev_timer, srv->base, session_timer_cb, s);
+	evtimer_assign(&s->ev_kill, srv->base, session_kill_cb, s);
+	event_add(&s->ev_read, NULL);
+	return s;
+
+fail:
+	if (s != NULL) {
+		if (s->wbuf)
+			evbuffer_free(s->wbuf);
+		free(s->name);
+		free(s);
+	}
+	*err = r;
+	return NULL;
+}
+
+/* Append a shell-quoted word. */
+static void
+session_quote(struct evbuffer *b, const char *w)
+{
+	evbuffer_add(b, "'", 1);
+	for (; *w; w++) {
+		if (*w == '\'')
+			evbuffer_add(b, "'\\''", 4);
+		else
+			evbuffer_add(b, w, 1);
+	}
+	evbuffer_add(b, "'", 1);
+}
+
+static void
+session_send_setup(struct session *s, char **files, size_t n)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t i, len;
+	char *script;
+
+	if (b == NULL)
+		return;
+	evbuffer_add_printf(b, "export -n PS1 SWEREX_SESSION\n%s"
+	    "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
+	    "[ -r ~/.bashrc ] && . ~/.bashrc\n", session_check_fn);
+	for (i = 0; i < n; i++) {
+		evbuffer_add(b, ". ", 2);
+		session_quote(b, files[i]);
+		evbuffer_add(b, "\n", 1);
+	}
+	evbuffer_add_printf(b, "unset PROMPT_COMMAND PS0; PS2=; "
+	    "set +o history +o vi +o emacs +H; __swx_k=0; "
+	    "PS1='@swx%.*s:$?:${__swx_k:-0};'", FILTER_TOKEN_LEN,
+	    s->filter.prefix + 4);
+	len = evbuffer_get_length(b);
+	script = (char *)evbuffer_pullup(b, -1);
+	session_send_command(s, script, len, false);
+	evbuffer_free(b);
+}
+
+/* Handle CreateSessionRequest. */
+void
+session_create(struct server *srv, struct req *r,
+	       const Swerex__V1__CreateSessionRequest *m)
+{
+	const char *name = session_name(m->session), *bad;
+	double timeout = SESSION_STARTUP_TIMEOUT;
+	struct session *s;
+	size_t i;
+	int err = 0;
+
+	if ((bad = session_bad_name(name)) != NULL) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "%s", bad);
+		return;
+	}
+	if (m->has_startup_timeout_case ==
+	    SWEREX__V1__CREATE_SESSION_REQUEST__HAS_STARTUP_TIMEOUT_STARTUP_TIMEOUT) {
+		if (!session_timeout_ok(m->startup_timeout)) {
+			conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST,
+			    NULL, NULL, "startup_timeout must be a number >= 0");
+			return;
+		}
+		timeout = m->startup_timeout;
+	}
+	if (session_find(srv, name) != NULL) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_EXISTS, NULL,
+		    NULL, "session '%s' already exists", name);
+		return;
+	}
+	if (srv->n_sessions >= srv->cfg.max_sessions) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
+		    NULL, NULL, "too many sessions (limit %zu)",
+		    srv->cfg.max_sessions);
+		return;
+	}
+	for (i = 0; i < m->n_startup_source; i++) {
+		if (access(m->startup_source[i], R_OK) < 0) {
+			conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST,
+			    NULL, NULL, "startup_source %.1000s: %s",
+			    m->startup_source[i], strerror(errno));
+			return;
+		}
+	}
+	s = session_new(srv, name, &err);
+	if (s == NULL) {
+		conn_reply_error(r, err == -EMFILE || err == -ENFILE ||
+		    err == -EAGAIN || err == -ENOMEM ?
+		    SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED :
+		    SWEREX__V1__ERROR_KIND__SESSION_START_FAILED, NULL, NULL,
+		    "cannot start bash: %s", strerror(-err));
+		return;
+	}
+	s->hnext = srv->buckets[session_hash(name)];
+	srv->buckets[session_hash(name)] = s;
+	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
+	s->named = true;
+	srv->n_sessions++;
+	s->state = SESSION_STARTING;
+	s->w.type = SESSION_WAIT_CREATE;
+	s->w.req = r;
+	session_send_setup(s, m->startup_source, m->n_startup_source);
+	session_arm(&s->ev_timer, timeout);
+	log_debug("session %s: started bash pid %ld", name, (long)s->pid);
+}
+
+/* Refuse a request on a session that cannot take it; return true if refused. */
+static bool
+session_refuse(struct session *s, struct req *r)
+{
+	char st[64];
+	const char *extra[3] = { "exit_status", st, NULL };
+
+	if (s->state == SESSION_DEAD) {
+		session_describe_status(s->wait_status, st, sizeof st);
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_DIED, NULL,
+		    extra, "session '%.256s' has died: bash %s", s->name, st);
+		return true;
+	}
+	if (s->state == SESSION_STARTING) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_BUSY, NULL,
+		    NULL, "session '%.256s' is still starting", s->name);
+		return true;
+	}
+	return false;
+}
+
+/* Copy the expect strings of a request into the waiter. */
+static int
+session_set_expect(struct session_waiter *w, char **expect, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	w->expect = calloc(n, sizeof *w->expect);
+	if (w->expect == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		if (*expect[i] == '\0')
+			continue;
+		if ((w->expect[w->n_expect] = strdup(expect[i])) == NULL)
+			return -ENOMEM;
+		w->n_expect++;
+	}
+	return 0;
+}
+
+/* Handle BashAction: a command, or input for the program that is running. */
+void
+session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
+{
+	bool interactive = m->is_interactive_command || m->is_interactive_quit;
+	struct session_waiter *w;
+	struct session *s;
+	size_t len = strlen(m->command);
+
+	if (m->has_timeout_case == SWEREX__V1__BASH_ACTION__HAS_TIMEOUT_TIMEOUT &&
+	    !session_timeout_ok(m->timeout)) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "timeout must be a number >= 0");
+		return;
+	}
+	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
+		return;
+	if (s->w.req != NULL || (s->busy && !interactive)) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_BUSY, NULL, NULL,
+		    "session '%.256s' is running a command; send input with "
+		    "is_interactive_command or interrupt it", s->name);
+		return;
+	}
+	w = &s->w;
+	w->type = SESSION_WAIT_RUN;
+	w->check = m->check;
+	w->stream = m->stream;
+	w->quit = m->is_interactive_quit;
+	w->carried = s->cap.total;
+	w->scan = 0;
+	if ((m->error_msg && (w->error_msg = strdup(m->error_msg)) == NULL) ||
+	    (w->command = strndup(m->command, 4096)) == NULL ||
+	    (!w->quit && session_set_expect(w, m->expect, m->n_expect) < 0)) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INTERNAL, NULL, NULL,
+		    "out of memory");
+		session_waiter_clear(s);
+		return;
+	}
+	w->req = r;
+	capture_set_limit(&s->cap,
+	    m->has_max_output_case == SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT_MAX_OUTPUT &&
+	    m->max_output > 0 ? m->max_output : srv->cfg.max_output);
+	if (m->has_timeout_case == SWEREX__V1__BASH_ACTION__HAS_TIMEOUT_TIMEOUT) {
+		w->intr_timeout = m->timeout;
+		session_arm(&s->ev_timer, m->timeout);
+	}
+	if (interactive) {
+		/* Input as typed: the program running sees it on its terminal. */
+		session_write(s, m->command, len);
+		session_write(s, "\n", 1);
+	} else {
+		free(s->last_command);
+		s->last_command = strndup(m->command, 4096);
+		/* A program may have left the terminal raw or echoing. */
+		tcsetattr(s->fd, TCSANOW, &s->tio);
+		w->syntax_check = true;
+		session_send_command(s, m->command, len, true);
+		s->state = SESSION_RUNNING;
+	}
+	/* Output that is already there may hold what is expected. */
+	if (w->n_expect > 0 && s->cap.len > 0)
+		session_match(s);
+}
+
+/* Handle BashInterruptAction: SIGINT the foreground job, then SIGKILL it. */
+void
+session_interrupt(struct server *srv, struct req *r,
+		  const Swerex__V1__BashInterruptAction *m)
+{
+	struct session_waiter *w;
+	struct session *s;
+	Swerex__V1__BashObservation obs;
+	double timeout = SESSION_INTR_TIMEOUT;
+	unsigned n_retry = SESSION_INTR_RETRY;
+
+	if (m->has_timeout_case ==
+	    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_TIMEOUT_TIMEOUT) {
+		if (!session_timeout_ok(m->timeout)) {
+			conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST,
+			    NULL, NULL, "timeout must be a number >= 0");
+			return;
+		}
+		timeout = m->timeout;
+	}
+	if (m->has_n_retry_case ==
+	    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_N_RETRY_N_RETRY)
+		n_retry = m->n_retry > 100 ? 100 : m->n_retry;
+	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
+		return;
+	w = &s->w;
+	if (w->req != NULL)
+		session_fail(s, SWEREX__V1__ERROR_KIND__INTERRUPTED, NULL,
+		    "%s", "interrupted: the session received an interrupt "
+		    "request; the rest of the output goes to it");
+	w->type = SESSION_WAIT_INTERRUPT;
+	w->carried = s->cap.total;
+	w->req = r;
+	if (!s->busy) {
+		/* Nothing runs: answer with what is there and the last status. */
+		if (session_observe(s, s->cap.len, 0, &obs) == 0) {
+			session_set_exit(&obs, s->last_status);
+			session_answer(s, &obs);
+			free(obs.output.data);
+		} else
+			session_fail(s, SWEREX__V1__ERROR_KIND__INTERNAL, NULL,
+			    "%s", "out of memory");
+		session_waiter_clear(s);
+		return;
+	}
+	if (session_set_expect(w, m->expect, m->n_expect) < 0) {
+		session_fail(s, SWEREX__V1__ERROR_KIND__INTERNAL, NULL, "%s",
+		    "out of memory");
+		return;
+	}
+	w->intr_timeout = timeout;
+	w->intr_left = n_retry > 0 ? n_retry - 1 : 0;
+	session_signal_fg(s, SIGINT);
+	session_arm(&s->ev_timer, timeout);
+}
+
+/* Handle CloseSessionRequest: SIGHUP now, SIGKILL after the grace period. */
+void
+session_close(struct server *srv, struct req *r, const char *raw)
+{
+	struct session *s;
+
+	if ((s = session_lookup(srv, r, raw)) == NULL)
+		return;
+	session_unname(s);
+	s->closing = true;
+	if (s->w.req != NULL)
+		session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_DIED, NULL,
+		    "session '%.256s' was closed", s->name);
+	s->close_req = r;
+	if (s->state == SESSION_DEAD) {
+		session_free(s);
+		return;
+	}
+	session_signal_fg(s, SIGHUP);
+	session_signal_fg(s, SIGCONT);
+	kill(-s->pid, SIGHUP);
+	session_arm(&s->ev_kill, srv->cfg.kill_grace);
+}
+
+/* Answer whoever waits on a dead session and free it if it was closed. */
+static void
+session_dead(struct session *s)
+{
+	char st[64];
+	const char *extra[3] = { "exit_status", st, NULL };
+	bool starting = s->state == SESSION_STARTING;
+
+	s->state = SESSION_DEAD;
+	session_describe_status(s->wait_status, st, sizeof st);
+	log_debug("session %s: bash %s", s->name, st);
+	/* Jobs left behind die with their shell. */
+	session_kill_tree(s->pid, SIGKILL);
+	event_del(&s->ev_read);
+	event_del(&s->ev_write);
+	evtimer_del(&s->ev_kill);
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	if (s->w.req != NULL) {
+		if (starting)
+			session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED,
+			    extra, "bash of session '%.256s' exited during start-up",
+			    s->name);
+		else
+			session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_DIED, extra,
+			    "session '%.256s' has died", s->name);
+	}
+	if (starting)
+		session_unname(s);
+	if (!s->named)
+		session_free(s);
+}
+
+/* Take note that bash was reaped; return false if pid is not a session's. */
+bool
+session_reaped(struct server *srv, pid_t pid, int status)
+{
+	static char buf[SESSION_READ_SIZE];
+	struct session *s = NULL, *t;
+	ssize_t n;
+
+	TAILQ_FOREACH(t, &srv->sessions, entry)
+		if (t->pid == pid && !t->reaped) {
+			s = t;
+			break;
+		}
+	if (s == NULL)
+		TAILQ_FOREACH(t, &srv->closing, entry)
+			if (t->pid == pid && !t->reaped) {
+				s = t;
+				break;
+			}
+	if (s == NULL)
+		return false;
+	s->reaped = true;
+	s->wait_status = status;
+	/* Collect what bash printed before it went. */
+	while (!s->eof && s->fd >= 0 &&
+	    (n = read(s->fd, buf, sizeof buf)) > 0)
+		filter_feed(&s->filter, buf, (size_t)n, session_output_cb,
+		    session_marker_cb, s);
+	filter_flush(&s->filter, session_output_cb, s);
+	session_dead(s);
+	server_check_stopped(srv);
+	return true;
+}
+
+/* Release a session that nothing refers to any more. */
+static void
+session_free(struct session *s)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__CloseSessionResponse cr = SWEREX__V1__CLOSE_SESSION_RESPONSE__INIT;
+
+	if (s->close_req != NULL) {
+		resp.body_case = SWEREX__V1__RESPONSE__BODY_CLOSE_SESSION;
+		resp.close_session = &cr;
+		conn_reply(s->close_req, &resp);
+	}
+	if (s->w.req != NULL)
+		session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_DIED, NULL,
+		    "session '%.256s' was closed", s->name);
+	if (s->named)
+		session_unname(s);
+	TAILQ_REMOVE(&s->srv->closing, s, entry);
+	event_del(&s->ev_read);
+	event_del(&s->ev_write);
+	evtimer_del(&s->ev_timer);
+	evtimer_del(&s->ev_kill);
+	if (s->fd >= 0)
+		close(s->fd);
+	session_waiter_clear(s);
+	capture_free(&s->cap);
+	evbuffer_free(s->wbuf);
+	free(s->last_command);
+	free(s->name);
+	free(s);
+}
+
+/* Fill a ListSessionsResponse; free it with session_list_free(). */
+int
+session_list(struct server *srv, Swerex__V1__ListSessionsResponse *out)
+{
+	Swerex__V1__SessionInfo *info;
+	struct session *s;
+	size_t i = 0;
+
+	out->sessions = calloc(srv->n_sessions + 1, sizeof *out->sessions);
+	info = calloc(srv->n_sessions + 1, sizeof *info);
+	if (out->sessions == NULL || info == NULL) {
+		free(out->sessions);
+		free(info);
+		out->sessions = NULL;
+		return -ENOMEM;
+	}
+	TAILQ_FOREACH(s, &srv->sessions, entry) {
+		swerex__v1__session_info__init(&info[i]);
+		info[i].name = s->name;
+		info[i].pid = s->pid;
+		info[i].created = s->created;
+		info[i].last_command = s->last_command ? s->last_command : "";
+		info[i].exit_status = s->state == SESSION_DEAD ? s->wait_status : 0;
+		switch (s->state) {
+		case SESSION_STARTING:
+			info[i].state = SWEREX__V1__SESSION_STATE__SESSION_STATE_STARTING;
+			break;
+		case SESSION_DEAD:
+			info[i].state = SWEREX__V1__SESSION_STATE__SESSION_STATE_DEAD;
+			break;
+		default:
+			info[i].state = s->busy ?
+			    SWEREX__V1__SESSION_STATE__SESSION_STATE_RUNNING :
+			    SWEREX__V1__SESSION_STATE__SESSION_STATE_IDLE;
+		}
+		out->sessions[i] = &info[i];
+		i++;
+	}
+	out->n_sessions = i;
+	if (i == 0)
+		free(info);
+	return 0;
+}
+
+/* Free what session_list() allocated. */
+void
+session_list_free(Swerex__V1__ListSessionsResponse *out)
+{
+	if (out->n_sessions > 0)
+		free(out->sessions[0]);
+	free(out->sessions);
+}
+
+/* Close every session for shutdown. */
+void
+session_shutdown_all(struct server *srv)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
+		session_close(srv, NULL, s->name);
+}
+
+/* Count sessions, named or still being reaped. */
+size_t
+session_count(const struct server *srv)
+{
+	return srv->n_sessions + (TAILQ_EMPTY(&srv->closing) ? 0 : 1);
+}
+
+/* Kill and free every session at once (last resort at exit). */
+void
+session_free_all(struct server *srv)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
+		session_unname(s);
+	while ((s = TAILQ_FIRST(&srv->closing)) != NULL) {
+		if (!s->reaped)
+			session_kill_tree(s->pid, SIGKILL);
+		session_free(s);
+	}
+}

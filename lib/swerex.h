@@ -1,0 +1,260 @@
+/*
+ * libswerex: client library for swerexd.
+ *
+ * Two ways to use it:
+ *  - Blocking: swerex_connect() then one call per request (swerex_run(), ...).
+ *    Each call returns 0 on success or -1 with *err set.
+ *  - Event-driven: swerex_connect_base() binds the client to the caller's
+ *    libevent base; swerex_submit_*() queue a request and return at once; the
+ *    callback runs from the caller's loop when the reply (or, for streamed
+ *    runs, each output chunk) arrives. One thread can drive hundreds of
+ *    sessions over one connection this way.
+ *  Blocking calls also work on an event-driven client: they run the caller's
+ *  base until their own reply arrives (other callbacks may run meanwhile).
+ *
+ * Ownership: every object a function hands back through an out-parameter is
+ * owned by the caller and freed with the matching swerex_*_free(). Objects
+ * passed to a callback are borrowed and valid only during the callback.
+ * A client is not thread-safe; use one per thread.
+ */
+#ifndef SWEREX_H
+#define SWEREX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+struct swerex_client;
+
+/* Protocol version this library speaks. */
+#define SWEREX_PROTOCOL_VERSION 1
+
+/*
+ * Error kinds. Values below 100 are the daemon's (same numbers as the wire's
+ * ErrorKind); 100 and above are raised by the library itself.
+ */
+enum swerex_error_kind {
+	SWEREX_ERR_UNSPECIFIED = 0,
+	SWEREX_ERR_SESSION_EXISTS = 1,
+	SWEREX_ERR_SESSION_DOES_NOT_EXIST = 2,
+	SWEREX_ERR_SESSION_BUSY = 3,
+	SWEREX_ERR_SESSION_DIED = 4,
+	SWEREX_ERR_COMMAND_TIMEOUT = 5,
+	SWEREX_ERR_NON_ZERO_EXIT_CODE = 6,
+	SWEREX_ERR_NO_EXIT_CODE = 7,
+	SWEREX_ERR_BASH_INCORRECT_SYNTAX = 8,
+	SWEREX_ERR_INVALID_REQUEST = 9,
+	SWEREX_ERR_UNSUPPORTED_VERSION = 10,
+	SWEREX_ERR_RESOURCE_EXHAUSTED = 11,
+	SWEREX_ERR_INTERNAL = 12,
+	SWEREX_ERR_PROTOCOL = 13,
+	SWEREX_ERR_SESSION_START_FAILED = 14,
+	SWEREX_ERR_INTERRUPTED = 15,   /* a pending run was cut short by an interrupt */
+	SWEREX_ERR_CONNECT = 100,      /* could not reach the daemon */
+	SWEREX_ERR_DISCONNECTED = 101, /* connection lost with the request pending */
+	SWEREX_ERR_BAD_ARGUMENT = 102, /* rejected by the library before sending */
+	SWEREX_ERR_NO_MEMORY = 103,
+};
+
+/* How the exit code of a command is treated (SWE-ReX's `check`). */
+enum swerex_check {
+	SWEREX_CHECK_RAISE = 0,  /* non-zero exit -> SWEREX_ERR_NON_ZERO_EXIT_CODE */
+	SWEREX_CHECK_SILENT = 1, /* exit code reported, never an error */
+	SWEREX_CHECK_IGNORE = 2, /* no exit code reported */
+};
+
+enum swerex_session_state {
+	SWEREX_SESSION_UNKNOWN = 0,
+	SWEREX_SESSION_STARTING = 1,
+	SWEREX_SESSION_IDLE = 2,
+	SWEREX_SESSION_RUNNING = 3,
+	SWEREX_SESSION_DEAD = 4,
+};
+
+/* What a command printed and how it ended (SWE-ReX's BashObservation). */
+struct swerex_observation {
+	char *output;            /* NUL-terminated for convenience; may hold NULs */
+	size_t output_len;
+	bool has_exit_code;
+	int exit_code;
+	char *failure_reason;    /* "" when none */
+	char *expect_string;     /* which expect string matched, "" when none */
+	bool truncated;          /* output above the cap: head and tail kept */
+	uint64_t output_bytes;   /* bytes printed before truncation */
+	uint64_t carried_over;   /* leading bytes printed after an earlier observation */
+};
+
+struct swerex_kv {
+	char *key;
+	char *value;
+};
+
+/* An error from the daemon or the library. */
+struct swerex_error {
+	enum swerex_error_kind kind;
+	char *message;
+	struct swerex_kv *extra;  /* e.g. bash_stdout, bash_stderr, exit_status */
+	size_t n_extra;
+	struct swerex_observation *observation; /* partial/full output, or NULL */
+};
+
+struct swerex_session_info {
+	char *name;
+	int pid;
+	enum swerex_session_state state;
+	double created;          /* seconds since the epoch */
+	char *last_command;
+	int exit_status;         /* raw wait status once dead */
+};
+
+/* Options of swerex_create_session(); zero-initialise, then set. */
+struct swerex_create_opts {
+	const char *session;          /* NULL or "" = "default" */
+	const char *const *startup_source;
+	size_t n_startup_source;
+	double startup_timeout;       /* seconds; <= 0 = daemon default */
+};
+
+/* Options of swerex_run(); zero-initialise, then set. */
+struct swerex_run_opts {
+	const char *command;
+	const char *session;          /* NULL or "" = "default" */
+	double timeout;               /* seconds; used only when has_timeout */
+	bool has_timeout;
+	bool is_interactive_command;
+	bool is_interactive_quit;
+	enum swerex_check check;
+	const char *error_msg;
+	const char *const *expect;
+	size_t n_expect;
+	uint64_t max_output;          /* 0 = daemon default */
+	/* Streaming: when set, output chunks are delivered here as they arrive. */
+	void (*on_chunk)(const char *data, size_t len, void *arg);
+	void *chunk_arg;
+};
+
+/* Options of swerex_interrupt(); zero-initialise, then set. */
+struct swerex_interrupt_opts {
+	const char *session;          /* NULL or "" = "default" */
+	double timeout;               /* seconds between SIGINTs; <= 0 = 0.2 */
+	unsigned n_retry;             /* 0 = 3 */
+	bool has_n_retry;             /* set to send n_retry even when 0 */
+	const char *const *expect;
+	size_t n_expect;
+};
+
+/*
+ * Connection. url is "unix:/path", a bare path, or NULL for $SWEREX_URL, else
+ * the daemon's default socket ($XDG_RUNTIME_DIR/swerexd.sock, else
+ * /tmp/swerexd-$UID/swerexd.sock). client_name is sent in the Hello.
+ */
+int swerex_connect(const char *url, const char *client_name,
+		   struct swerex_client **out, struct swerex_error **err);
+int swerex_connect_base(struct event_base *base, const char *url,
+			const char *client_name, struct swerex_client **out,
+			struct swerex_error **err);
+/* Close the connection; pending callbacks get SWEREX_ERR_DISCONNECTED. */
+void swerex_client_free(struct swerex_client *c);
+/* The daemon's version string from the handshake (owned by the client). */
+const char *swerex_daemon_version(const struct swerex_client *c);
+/* Resolve url as swerex_connect() does; returns a malloc'd path or NULL. */
+char *swerex_socket_path(const char *url);
+
+/* Blocking calls. Return 0, or -1 with *err set (free with swerex_error_free). */
+int swerex_is_alive(struct swerex_client *c, bool *alive, char **message,
+		    struct swerex_error **err);
+int swerex_create_session(struct swerex_client *c,
+			  const struct swerex_create_opts *opts,
+			  char **output, size_t *output_len,
+			  struct swerex_error **err);
+int swerex_run(struct swerex_client *c, const struct swerex_run_opts *opts,
+	       struct swerex_observation **obs, struct swerex_error **err);
+int swerex_interrupt(struct swerex_client *c,
+		     const struct swerex_interrupt_opts *opts,
+		     struct swerex_observation **obs, struct swerex_error **err);
+int swerex_close_session(struct swerex_client *c, const char *session,
+			 struct swerex_error **err);
+int swerex_list_sessions(struct swerex_client *c,
+			 struct swerex_session_info **sessions, size_t *n,
+			 struct swerex_error **err);
+
+/* Event-driven interface. */
+enum swerex_reply_type {
+	SWEREX_REPLY_ERROR,
+	SWEREX_REPLY_CHUNK,          /* more replies follow for this id */
+	SWEREX_REPLY_ALIVE,
+	SWEREX_REPLY_SESSION_CREATED,
+	SWEREX_REPLY_OBSERVATION,
+	SWEREX_REPLY_SESSION_CLOSED,
+	SWEREX_REPLY_SESSIONS,
+};
+
+/* A reply; everything in it is borrowed for the callback's duration. */
+struct swerex_reply {
+	uint64_t id;
+	enum swerex_reply_type type;
+	const struct swerex_error *error;             /* REPLY_ERROR */
+	const struct swerex_observation *observation; /* REPLY_OBSERVATION */
+	const char *data;     /* REPLY_CHUNK data, REPLY_SESSION_CREATED output */
+	size_t len;
+	bool is_alive;        /* REPLY_ALIVE */
+	const char *message;  /* REPLY_ALIVE */
+	const struct swerex_session_info *sessions;   /* REPLY_SESSIONS */
+	size_t n_sessions;
+};
+
+/* Called once per reply; for a streamed run, once per chunk and once at the end. */
+typedef void (*swerex_reply_cb)(struct swerex_client *c,
+				const struct swerex_reply *reply, void *arg);
+
+/*
+ * Queue a request. Return its id (> 0), or 0 with *err set. The callback is
+ * called exactly once with a final reply (possibly after chunks), also when
+ * the connection is lost or the client freed (SWEREX_ERR_DISCONNECTED).
+ * For swerex_submit_run, opts->on_chunk is ignored: set stream to get
+ * SWEREX_REPLY_CHUNK replies.
+ */
+uint64_t swerex_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb,
+				void *arg, struct swerex_error **err);
+uint64_t swerex_submit_create_session(struct swerex_client *c,
+				      const struct swerex_create_opts *opts,
+				      swerex_reply_cb cb, void *arg,
+				      struct swerex_error **err);
+uint64_t swerex_submit_run(struct swerex_client *c,
+			   const struct swerex_run_opts *opts, bool stream,
+			   swerex_reply_cb cb, void *arg,
+			   struct swerex_error **err);
+uint64_t swerex_submit_interrupt(struct swerex_client *c,
+				 const struct swerex_interrupt_opts *opts,
+				 swerex_reply_cb cb, void *arg,
+				 struct swerex_error **err);
+uint64_t swerex_submit_close_session(struct swerex_client *c,
+				     const char *session, swerex_reply_cb cb,
+				     void *arg, struct swerex_error **err);
+uint64_t swerex_submit_list_sessions(struct swerex_client *c,
+				     swerex_reply_cb cb, void *arg,
+				     struct swerex_error **err);
+/* Number of requests still waiting for their final reply. */
+size_t swerex_pending(const struct swerex_client *c);
+
+/* Copies and frees. */
+struct swerex_observation *swerex_observation_dup(const struct swerex_observation *o);
+struct swerex_error *swerex_error_dup(const struct swerex_error *e);
+void swerex_observation_free(struct swerex_observation *o);
+void swerex_error_free(struct swerex_error *e);
+void swerex_sessions_free(struct swerex_session_info *s, size_t n);
+/* Value of key in e->extra, or NULL. */
+const char *swerex_error_extra(const struct swerex_error *e, const char *key);
+/* Upper-case name of a kind, e.g. "COMMAND_TIMEOUT". */
+const char *swerex_error_kind_name(enum swerex_error_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
