@@ -137,7 +137,7 @@ capture_take(struct capture *c, size_t upto, size_t skip, char **out,
 		memcpy(o, c->buf, head);
 		memcpy(o + head, note, nn);
 		memcpy(o + head + nn, c->buf + head, upto - head);
-	} else
+	} else if (upto > 0)
 		memcpy(o, c->buf, upto);
 	o[upto + nn] = '\0';
 	*out = o;
@@ -150,7 +150,8 @@ capture_take(struct capture *c, size_t upto, size_t skip, char **out,
 	 * already truncated capture; then the gap is forgotten (it was reported
 	 * nowhere, but such a capture only arises when nobody waited for output).
 	 */
-	memmove(c->buf, c->buf + upto + skip, rest);
+	if (rest > 0)
+		memmove(c->buf, c->buf + upto + skip, rest);
 	c->len = rest;
 	c->dropped = 0;
 	c->total = rest;

@@ -1,6 +1,8 @@
 /*
- * Client connections. A connection is a bufferevent plus the requests it
- * is waiting on. Frames are taken as soon as they are complete; the length is
+ * Client connections. A connection is a socket with an input and an output
+ * buffer, plus the requests it is waiting on. Responses are written at once
+ * (one loop pass less per round trip); what the socket does not take waits
+ * for EV_WRITE. Frames are taken as soon as they are complete; the length is
  * checked before the payload is waited for. Any loss (EOF, error, protocol
  * violation) goes down conn_free(), which detaches the pending requests:
  * sessions belong to the daemon and keep running.
@@ -13,8 +15,8 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "conn.h"
 #include "log.h"
@@ -29,7 +31,12 @@
 
 struct conn {
 	struct server *srv;
-	struct bufferevent *bev;
+	int fd;
+	struct evbuffer *in;
+	struct evbuffer *out;
+	struct event ev_read;
+	struct event ev_write;
+	bool dead;      /* torn down; memory freed from the loop */
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, req) reqs;
 	bool hello;
@@ -38,7 +45,34 @@ struct conn {
 	unsigned id;
 };
 
-static void conn_read_cb(struct bufferevent *, void *);
+static void conn_process(struct conn *c);
+
+/* Free a torn-down connection's memory, outside of its own callbacks. */
+static void
+conn_release(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	evbuffer_free(c->in);
+	evbuffer_free(c->out);
+	free(c);
+}
+
+/* Call the resume callbacks of requests that waited for the peer to read. */
+static void
+conn_resume(struct conn *c)
+{
+	struct req *r, *next;
+	void (*fn)(void *);
+
+	for (r = TAILQ_FIRST(&c->reqs); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		if ((fn = r->resume) != NULL) {
+			r->resume = NULL;
+			fn(r->resume_arg);
+		}
+	}
+}
 
 /* Tear a connection down; pending requests stay with their owners. */
 static void
@@ -46,26 +80,72 @@ conn_free(struct conn *c)
 {
 	struct req *r;
 
+	if (c->dead)
+		return;
+	c->dead = true;
 	while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
 		TAILQ_REMOVE(&c->reqs, r, entry);
 		r->conn = NULL;
+		if (r->resume != NULL) {
+			void (*fn)(void *) = r->resume;
+
+			r->resume = NULL;
+			fn(r->resume_arg);
+		}
+		if (r->detach != NULL)
+			r->detach(r, r->detach_arg);
 	}
 	TAILQ_REMOVE(&c->srv->conns, c, entry);
 	c->srv->n_conns--;
-	bufferevent_free(c->bev);
+	event_del(&c->ev_read);
+	event_del(&c->ev_write);
+	close(c->fd);
 	log_debug("connection %u closed", c->id);
-	free(c);
+	if (event_base_once(c->srv->base, -1, EV_TIMEOUT, conn_release, c,
+	    NULL) < 0)
+		log_error("connection %u: cannot schedule its release", c->id);
 }
 
-/* Queue a response frame. */
+/* Write what the socket takes; close a broken one, resume a paused one. */
+static void
+conn_flush(struct conn *c)
+{
+	if (c->dead)
+		return;
+	if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN &&
+	    errno != EINTR) {
+		conn_free(c);
+		return;
+	}
+	if (evbuffer_get_length(c->out) > 0) {
+		event_add(&c->ev_write, NULL);
+		return;
+	}
+	event_del(&c->ev_write);
+	if (c->closing) {
+		conn_free(c);
+		return;
+	}
+	conn_resume(c);
+	if (c->paused) {
+		c->paused = false;
+		event_add(&c->ev_read, NULL);
+		conn_process(c);
+	}
+}
+
+/* Queue a response frame and write it. */
 static void
 conn_send(struct conn *c, Swerex__V1__Response *resp)
 {
-	if (c->closing && resp->body_case != SWEREX__V1__RESPONSE__BODY_ERROR)
+	if (c->dead)
 		return;
-	if (wire_put(bufferevent_get_output(c->bev),
-	    (const ProtobufCMessage *)resp) < 0)
+	if (wire_put(c->out, (const ProtobufCMessage *)resp) < 0) {
 		log_error("connection %u: cannot queue a response", c->id);
+		return;
+	}
+	if (!c->paused || evbuffer_get_length(c->out) < CONN_OUT_HIGH / 2)
+		conn_flush(c);
 }
 
 /* Tell whether a request's connection is still there. */
@@ -75,16 +155,35 @@ conn_req_attached(const struct req *r)
 	return r != NULL && r->conn != NULL;
 }
 
+/*
+ * Tell whether a request's peer is behind on reading. If so, resume(arg) is
+ * called once its output has drained, or when it goes away; the caller
+ * should stop producing for it meanwhile.
+ */
+bool
+conn_backlogged(struct req *r, void (*resume)(void *), void *arg)
+{
+	if (r == NULL || r->conn == NULL ||
+	    evbuffer_get_length(r->conn->out) < CONN_OUT_HIGH)
+		return false;
+	r->resume = resume;
+	r->resume_arg = arg;
+	return true;
+}
+
 /* Send the final response to a request and free the request. */
 void
 conn_reply(struct req *r, Swerex__V1__Response *resp)
 {
+	struct conn *c;
+
 	if (r == NULL)
 		return;
-	if (r->conn != NULL) {
+	if ((c = r->conn) != NULL) {
+		/* Unlinked first: a failed write tears the connection down. */
+		TAILQ_REMOVE(&c->reqs, r, entry);
 		resp->id = r->id;
-		conn_send(r->conn, resp);
-		TAILQ_REMOVE(&r->conn->reqs, r, entry);
+		conn_send(c, resp);
 	}
 	free(r);
 }
@@ -140,26 +239,6 @@ conn_chunk(struct req *r, const char *p, size_t n)
 	conn_send(r->conn, &resp);
 }
 
-/* Free the connection once everything queued has been written. */
-static void
-conn_drained_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_free(c);
-		return;
-	}
-	if (!c->paused)
-		return;
-	/* Below the high watermark again: take requests. */
-	c->paused = false;
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(c->bev, EV_READ);
-	conn_read_cb(bev, c);
-}
-
 /* Report a protocol violation and close after the report is written. */
 static void
 conn_abort(struct conn *c, uint64_t id, Swerex__V1__ErrorKind kind,
@@ -174,7 +253,7 @@ conn_abort(struct conn *c, uint64_t id, Swerex__V1__ErrorKind kind,
 		TAILQ_INSERT_TAIL(&c->reqs, rp, entry);
 		conn_reply_error(rp, kind, NULL, NULL, "%s", msg);
 	}
-	/* conn_read_cb() frees it once the report is written. */
+	/* conn_process() frees it once the report is written. */
 	c->closing = true;
 }
 
@@ -287,54 +366,65 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 
 /* Take and handle every complete frame. */
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_process(struct conn *c)
 {
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
 	ProtobufCMessage *msg;
 	int r, n = 0;
 
-	while (!c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) > CONN_OUT_HIGH) {
+	while (!c->closing && !c->dead) {
+		if (evbuffer_get_length(c->out) > CONN_OUT_HIGH) {
 			/* A reader that does not keep up gets no more work. */
-			bufferevent_disable(bev, EV_READ);
-			bufferevent_setwatermark(bev, EV_WRITE, CONN_OUT_HIGH / 2, 0);
+			event_del(&c->ev_read);
 			c->paused = true;
 			return;
 		}
 		if (n++ == CONN_REQS_PER_EVENT) {
-			/* Let other peers in; come back through the loop. */
-			bufferevent_trigger(bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS |
-			    BEV_TRIG_IGNORE_WATERMARKS);
+			/* Let other peers in; the rest is taken on the next pass. */
+			event_active(&c->ev_read, EV_READ, 0);
 			return;
 		}
-		r = wire_take(in, c->srv->cfg.max_frame,
+		r = wire_take(c->in, c->srv->cfg.max_frame,
 		    &swerex__v1__request__descriptor, &msg);
 		if (r == WIRE_AGAIN)
 			return;
 		if (r != WIRE_OK) {
 			conn_abort(c, 0, SWEREX__V1__ERROR_KIND__PROTOCOL_ERROR,
 			    wire_strerror(r));
-			return;
+			break;
 		}
 		conn_dispatch(c, (Swerex__V1__Request *)msg);
 		protobuf_c_message_free_unpacked(msg, NULL);
 	}
+	if (c->dead)
+		return;
 	/* A refused hello or a protocol error: close once the report is out. */
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_free(c);
+	event_del(&c->ev_read);
+	conn_flush(c);
 }
 
-/* Handle EOF and errors: the peer is gone. */
+/* Read requests; EOF or an error means the peer is gone. */
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	int n;
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_free(c);
+	/* Never buffer more than one frame of the largest allowed size. */
+	if (evbuffer_get_length(c->in) <= c->srv->cfg.max_frame + WIRE_HEADER_LEN) {
+		n = evbuffer_read(c->in, fd, 65536);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			conn_free(c);
+			return;
+		}
+	}
+	conn_process(c);
+}
+
+/* Write the rest of the output as the socket drains. */
+static void
+conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_flush(arg);
 }
 
 /* Take a freshly accepted socket. */
@@ -351,25 +441,24 @@ conn_accept(struct server *srv, int fd)
 		return;
 	}
 	c = calloc(1, sizeof *c);
-	if (c == NULL) {
+	if (c == NULL || (c->in = evbuffer_new()) == NULL ||
+	    (c->out = evbuffer_new()) == NULL) {
+		if (c != NULL && c->in != NULL)
+			evbuffer_free(c->in);
+		free(c);
 		close(fd);
 		return;
 	}
 	c->srv = srv;
+	c->fd = fd;
 	c->id = ++next_id;
 	TAILQ_INIT(&c->reqs);
 	evutil_make_socket_nonblocking(fd);
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		close(fd);
-		free(c);
-		return;
-	}
-	bufferevent_setcb(c->bev, conn_read_cb, conn_drained_cb, conn_event_cb, c);
-	/* Never buffer more than one frame of the largest allowed size. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0,
-	    srv->cfg.max_frame + WIRE_HEADER_LEN + 65536);
-	bufferevent_enable(c->bev, EV_READ);
+	event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST,
+	    conn_read_cb, c);
+	event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST,
+	    conn_write_cb, c);
+	event_add(&c->ev_read, NULL);
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->n_conns++;
 	log_debug("connection %u opened", c->id);

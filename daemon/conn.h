@@ -20,6 +20,14 @@ struct req {
 	struct conn *conn;
 	uint64_t id;
 	TAILQ_ENTRY(req) entry;
+	/* Called once the connection drained (or went away) after
+	 * conn_backlogged() said it was behind. */
+	void (*resume)(void *arg);
+	void *resume_arg;
+	/* Called when the peer goes away with the request pending; the owner
+	 * then frees the request (conn_reply() on it just frees it). */
+	void (*detach)(struct req *r, void *arg);
+	void *detach_arg;
 };
 
 void conn_accept(struct server *srv, int fd);
@@ -30,5 +38,6 @@ void conn_reply_error(struct req *r, Swerex__V1__ErrorKind kind,
 		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void conn_chunk(struct req *r, const char *p, size_t n);
 bool conn_req_attached(const struct req *r);
+bool conn_backlogged(struct req *r, void (*resume)(void *), void *arg);
 
 #endif

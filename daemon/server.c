@@ -331,6 +331,9 @@ server_free(struct server *srv)
 	server_unlisten(srv);
 	conn_free_all(srv);
 	session_free_all(srv);
+	/* Run the deferred releases of connections torn down above. */
+	if (srv->base != NULL)
+		event_base_loop(srv->base, EVLOOP_NONBLOCK);
 	for (i = 0; i < sizeof srv->ev_sig / sizeof srv->ev_sig[0]; i++)
 		if (srv->ev_sig[i] != NULL)
 			event_free(srv->ev_sig[i]);

@@ -4,8 +4,8 @@
  * and the reaping of bash.
  *
  * How a command runs: bash is started with --noediting (no readline, so no
- * echo of its own, and the pty has ECHO off) and a PS1 that expands to a
- * marker carrying a per-session random token, $? and a syntax flag. A command
+ * echo of its own, and the pty has ECHO off) and a PROMPT_COMMAND that prints
+ * a marker carrying a per-session random token, $? and a syntax flag. A command
  * is sent as one assignment of its text in $'...' quoting, split into short
  * physical lines (a canonical-mode tty line holds at most 4095 bytes), then
  * "__swx_chk && eval" of it. __swx_chk parses the text as a function body
@@ -52,6 +52,14 @@
 #define SESSION_READS_PER_EVENT 4  /* then yield to other sessions */
 #define SESSION_ROWS 50
 #define SESSION_COLS 200
+/*
+ * The marker is printed by PROMPT_COMMAND, not expanded in PS1: after a
+ * parse error at end of input inside eval, bash prints a PS1 it expanded
+ * before the line ran, with a stale $?. PS1 is emptied each time so that
+ * scripts that prepend to it (virtualenv's activate) add no noise.
+ */
+#define SESSION_PROMPT_COMMAND \
+	"printf \"@swx%.32s:%%s:%%s;\" \"$?\" \"${__swx_k:-0}\"; PS1="
 
 extern char **environ;
 
@@ -103,6 +111,7 @@ struct session {
 	bool reaped;
 	bool eof;
 	bool closing;
+	bool throttled;         /* pty not read: the streaming peer is behind */
 	int wait_status;
 	int last_status;
 	double created;
@@ -123,6 +132,7 @@ struct session {
 static void session_read_cb(evutil_socket_t, short, void *);
 static void session_dead(struct session *s);
 static void session_free(struct session *s);
+static void session_unthrottle(void *arg);
 
 static const char session_check_fn[] =
 	"__swx_chk() { __swx_k=2; "
@@ -232,6 +242,8 @@ session_waiter_clear(struct session *s)
 	struct session_waiter *w = &s->w;
 	size_t i;
 
+	if (s->throttled)
+		session_unthrottle(s);
 	for (i = 0; i < w->n_expect; i++)
 		free(w->expect[i]);
 	free(w->expect);
@@ -239,6 +251,36 @@ session_waiter_clear(struct session *s)
 	free(w->command);
 	memset(w, 0, sizeof *w);
 	evtimer_del(&s->ev_timer);
+}
+
+/*
+ * Forget a waiter whose client went away. The command goes on; its output
+ * stays in the capture for the session's next observation. A session being
+ * created keeps its start-up deadline.
+ */
+static void
+session_detach(struct req *r, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->w.req != r)
+		return;
+	s->w.req = NULL;
+	free(r);
+	if (s->w.type != SESSION_WAIT_CREATE)
+		session_waiter_clear(s);
+}
+
+/* Make a request the session's waiter. */
+static void
+session_wait(struct session *s, enum session_wait type, struct req *r)
+{
+	s->w.type = type;
+	s->w.req = r;
+	if (r != NULL) {
+		r->detach = session_detach;
+		r->detach_arg = s;
+	}
 }
 
 /* Turn the capture, up to upto, into an observation. */
@@ -408,6 +450,17 @@ session_match(struct session *s)
 	w->scan = s->cap.len > longest ? s->cap.len - longest + 1 : 0;
 }
 
+/* Read the pty again: the streaming peer caught up or went away. */
+static void
+session_unthrottle(void *arg)
+{
+	struct session *s = arg;
+
+	s->throttled = false;
+	if (s->fd >= 0 && !s->eof)
+		event_add(&s->ev_read, NULL);
+}
+
 /* Receive clean output from the filter. */
 static void
 session_output_cb(void *arg, const char *p, size_t n)
@@ -420,8 +473,14 @@ session_output_cb(void *arg, const char *p, size_t n)
 	}
 	if (s->w.req == NULL)
 		return;
-	if (s->w.stream)
+	if (s->w.stream) {
 		conn_chunk(s->w.req, p, n);
+		/* Backpressure: bash blocks on its terminal until the peer reads. */
+		if (!s->throttled && conn_backlogged(s->w.req, session_unthrottle, s)) {
+			s->throttled = true;
+			event_del(&s->ev_read);
+		}
+	}
 	if (s->w.n_expect > 0)
 		session_match(s);
 }
@@ -444,8 +503,10 @@ session_marker_cb(void *arg, int status, int kind)
 		if (s->start_stage++ == 0)
 			return 0; /* the first prompt, before the setup script ran */
 		s->state = SESSION_IDLE;
-		if (s->w.req == NULL)
+		if (s->w.req == NULL) {
+			session_waiter_clear(s);
 			return 0;
+		}
 		if (session_observe(s, s->cap.len, 0, &obs) < 0) {
 			session_fail(s, SWEREX__V1__ERROR_KIND__INTERNAL, NULL,
 			    "%s", "out of memory");
@@ -469,12 +530,26 @@ session_marker_cb(void *arg, int status, int kind)
 	return 0;
 }
 
+/* Write queued input now; what the terminal does not take waits for EV_WRITE. */
+static void
+session_flush(struct session *s)
+{
+	if (evbuffer_write(s->wbuf, s->fd) < 0 && errno != EAGAIN &&
+	    errno != EINTR) {
+		/* bash has gone; the reaping path reports it. */
+		evbuffer_drain(s->wbuf, evbuffer_get_length(s->wbuf));
+	}
+	if (evbuffer_get_length(s->wbuf) == 0)
+		event_del(&s->ev_write);
+	else
+		event_add(&s->ev_write, NULL);
+}
+
 /* Queue bytes for bash's terminal. */
 static void
 session_write(struct session *s, const char *p, size_t n)
 {
 	evbuffer_add(s->wbuf, p, n);
-	event_add(&s->ev_write, NULL);
 }
 
 /* Append a command in $'...' quoting, split over short continued lines. */
@@ -519,6 +594,17 @@ session_encode(struct evbuffer *out, const char *cmd, size_t len)
 	evbuffer_add(out, buf, n);
 }
 
+/* Restore the terminal modes if a program left it raw or echoing. */
+static void
+session_reset_tty(struct session *s)
+{
+	struct termios t;
+
+	if (tcgetattr(s->fd, &t) == 0 && (t.c_lflag != s->tio.c_lflag ||
+	    t.c_iflag != s->tio.c_iflag || t.c_oflag != s->tio.c_oflag))
+		tcsetattr(s->fd, TCSANOW, &s->tio);
+}
+
 /* Send a wrapped command: checked for syntax, then evaluated at top level. */
 static void
 session_send_command(struct session *s, const char *cmd, size_t len, bool check)
@@ -531,7 +617,7 @@ session_send_command(struct session *s, const char *cmd, size_t len, bool check)
 		evbuffer_add(s->wbuf, checked, sizeof checked - 1);
 	else
 		evbuffer_add(s->wbuf, plain, sizeof plain - 1);
-	event_add(&s->ev_write, NULL);
+	session_flush(s);
 	s->busy = true;
 }
 
@@ -539,15 +625,7 @@ session_send_command(struct session *s, const char *cmd, size_t len, bool check)
 static void
 session_write_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct session *s = arg;
-
-	if (evbuffer_write(s->wbuf, fd) < 0 && errno != EAGAIN &&
-	    errno != EINTR) {
-		/* bash has gone; the reaping path reports it. */
-		evbuffer_drain(s->wbuf, evbuffer_get_length(s->wbuf));
-	}
-	if (evbuffer_get_length(s->wbuf) == 0)
-		event_del(&s->ev_write);
+	session_flush(arg);
 }
 
 /* Read what bash's terminal printed; stop at EOF (all slave fds closed). */
@@ -564,7 +642,7 @@ session_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (n > 0) {
 			filter_feed(&s->filter, buf, (size_t)n, session_output_cb,
 			    session_marker_cb, s);
-			if ((size_t)n < sizeof buf)
+			if ((size_t)n < sizeof buf || s->throttled)
 				return;
 			continue;
 		}
@@ -638,7 +716,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	char t[32];
 	const char *extra[3] = { "timeout", t, NULL };
 
-	if (w->req == NULL)
+	if (w->req == NULL && w->type != SESSION_WAIT_CREATE)
 		return;
 	switch (w->type) {
 	case SESSION_WAIT_CREATE:
@@ -717,14 +795,17 @@ session_environ(const char *token, const char *name)
 		return NULL;
 	for (i = 0; i < n; i++)
 		if (strncmp(environ[i], "PS1=", 4) != 0 &&
+		    strncmp(environ[i], "PROMPT_COMMAND=", 15) != 0 &&
 		    strncmp(environ[i], "TERM=", 5) != 0 &&
 		    strncmp(environ[i], "SWEREX_SESSION=", 15) != 0)
 			env[k++] = environ[i];
-	if (asprintf(&env[k++], "PS1=@swx%s:$?:${__swx_k:-0};", token) < 0 ||
+	if (asprintf(&env[k++], "PROMPT_COMMAND=" SESSION_PROMPT_COMMAND,
+	    token) < 0 ||
 	    asprintf(&env[k++], "SWEREX_SESSION=%s", name) < 0) {
 		free(env);
 		return NULL;
 	}
+	env[k++] = "PS1=";
 	env[k++] = "TERM=xterm";
 	env[k] = NULL;
 	return env;
@@ -784,11 +865,11 @@ session_spawn(struct session *s)
 	r = posix_spawnp(&s->pid, "bash", &fa, &attr, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
-	/* The two strings session_environ() allocated sit just before TERM. */
+	/* The two strings session_environ() allocated sit before PS1 and TERM. */
 	for (n = 0; env[n] != NULL; n++)
 		;
+	free(env[n - 4]);
 	free(env[n - 3]);
-	free(env[n - 2]);
 	free(env);
 	if (r != 0) {
 		close(fd);
@@ -867,7 +948,7 @@ session_send_setup(struct session *s, char **files, size_t n)
 
 	if (b == NULL)
 		return;
-	evbuffer_add_printf(b, "export -n PS1 SWEREX_SESSION\n%s"
+	evbuffer_add_printf(b, "export -n PS1 PROMPT_COMMAND SWEREX_SESSION\n%s"
 	    "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
 	    "[ -r ~/.bashrc ] && . ~/.bashrc\n", session_check_fn);
 	for (i = 0; i < n; i++) {
@@ -875,10 +956,9 @@ session_send_setup(struct session *s, char **files, size_t n)
 		session_quote(b, files[i]);
 		evbuffer_add(b, "\n", 1);
 	}
-	evbuffer_add_printf(b, "unset PROMPT_COMMAND PS0; PS2=; "
+	evbuffer_add_printf(b, "unset PS0; PS1=; PS2=; "
 	    "set +o history +o vi +o emacs +H; __swx_k=0; "
-	    "PS1='@swx%.*s:$?:${__swx_k:-0};'", FILTER_TOKEN_LEN,
-	    s->filter.prefix + 4);
+	    "PROMPT_COMMAND='" SESSION_PROMPT_COMMAND "'", s->filter.prefix + 4);
 	len = evbuffer_get_length(b);
 	script = (char *)evbuffer_pullup(b, -1);
 	session_send_command(s, script, len, false);
@@ -944,8 +1024,7 @@ session_create(struct server *srv, struct req *r,
 	s->named = true;
 	srv->n_sessions++;
 	s->state = SESSION_STARTING;
-	s->w.type = SESSION_WAIT_CREATE;
-	s->w.req = r;
+	session_wait(s, SESSION_WAIT_CREATE, r);
 	session_send_setup(s, m->startup_source, m->n_startup_source);
 	session_arm(&s->ev_timer, timeout);
 	log_debug("session %s: started bash pid %ld", name, (long)s->pid);
@@ -1017,7 +1096,6 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 		return;
 	}
 	w = &s->w;
-	w->type = SESSION_WAIT_RUN;
 	w->check = m->check;
 	w->stream = m->stream;
 	w->quit = m->is_interactive_quit;
@@ -1031,7 +1109,7 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 		session_waiter_clear(s);
 		return;
 	}
-	w->req = r;
+	session_wait(s, SESSION_WAIT_RUN, r);
 	capture_set_limit(&s->cap,
 	    m->has_max_output_case == SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT_MAX_OUTPUT &&
 	    m->max_output > 0 ? m->max_output : srv->cfg.max_output);
@@ -1043,11 +1121,11 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 		/* Input as typed: the program running sees it on its terminal. */
 		session_write(s, m->command, len);
 		session_write(s, "\n", 1);
+		session_flush(s);
 	} else {
 		free(s->last_command);
 		s->last_command = strndup(m->command, 4096);
-		/* A program may have left the terminal raw or echoing. */
-		tcsetattr(s->fd, TCSANOW, &s->tio);
+		session_reset_tty(s);
 		w->syntax_check = true;
 		session_send_command(s, m->command, len, true);
 		s->state = SESSION_RUNNING;
@@ -1087,9 +1165,8 @@ session_interrupt(struct server *srv, struct req *r,
 		session_fail(s, SWEREX__V1__ERROR_KIND__INTERRUPTED, NULL,
 		    "%s", "interrupted: the session received an interrupt "
 		    "request; the rest of the output goes to it");
-	w->type = SESSION_WAIT_INTERRUPT;
+	session_wait(s, SESSION_WAIT_INTERRUPT, r);
 	w->carried = s->cap.total;
-	w->req = r;
 	if (!s->busy) {
 		/* Nothing runs: answer with what is there and the last status. */
 		if (session_observe(s, s->cap.len, 0, &obs) == 0) {

@@ -31,6 +31,13 @@ extern "C" {
 struct event_base;
 struct swerex_client;
 
+/* The library exports only what this header declares. */
+#if defined(__GNUC__) && !defined(SWEREX_STATIC)
+#define SWEREX_API __attribute__((visibility("default")))
+#else
+#define SWEREX_API
+#endif
+
 /* Protocol version this library speaks. */
 #define SWEREX_PROTOCOL_VERSION 1
 
@@ -153,33 +160,33 @@ struct swerex_interrupt_opts {
  * the daemon's default socket ($XDG_RUNTIME_DIR/swerexd.sock, else
  * /tmp/swerexd-$UID/swerexd.sock). client_name is sent in the Hello.
  */
-int swerex_connect(const char *url, const char *client_name,
+SWEREX_API int swerex_connect(const char *url, const char *client_name,
 		   struct swerex_client **out, struct swerex_error **err);
-int swerex_connect_base(struct event_base *base, const char *url,
+SWEREX_API int swerex_connect_base(struct event_base *base, const char *url,
 			const char *client_name, struct swerex_client **out,
 			struct swerex_error **err);
 /* Close the connection; pending callbacks get SWEREX_ERR_DISCONNECTED. */
-void swerex_client_free(struct swerex_client *c);
+SWEREX_API void swerex_client_free(struct swerex_client *c);
 /* The daemon's version string from the handshake (owned by the client). */
-const char *swerex_daemon_version(const struct swerex_client *c);
+SWEREX_API const char *swerex_daemon_version(const struct swerex_client *c);
 /* Resolve url as swerex_connect() does; returns a malloc'd path or NULL. */
-char *swerex_socket_path(const char *url);
+SWEREX_API char *swerex_socket_path(const char *url);
 
 /* Blocking calls. Return 0, or -1 with *err set (free with swerex_error_free). */
-int swerex_is_alive(struct swerex_client *c, bool *alive, char **message,
+SWEREX_API int swerex_is_alive(struct swerex_client *c, bool *alive, char **message,
 		    struct swerex_error **err);
-int swerex_create_session(struct swerex_client *c,
+SWEREX_API int swerex_create_session(struct swerex_client *c,
 			  const struct swerex_create_opts *opts,
 			  char **output, size_t *output_len,
 			  struct swerex_error **err);
-int swerex_run(struct swerex_client *c, const struct swerex_run_opts *opts,
+SWEREX_API int swerex_run(struct swerex_client *c, const struct swerex_run_opts *opts,
 	       struct swerex_observation **obs, struct swerex_error **err);
-int swerex_interrupt(struct swerex_client *c,
+SWEREX_API int swerex_interrupt(struct swerex_client *c,
 		     const struct swerex_interrupt_opts *opts,
 		     struct swerex_observation **obs, struct swerex_error **err);
-int swerex_close_session(struct swerex_client *c, const char *session,
+SWEREX_API int swerex_close_session(struct swerex_client *c, const char *session,
 			 struct swerex_error **err);
-int swerex_list_sessions(struct swerex_client *c,
+SWEREX_API int swerex_list_sessions(struct swerex_client *c,
 			 struct swerex_session_info **sessions, size_t *n,
 			 struct swerex_error **err);
 
@@ -219,39 +226,39 @@ typedef void (*swerex_reply_cb)(struct swerex_client *c,
  * For swerex_submit_run, opts->on_chunk is ignored: set stream to get
  * SWEREX_REPLY_CHUNK replies.
  */
-uint64_t swerex_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb,
+SWEREX_API uint64_t swerex_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb,
 				void *arg, struct swerex_error **err);
-uint64_t swerex_submit_create_session(struct swerex_client *c,
+SWEREX_API uint64_t swerex_submit_create_session(struct swerex_client *c,
 				      const struct swerex_create_opts *opts,
 				      swerex_reply_cb cb, void *arg,
 				      struct swerex_error **err);
-uint64_t swerex_submit_run(struct swerex_client *c,
+SWEREX_API uint64_t swerex_submit_run(struct swerex_client *c,
 			   const struct swerex_run_opts *opts, bool stream,
 			   swerex_reply_cb cb, void *arg,
 			   struct swerex_error **err);
-uint64_t swerex_submit_interrupt(struct swerex_client *c,
+SWEREX_API uint64_t swerex_submit_interrupt(struct swerex_client *c,
 				 const struct swerex_interrupt_opts *opts,
 				 swerex_reply_cb cb, void *arg,
 				 struct swerex_error **err);
-uint64_t swerex_submit_close_session(struct swerex_client *c,
+SWEREX_API uint64_t swerex_submit_close_session(struct swerex_client *c,
 				     const char *session, swerex_reply_cb cb,
 				     void *arg, struct swerex_error **err);
-uint64_t swerex_submit_list_sessions(struct swerex_client *c,
+SWEREX_API uint64_t swerex_submit_list_sessions(struct swerex_client *c,
 				     swerex_reply_cb cb, void *arg,
 				     struct swerex_error **err);
 /* Number of requests still waiting for their final reply. */
-size_t swerex_pending(const struct swerex_client *c);
+SWEREX_API size_t swerex_pending(const struct swerex_client *c);
 
 /* Copies and frees. */
-struct swerex_observation *swerex_observation_dup(const struct swerex_observation *o);
-struct swerex_error *swerex_error_dup(const struct swerex_error *e);
-void swerex_observation_free(struct swerex_observation *o);
-void swerex_error_free(struct swerex_error *e);
-void swerex_sessions_free(struct swerex_session_info *s, size_t n);
+SWEREX_API struct swerex_observation *swerex_observation_dup(const struct swerex_observation *o);
+SWEREX_API struct swerex_error *swerex_error_dup(const struct swerex_error *e);
+SWEREX_API void swerex_observation_free(struct swerex_observation *o);
+SWEREX_API void swerex_error_free(struct swerex_error *e);
+SWEREX_API void swerex_sessions_free(struct swerex_session_info *s, size_t n);
 /* Value of key in e->extra, or NULL. */
-const char *swerex_error_extra(const struct swerex_error *e, const char *key);
+SWEREX_API const char *swerex_error_extra(const struct swerex_error *e, const char *key);
 /* Upper-case name of a kind, e.g. "COMMAND_TIMEOUT". */
-const char *swerex_error_kind_name(enum swerex_error_kind kind);
+SWEREX_API const char *swerex_error_kind_name(enum swerex_error_kind kind);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,1877 @@
+/*
+ * libswerex: the client side of the swerex protocol over a Unix socket.
+ *
+ * A client is a socket, an input and an output buffer, a persistent read
+ * event, a write event that is added only while output is pending, and a
+ * table of the requests still waiting for their final reply. Replies are
+ * matched to requests by id; a blocking call is a request whose reply is
+ * stored in a slot on the caller's stack instead of passed to a callback.
+ *
+ * Every loss of the connection (EOF, read or write error, bad frame, a
+ * connection-level error from the daemon, swerex_client_free) goes through
+ * client_lose(), which fails each pending request exactly once.
+ *
+ * swerex_client_free() must NOT be called from within a callback (reply
+ * callback or on_chunk) of the same client: the client would be freed while
+ * its own read callback is still running.
+ */
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "swerex.h"
+#include "wire.h"
+
+#ifndef SWEREX_VERSION
+#define SWEREX_VERSION "unknown"
+#endif
+
+/* Largest frame accepted from the daemon: an observation can be large. */
+#define CLIENT_MAX_FRAME (256u * 1024 * 1024)
+/* Bytes asked for per read, and reads per readable event. */
+#define CLIENT_READ_SIZE (64 * 1024)
+#define CLIENT_READS_PER_EVENT 16
+/* Buffer chunks handed to one sendmsg(). */
+#define CLIENT_IOV_MAX 16
+/* Initial size of the pending table; a power of two. */
+#define CLIENT_BUCKETS_MIN 64
+/* How long the daemon has to answer the Hello, in milliseconds. */
+#define CLIENT_HELLO_TIMEOUT 30000
+
+#define CLIENT_LOST "connection to swerexd lost"
+
+/* Where a blocking call waits for its final reply. */
+struct client_wait {
+	int done;
+	enum swerex_reply_type type;
+	struct swerex_error *error;
+	struct swerex_observation *observation;
+	char *data;
+	size_t len;
+	bool is_alive;
+	char *message;
+	struct swerex_session_info *sessions;
+	size_t n_sessions;
+	void (*on_chunk)(const char *, size_t, void *);
+	void *chunk_arg;
+};
+
+/* A request waiting for its final reply. */
+struct client_request {
+	uint64_t id;
+	swerex_reply_cb cb;
+	void *arg;
+	struct client_wait *wait;	/* blocking call: store here, no cb */
+	struct client_request *hash_next;
+	TAILQ_ENTRY(client_request) entry;
+};
+TAILQ_HEAD(client_requests, client_request);
+
+struct swerex_client {
+	struct event_base *base;
+	int own_base;
+	int fd;
+	int dead;
+	int in_callback;
+
+	struct evbuffer *in;
+	struct evbuffer *out;
+	struct event *read_ev;
+	struct event *write_ev;
+
+	char *daemon_version;
+	uint64_t max_frame;		/* daemon's limit, 0 if unknown */
+	uint64_t next_id;
+
+	/* Pending requests: hashed by id, and listed in the order sent. */
+	struct client_request **buckets;
+	size_t n_buckets;
+	size_t n_pending;
+	struct client_requests requests;
+};
+
+/* A final reply in public form, with the objects it owns. */
+struct client_reply {
+	struct swerex_reply reply;
+	struct swerex_error *error;
+	struct swerex_observation *observation;
+	struct swerex_session_info *sessions;
+	size_t n_sessions;
+};
+
+/* Handed to callbacks when a reply cannot be converted for lack of memory. */
+static const struct swerex_error error_nomem = {
+	.kind = SWEREX_ERR_NO_MEMORY,
+	.message = (char *)"out of memory",
+};
+
+static void client_read_cb(evutil_socket_t, short, void *);
+static void client_write_cb(evutil_socket_t, short, void *);
+
+/* Create an error from a format and a va_list; NULL if memory ran out. */
+static struct swerex_error *
+error_vnew(enum swerex_error_kind kind, const char *fmt, va_list ap)
+{
+	struct swerex_error *e;
+
+	e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return NULL;
+	e->kind = kind;
+	if (vasprintf(&e->message, fmt, ap) == -1) {
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* Create an error; NULL if memory ran out. */
+static struct swerex_error * __attribute__((format(printf, 2, 3)))
+error_new(enum swerex_error_kind kind, const char *fmt, ...)
+{
+	struct swerex_error *e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	e = error_vnew(kind, fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+/* Hand e to the caller through err, or free it if err is NULL. */
+static void
+error_give(struct swerex_error **err, struct swerex_error *e)
+{
+	if (err != NULL)
+		*err = e;
+	else
+		swerex_error_free(e);
+}
+
+/* Create an error and hand it to the caller. */
+static void __attribute__((format(printf, 3, 4)))
+error_set(struct swerex_error **err, enum swerex_error_kind kind,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	va_start(ap, fmt);
+	*err = error_vnew(kind, fmt, ap);
+	va_end(ap);
+}
+
+/* Copy len bytes into a new NUL-terminated buffer. */
+static char *
+bytes_dup(const void *p, size_t len)
+{
+	char *s;
+
+	if (len == SIZE_MAX)
+		return NULL;
+	s = malloc(len + 1);
+	if (s == NULL)
+		return NULL;
+	if (len != 0)
+		memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+/* Duplicate a string, reading NULL as "". */
+static char *
+str_dup(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+/* Give the wire's spelling of an optional session name. */
+static char *
+session_name(const char *session)
+{
+	return (char *)(session != NULL ? session : "");
+}
+
+/* Check that a string array has no NULL entries; 0 if it is usable. */
+static int
+strings_check(const char *const *v, size_t n)
+{
+	size_t i;
+
+	if (n != 0 && v == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (v[i] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+/* Convert a wire observation. */
+static struct swerex_observation *
+observation_from_pb(const Swerex__V1__BashObservation *pb)
+{
+	struct swerex_observation *o;
+
+	o = calloc(1, sizeof *o);
+	if (o == NULL)
+		return NULL;
+	o->output = bytes_dup(pb->output.data, pb->output.len);
+	o->output_len = pb->output.len;
+	o->failure_reason = str_dup(pb->failure_reason);
+	o->expect_string = str_dup(pb->expect_string);
+	if (o->output == NULL || o->failure_reason == NULL ||
+	    o->expect_string == NULL)
+		goto fail;
+	o->has_exit_code = pb->has_exit_code_case ==
+	    SWEREX__V1__BASH_OBSERVATION__HAS_EXIT_CODE_EXIT_CODE;
+	o->exit_code = o->has_exit_code ? pb->exit_code : 0;
+	o->truncated = pb->truncated;
+	o->output_bytes = pb->output_bytes;
+	o->carried_over = pb->carried_over;
+	return o;
+
+fail:
+	swerex_observation_free(o);
+	return NULL;
+}
+
+/* Convert a wire error; the kind number is kept even if unknown here. */
+static struct swerex_error *
+error_from_pb(const Swerex__V1__Error *pb)
+{
+	struct swerex_error *e;
+	size_t i;
+
+	e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return NULL;
+	e->kind = (enum swerex_error_kind)pb->kind;
+	e->message = str_dup(pb->message);
+	if (e->message == NULL)
+		goto fail;
+	if (pb->n_extra != 0) {
+		e->extra = calloc(pb->n_extra, sizeof *e->extra);
+		if (e->extra == NULL)
+			goto fail;
+		e->n_extra = pb->n_extra;
+		for (i = 0; i < pb->n_extra; i++) {
+			e->extra[i].key = str_dup(pb->extra[i]->key);
+			e->extra[i].value = str_dup(pb->extra[i]->value);
+			if (e->extra[i].key == NULL || e->extra[i].value == NULL)
+				goto fail;
+		}
+	}
+	if (pb->observation != NULL) {
+		e->observation = observation_from_pb(pb->observation);
+		if (e->observation == NULL)
+			goto fail;
+	}
+	return e;
+
+fail:
+	swerex_error_free(e);
+	return NULL;
+}
+
+/* Convert a wire session list; 0, or -1 if memory ran out. */
+static int
+sessions_from_pb(const Swerex__V1__ListSessionsResponse *pb,
+    struct swerex_session_info **out, size_t *n)
+{
+	const Swerex__V1__SessionInfo *pi;
+	struct swerex_session_info *s;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	if (pb->n_sessions == 0)
+		return 0;
+	s = calloc(pb->n_sessions, sizeof *s);
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < pb->n_sessions; i++) {
+		pi = pb->sessions[i];
+		s[i].name = str_dup(pi->name);
+		s[i].last_command = str_dup(pi->last_command);
+		if (s[i].name == NULL || s[i].last_command == NULL) {
+			swerex_sessions_free(s, pb->n_sessions);
+			return -1;
+		}
+		s[i].pid = pi->pid;
+		s[i].state = (enum swerex_session_state)pi->state;
+		s[i].created = pi->created;
+		s[i].exit_status = pi->exit_status;
+	}
+	*out = s;
+	*n = pb->n_sessions;
+	return 0;
+}
+
+/*
+ * Build the public form of a final Response. Strings and bytes that need no
+ * conversion are borrowed from resp. Return 0, or -1 if memory ran out.
+ */
+static int
+reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
+{
+	struct swerex_reply *r = &cr->reply;
+	const Swerex__V1__CreateSessionResponse *cs;
+
+	memset(cr, 0, sizeof *cr);
+	r->id = resp->id;
+	switch (resp->body_case) {
+	case SWEREX__V1__RESPONSE__BODY_ERROR:
+		r->type = SWEREX_REPLY_ERROR;
+		cr->error = error_from_pb(resp->error);
+		if (cr->error == NULL)
+			return -1;
+		r->error = cr->error;
+		break;
+	case SWEREX__V1__RESPONSE__BODY_IS_ALIVE:
+		r->type = SWEREX_REPLY_ALIVE;
+		r->is_alive = resp->is_alive->is_alive;
+		r->message = resp->is_alive->message != NULL ?
+		    resp->is_alive->message : "";
+		break;
+	case SWEREX__V1__RESPONSE__BODY_CREATE_SESSION:
+		cs = resp->create_session;
+		r->type = SWEREX_REPLY_SESSION_CREATED;
+		r->data = cs->output.data != NULL ?
+		    (const char *)cs->output.data : "";
+		r->len = cs->output.len;
+		break;
+	case SWEREX__V1__RESPONSE__BODY_OBSERVATION:
+		r->type = SWEREX_REPLY_OBSERVATION;
+		cr->observation = observation_from_pb(resp->observation);
+		if (cr->observation == NULL)
+			return -1;
+		r->observation = cr->observation;
+		break;
+	case SWEREX__V1__RESPONSE__BODY_CLOSE_SESSION:
+		r->type = SWEREX_REPLY_SESSION_CLOSED;
+		break;
+	case SWEREX__V1__RESPONSE__BODY_LIST_SESSIONS:
+		r->type = SWEREX_REPLY_SESSIONS;
+		if (sessions_from_pb(resp->list_sessions, &cr->sessions,
+		    &cr->n_sessions) != 0)
+			return -1;
+		r->sessions = cr->sessions;
+		r->n_sessions = cr->n_sessions;
+		break;
+	default:
+		r->type = SWEREX_REPLY_ERROR;
+		cr->error = error_new(SWEREX_ERR_PROTOCOL,
+		    "unexpected reply from swerexd (body %d)",
+		    (int)resp->body_case);
+		if (cr->error == NULL)
+			return -1;
+		r->error = cr->error;
+		break;
+	}
+	return 0;
+}
+
+/* Free what a reply owns. */
+static void
+reply_clear(struct client_reply *cr)
+{
+	swerex_error_free(cr->error);
+	swerex_observation_free(cr->observation);
+	swerex_sessions_free(cr->sessions, cr->n_sessions);
+	memset(cr, 0, sizeof *cr);
+}
+
+/* Free whatever a blocking call's slot still holds. */
+static void
+wait_clear(struct client_wait *w)
+{
+	swerex_error_free(w->error);
+	swerex_observation_free(w->observation);
+	free(w->data);
+	free(w->message);
+	swerex_sessions_free(w->sessions, w->n_sessions);
+	w->error = NULL;
+	w->observation = NULL;
+	w->data = NULL;
+	w->message = NULL;
+	w->sessions = NULL;
+	w->n_sessions = 0;
+}
+
+/*
+ * Move a final reply into the slot of the blocking call waiting for it.
+ * built is 0 when the reply could not be converted for lack of memory.
+ */
+static void
+wait_finish(struct client_wait *w, struct client_reply *cr, int built)
+{
+	const struct swerex_reply *r = &cr->reply;
+
+	w->done = 1;
+	if (!built)
+		goto nomem;
+	w->type = r->type;
+	switch (r->type) {
+	case SWEREX_REPLY_ERROR:
+		if (cr->error != NULL) {
+			w->error = cr->error;
+			cr->error = NULL;
+		} else if ((w->error = swerex_error_dup(r->error)) == NULL)
+			goto nomem;
+		break;
+	case SWEREX_REPLY_ALIVE:
+		w->is_alive = r->is_alive;
+		if ((w->message = strdup(r->message)) == NULL)
+			goto nomem;
+		break;
+	case SWEREX_REPLY_SESSION_CREATED:
+		if ((w->data = bytes_dup(r->data, r->len)) == NULL)
+			goto nomem;
+		w->len = r->len;
+		break;
+	case SWEREX_REPLY_OBSERVATION:
+		w->observation = cr->observation;
+		cr->observation = NULL;
+		break;
+	case SWEREX_REPLY_SESSIONS:
+		w->sessions = cr->sessions;
+		w->n_sessions = cr->n_sessions;
+		cr->sessions = NULL;
+		cr->n_sessions = 0;
+		break;
+	default:
+		break;
+	}
+	return;
+
+nomem:
+	wait_clear(w);
+	w->type = SWEREX_REPLY_ERROR;
+	w->error = error_new(SWEREX_ERR_NO_MEMORY, "out of memory");
+}
+
+/*
+ * Check a finished blocking call's reply: 0 if it is of the expected type,
+ * else free the slot and return -1 with *err set.
+ */
+static int
+wait_result(struct client_wait *w, enum swerex_reply_type expected,
+    struct swerex_error **err)
+{
+	if (w->type == SWEREX_REPLY_ERROR) {
+		error_give(err, w->error);
+		w->error = NULL;
+		wait_clear(w);
+		return -1;
+	}
+	if (w->type != expected) {
+		wait_clear(w);
+		error_set(err, SWEREX_ERR_PROTOCOL,
+		    "unexpected reply type %d from swerexd", (int)w->type);
+		return -1;
+	}
+	return 0;
+}
+
+/* Give the bucket of an id; ids are sequential, so the low bits spread well. */
+static size_t
+client_bucket(const struct swerex_client *c, uint64_t id)
+{
+	return (size_t)(id & (c->n_buckets - 1));
+}
+
+/* Find a pending request by id. */
+static struct client_request *
+client_find(const struct swerex_client *c, uint64_t id)
+{
+	struct client_request *r;
+
+	for (r = c->buckets[client_bucket(c, id)]; r != NULL; r = r->hash_next) {
+		if (r->id == id)
+			return r;
+	}
+	return NULL;
+}
+
+/* Double the pending table; on failure keep the old one (slower, still right). */
+static void
+client_grow(struct swerex_client *c)
+{
+	struct client_request **old = c->buckets, *r;
+	size_t n = c->n_buckets * 2, b;
+
+	if (n < c->n_buckets)
+		return;
+	c->buckets = calloc(n, sizeof *c->buckets);
+	if (c->buckets == NULL) {
+		c->buckets = old;
+		return;
+	}
+	c->n_buckets = n;
+	TAILQ_FOREACH(r, &c->requests, entry) {
+		b = client_bucket(c, r->id);
+		r->hash_next = c->buckets[b];
+		c->buckets[b] = r;
+	}
+	free(old);
+}
+
+/* Add a request to the pending table. */
+static void
+client_insert(struct swerex_client *c, struct client_request *r)
+{
+	size_t b;
+
+	if (c->n_pending >= c->n_buckets)
+		client_grow(c);
+	b = client_bucket(c, r->id);
+	r->hash_next = c->buckets[b];
+	c->buckets[b] = r;
+	TAILQ_INSERT_TAIL(&c->requests, r, entry);
+	c->n_pending++;
+}
+
+/* Take a request out of the pending table. */
+static void
+client_remove(struct swerex_client *c, struct client_request *r)
+{
+	struct client_request **pp;
+
+	for (pp = &c->buckets[client_bucket(c, r->id)]; *pp != NULL;
+	    pp = &(*pp)->hash_next) {
+		if (*pp == r) {
+			*pp = r->hash_next;
+			break;
+		}
+	}
+	TAILQ_REMOVE(&c->requests, r, entry);
+	c->n_pending--;
+}
+
+/*
+ * Deliver a final reply to whoever waits for r, then free r, which must
+ * already be out of the table. built is 0 if the reply could not be built.
+ */
+static void
+client_finish(struct swerex_client *c, struct client_request *r,
+    struct client_reply *cr, int built)
+{
+	struct swerex_reply nomem;
+	const struct swerex_reply *reply = &cr->reply;
+
+	if (r->wait != NULL)
+		wait_finish(r->wait, cr, built);
+	else if (r->cb != NULL) {
+		if (!built) {
+			memset(&nomem, 0, sizeof nomem);
+			nomem.id = r->id;
+			nomem.type = SWEREX_REPLY_ERROR;
+			nomem.error = &error_nomem;
+			reply = &nomem;
+		}
+		c->in_callback++;
+		r->cb(c, reply, r->arg);
+		c->in_callback--;
+	}
+	free(r);
+}
+
+/* Deliver an output chunk of a streamed run; the request stays pending. */
+static void
+client_chunk(struct swerex_client *c, struct client_request *r,
+    const Swerex__V1__OutputChunk *chunk)
+{
+	struct swerex_reply reply;
+	const char *data;
+
+	data = chunk->data.data != NULL ? (const char *)chunk->data.data : "";
+	if (r->wait != NULL) {
+		if (r->wait->on_chunk == NULL)
+			return;
+		c->in_callback++;
+		r->wait->on_chunk(data, chunk->data.len, r->wait->chunk_arg);
+		c->in_callback--;
+	} else if (r->cb != NULL) {
+		memset(&reply, 0, sizeof reply);
+		reply.id = r->id;
+		reply.type = SWEREX_REPLY_CHUNK;
+		reply.data = data;
+		reply.len = chunk->data.len;
+		c->in_callback++;
+		r->cb(c, &reply, r->arg);
+		c->in_callback--;
+	}
+}
+
+/*
+ * Take the client down: stop its events, close the socket and fail every
+ * pending request, oldest first, with e. The one path for every loss.
+ */
+static void
+client_lose(struct swerex_client *c, const struct swerex_error *e)
+{
+	struct client_request *r;
+	struct client_reply cr;
+
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (c->read_ev != NULL)
+		event_del(c->read_ev);
+	if (c->write_ev != NULL)
+		event_del(c->write_ev);
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->in != NULL)
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	if (c->out != NULL)
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+
+	while ((r = TAILQ_FIRST(&c->requests)) != NULL) {
+		client_remove(c, r);
+		memset(&cr, 0, sizeof cr);
+		cr.reply.id = r->id;
+		cr.reply.type = SWEREX_REPLY_ERROR;
+		cr.reply.error = e;
+		client_finish(c, r, &cr, 1);
+	}
+}
+
+/* Take the client down with an error of the given kind and message. */
+static void __attribute__((format(printf, 3, 4)))
+client_lose_with(struct swerex_client *c, enum swerex_error_kind kind,
+    const char *fmt, ...)
+{
+	struct swerex_error e;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	memset(&e, 0, sizeof e);
+	e.kind = kind;
+	e.message = msg;
+	client_lose(c, &e);
+}
+
+/* Handle one Response from the daemon. */
+static void
+client_dispatch(struct swerex_client *c, const Swerex__V1__Response *resp)
+{
+	struct client_request *r;
+	struct client_reply cr;
+	int built;
+
+	if (resp->id == 0) {
+		/* A connection-level error: the daemon closes after it. */
+		if (resp->body_case != SWEREX__V1__RESPONSE__BODY_ERROR)
+			return;
+		if (reply_build(&cr, resp) == 0)
+			client_lose(c, cr.error);
+		else
+			client_lose(c, &error_nomem);
+		reply_clear(&cr);
+		return;
+	}
+
+	r = client_find(c, resp->id);
+	if (r == NULL)
+		return;	/* abandoned by a failed blocking call */
+	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_CHUNK) {
+		client_chunk(c, r, resp->chunk);
+		return;
+	}
+	client_remove(c, r);
+	built = reply_build(&cr, resp) == 0;
+	client_finish(c, r, &cr, built);
+	reply_clear(&cr);
+}
+
+/* Take and handle every complete frame in the input buffer. */
+static void
+client_dispatch_input(struct swerex_client *c)
+{
+	ProtobufCMessage *msg;
+	int r;
+
+	while (!c->dead) {
+		r = wire_take(c->in, CLIENT_MAX_FRAME,
+		    &swerex__v1__response__descriptor, &msg);
+		if (r == WIRE_AGAIN)
+			return;
+		if (r != WIRE_OK) {
+			client_lose_with(c, SWEREX_ERR_PROTOCOL,
+			    "bad frame from swerexd: %s", wire_strerror(r));
+			return;
+		}
+		client_dispatch(c, (Swerex__V1__Response *)msg);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
+}
+
+/*
+ * Read up to CLIENT_READ_SIZE bytes into the input buffer, as read(2) does.
+ * Not evbuffer_read(), which reads at most 4096 bytes per call.
+ */
+static ssize_t
+client_read_some(struct swerex_client *c)
+{
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	if (evbuffer_reserve_space(c->in, CLIENT_READ_SIZE, &v, 1) != 1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	do
+		n = read(c->fd, v.iov_base, CLIENT_READ_SIZE);
+	while (n == -1 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	v.iov_len = (size_t)n;
+	if (evbuffer_commit_space(c->in, &v, 1) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return n;
+}
+
+/* Read what the socket has, in bounded chunks, and handle complete frames. */
+static void
+client_read_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct swerex_client *c = arg;
+	int i, eof = 0, error = 0;
+	ssize_t n;
+
+	for (i = 0; i < CLIENT_READS_PER_EVENT; i++) {
+		n = client_read_some(c);
+		if (n > 0) {
+			if (n < CLIENT_READ_SIZE)
+				break;
+			continue;
+		}
+		if (n == 0)
+			eof = 1;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			error = errno;
+		break;
+	}
+
+	/* Frames that arrived before EOF are still delivered. */
+	client_dispatch_input(c);
+	if (c->dead)
+		return;
+	if (error != 0)
+		client_lose_with(c, SWEREX_ERR_DISCONNECTED, CLIENT_LOST ": %s",
+		    strerror(error));
+	else if (eof)
+		client_lose_with(c, SWEREX_ERR_DISCONNECTED, CLIENT_LOST);
+}
+
+/*
+ * Send as much buffered output as the socket takes. sendmsg(MSG_NOSIGNAL)
+ * rather than evbuffer_write(), which uses writev() and would raise SIGPIPE
+ * in the caller's process if the daemon is gone. Return 0, or -errno.
+ */
+static int
+client_flush(struct swerex_client *c)
+{
+	struct evbuffer_iovec v[CLIENT_IOV_MAX];
+	struct iovec iov[CLIENT_IOV_MAX];
+	struct msghdr mh;
+	ssize_t n;
+	int i, nv;
+
+	while (evbuffer_get_length(c->out) > 0) {
+		nv = evbuffer_peek(c->out, -1, NULL, v, CLIENT_IOV_MAX);
+		if (nv > CLIENT_IOV_MAX)
+			nv = CLIENT_IOV_MAX;
+		for (i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		memset(&mh, 0, sizeof mh);
+		mh.msg_iov = iov;
+		mh.msg_iovlen = nv;
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -errno;
+		}
+		evbuffer_drain(c->out, (size_t)n);
+	}
+	return 0;
+}
+
+/* Flush output when the socket is writable; stop watching once it is empty. */
+static void
+client_write_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct swerex_client *c = arg;
+	int r;
+
+	r = client_flush(c);
+	if (r < 0) {
+		client_lose_with(c, SWEREX_ERR_DISCONNECTED, CLIENT_LOST ": %s",
+		    strerror(-r));
+		return;
+	}
+	if (evbuffer_get_length(c->out) == 0)
+		event_del(c->write_ev);
+}
+
+/*
+ * Queue a request and remember who waits for its reply: cb and arg, or the
+ * blocking call's slot w. Return its id, or 0 with *err set.
+ */
+static uint64_t
+client_submit(struct swerex_client *c, Swerex__V1__Request *req,
+    swerex_reply_cb cb, void *arg, struct client_wait *w,
+    struct swerex_error **err)
+{
+	struct client_request *r;
+	size_t len;
+	int error;
+
+	if (c->dead) {
+		error_set(err, SWEREX_ERR_DISCONNECTED, CLIENT_LOST);
+		return 0;
+	}
+	req->id = c->next_id;
+	len = protobuf_c_message_get_packed_size(&req->base);
+	if (c->max_frame != 0 && len > c->max_frame) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+		    "request of %zu bytes is above swerexd's frame limit of "
+		    "%llu bytes", len, (unsigned long long)c->max_frame);
+		return 0;
+	}
+
+	r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return 0;
+	}
+	r->id = req->id;
+	r->cb = cb;
+	r->arg = arg;
+	r->wait = w;
+	error = wire_put(c->out, &req->base);
+	if (error != 0) {
+		free(r);
+		error_set(err, error == -ENOMEM ? SWEREX_ERR_NO_MEMORY :
+		    SWEREX_ERR_BAD_ARGUMENT, "cannot queue request: %s",
+		    strerror(-error));
+		return 0;
+	}
+	client_insert(c, r);
+	c->next_id++;
+	/* Written from the loop, so a submit never runs callbacks. */
+	event_add(c->write_ev, NULL);
+	return r->id;
+}
+
+/* Check that a blocking call may run on c; 0, or -1 with *err set. */
+static int
+client_can_block(struct swerex_client *c, struct swerex_error **err)
+{
+	if (c == NULL) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no client");
+		return -1;
+	}
+	if (c->in_callback) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "blocking call from a "
+		    "callback of the same client; use swerex_submit_*()");
+		return -1;
+	}
+	return 0;
+}
+
+/* Run the client's base until the blocking request id is done; 0 or -1. */
+static int
+client_wait(struct swerex_client *c, uint64_t id, struct client_wait *w,
+    struct swerex_error **err)
+{
+	struct client_request *r;
+
+	/* Write now rather than from the loop: one loop pass less per call. */
+	client_write_cb(c->fd, EV_WRITE, c);
+	while (!w->done) {
+		if (event_base_loop(c->base, EVLOOP_ONCE) == 0 || w->done)
+			continue;
+		/*
+		 * The base cannot run, most likely because the call was made
+		 * from one of its own callbacks. Abandon the request: its
+		 * reply, if it comes, is dropped.
+		 */
+		r = client_find(c, id);
+		if (r != NULL)
+			r->wait = NULL;
+		error_set(err, SWEREX_ERR_INTERNAL, "cannot run the event base "
+		    "(blocking call from inside one of its callbacks?)");
+		return -1;
+	}
+	return 0;
+}
+
+/* Resolve url to a socket path; 0, or -1 with *err set. */
+static int
+client_resolve(const char *url, char **path, struct swerex_error **err)
+{
+	const char *env, *p;
+	int n;
+
+	*path = NULL;
+	if (url == NULL || *url == '\0') {
+		env = getenv("SWEREX_URL");
+		url = env != NULL && *env != '\0' ? env : NULL;
+	}
+	if (url == NULL) {
+		env = getenv("XDG_RUNTIME_DIR");
+		if (env != NULL && *env != '\0')
+			n = asprintf(path, "%s/swerexd.sock", env);
+		else
+			n = asprintf(path, "/tmp/swerexd-%lu/swerexd.sock",
+			    (unsigned long)getuid());
+		if (n == -1)
+			*path = NULL;
+	} else if (strncmp(url, "unix:", 5) == 0) {
+		p = url + 5;
+		if (strncmp(p, "///", 3) == 0)
+			p += 2;	/* unix:///path */
+		if (*p == '\0') {
+			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+			    "no socket path in URL \"%s\"", url);
+			return -1;
+		}
+		*path = strdup(p);
+	} else if (url[0] == '/')
+		*path = strdup(url);
+	else {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+		    "unsupported URL scheme: \"%s\"", url);
+		return -1;
+	}
+	if (*path == NULL) {
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Connect a non-blocking, close-on-exec socket to path; fd, or -1. */
+static int
+client_socket(const char *path, struct swerex_error **err)
+{
+	struct sockaddr_un sa;
+	int fd, flags;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sa.sun_path) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+		    "socket path too long: %s", path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		error_set(err, SWEREX_ERR_CONNECT, "cannot create a socket: %s",
+		    strerror(errno));
+		return -1;
+	}
+	/* Blocking connect: a full backlog waits instead of failing. */
+	while (connect(fd, (struct sockaddr *)&sa, sizeof sa) == -1) {
+		if (errno == EINTR)
+			continue;
+		error_set(err, SWEREX_ERR_CONNECT,
+		    "cannot connect to swerexd at %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
+		error_set(err, SWEREX_ERR_CONNECT, "cannot set up socket: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	return fd;
+
+fail:
+	close(fd);
+	return -1;
+}
+
+/* Give the milliseconds left until deadline (CLOCK_MONOTONIC), at least 0. */
+static int
+client_ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (int)ms : 0;
+}
+
+/* Wait until the socket is ready for events or the deadline; 0 or -errno. */
+static int
+client_poll(int fd, short events, const struct timespec *deadline)
+{
+	struct pollfd pfd;
+	int n;
+
+	for (;;) {
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		n = poll(&pfd, 1, client_ms_left(deadline));
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * Say Hello and wait for the answer, without running the event base: the
+ * caller's other events do not run during connect, and connecting from one
+ * of the base's callbacks works. Return 0, or -1 with *err set.
+ */
+static int
+client_hello(struct swerex_client *c, const char *client_name,
+    struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__Hello hello = SWEREX__V1__HELLO__INIT;
+	Swerex__V1__Response *resp = NULL;
+	const Swerex__V1__HelloResponse *hr;
+	ProtobufCMessage *msg;
+	struct timespec deadline;
+	ssize_t n;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += CLIENT_HELLO_TIMEOUT / 1000;
+
+	hello.protocol_version = SWEREX_PROTOCOL_VERSION;
+	hello.client_name = (char *)(client_name != NULL ? client_name :
+	    "libswerex");
+	hello.client_version = (char *)SWEREX_VERSION;
+	req.id = c->next_id++;
+	req.body_case = SWEREX__V1__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	if (wire_put(c->out, &req.base) != 0) {
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return -1;
+	}
+
+	while (evbuffer_get_length(c->out) > 0) {
+		r = client_flush(c);
+		if (r == 0 && evbuffer_get_length(c->out) > 0)
+			r = client_poll(c->fd, POLLOUT, &deadline);
+		if (r < 0)
+			goto io_fail;
+	}
+	for (;;) {
+		r = wire_take(c->in, CLIENT_MAX_FRAME,
+		    &swerex__v1__response__descriptor, &msg);
+		if (r == WIRE_OK)
+			break;
+		if (r != WIRE_AGAIN) {
+			error_set(err, SWEREX_ERR_PROTOCOL,
+			    "bad frame from swerexd: %s", wire_strerror(r));
+			return -1;
+		}
+		r = client_poll(c->fd, POLLIN, &deadline);
+		if (r < 0)
+			goto io_fail;
+		n = client_read_some(c);
+		if (n == 0) {
+			error_set(err, SWEREX_ERR_CONNECT,
+			    "swerexd closed the connection during the handshake");
+			return -1;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			r = -errno;
+			goto io_fail;
+		}
+	}
+	resp = (Swerex__V1__Response *)msg;
+
+	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR) {
+		error_give(err, error_from_pb(resp->error));
+		goto fail;
+	}
+	if (resp->id != req.id ||
+	    resp->body_case != SWEREX__V1__RESPONSE__BODY_HELLO) {
+		error_set(err, SWEREX_ERR_PROTOCOL,
+		    "unexpected answer to hello from swerexd");
+		goto fail;
+	}
+	hr = resp->hello;
+	if (hr->protocol_version != SWEREX_PROTOCOL_VERSION) {
+		error_set(err, SWEREX_ERR_UNSUPPORTED_VERSION,
+		    "swerexd speaks protocol version %u, libswerex %u",
+		    hr->protocol_version, SWEREX_PROTOCOL_VERSION);
+		goto fail;
+	}
+	c->daemon_version = str_dup(hr->daemon_version);
+	if (c->daemon_version == NULL) {
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		goto fail;
+	}
+	c->max_frame = hr->max_frame;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+
+io_fail:
+	if (r == -ETIMEDOUT)
+		error_set(err, SWEREX_ERR_CONNECT, "swerexd did not answer the "
+		    "handshake within %d s", CLIENT_HELLO_TIMEOUT / 1000);
+	else
+		error_set(err, SWEREX_ERR_CONNECT,
+		    "handshake with swerexd failed: %s", strerror(-r));
+	return -1;
+fail:
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return -1;
+}
+
+/* Connect, shake hands and bind the client to base; 0 or -1. */
+static int
+client_connect(struct event_base *base, const char *url,
+    const char *client_name, struct swerex_client **out,
+    struct swerex_error **err)
+{
+	struct swerex_client *c;
+	char *path;
+	int fd;
+
+	if (client_resolve(url, &path, err) != 0)
+		return -1;
+	fd = client_socket(path, err);
+	free(path);
+	if (fd == -1)
+		return -1;
+
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		close(fd);
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return -1;
+	}
+	c->fd = fd;
+	c->base = base;
+	c->next_id = 1;
+	TAILQ_INIT(&c->requests);
+	c->n_buckets = CLIENT_BUCKETS_MIN;
+	c->buckets = calloc(c->n_buckets, sizeof *c->buckets);
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	c->read_ev = event_new(base, fd, EV_READ|EV_PERSIST, client_read_cb, c);
+	c->write_ev = event_new(base, fd, EV_WRITE|EV_PERSIST, client_write_cb,
+	    c);
+	if (c->buckets == NULL || c->in == NULL || c->out == NULL ||
+	    c->read_ev == NULL || c->write_ev == NULL) {
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		goto fail;
+	}
+	if (client_hello(c, client_name, err) != 0)
+		goto fail;
+	if (event_add(c->read_ev, NULL) != 0) {
+		error_set(err, SWEREX_ERR_INTERNAL, "cannot add read event");
+		goto fail;
+	}
+	/* Anything that came in after the Hello answer is handled soon. */
+	if (evbuffer_get_length(c->in) > 0)
+		event_active(c->read_ev, EV_READ, 0);
+	*out = c;
+	return 0;
+
+fail:
+	swerex_client_free(c);
+	return -1;
+}
+
+/* Connect with a private event base; the handshake is done on return. */
+int
+swerex_connect(const char *url, const char *client_name,
+    struct swerex_client **out, struct swerex_error **err)
+{
+	struct event_base *base;
+
+	if (err != NULL)
+		*err = NULL;
+	if (out == NULL) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no client pointer");
+		return -1;
+	}
+	*out = NULL;
+	base = event_base_new();
+	if (base == NULL) {
+		error_set(err, SWEREX_ERR_NO_MEMORY,
+		    "cannot create an event base");
+		return -1;
+	}
+	if (client_connect(base, url, client_name, out, err) != 0) {
+		event_base_free(base);
+		return -1;
+	}
+	(*out)->own_base = 1;
+	return 0;
+}
+
+/* Connect on the caller's event base; the handshake is done on return. */
+int
+swerex_connect_base(struct event_base *base, const char *url,
+    const char *client_name, struct swerex_client **out,
+    struct swerex_error **err)
+{
+	if (err != NULL)
+		*err = NULL;
+	if (out == NULL || base == NULL) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+		    "no event base or client pointer");
+		return -1;
+	}
+	*out = NULL;
+	return client_connect(base, url, client_name, out, err);
+}
+
+/*
+ * Close the connection and free the client. Pending requests get
+ * SWEREX_ERR_DISCONNECTED first. Not to be called from a callback of c.
+ */
+void
+swerex_client_free(struct swerex_client *c)
+{
+	if (c == NULL)
+		return;
+	client_lose_with(c, SWEREX_ERR_DISCONNECTED,
+	    "connection to swerexd closed by the client");
+	if (c->read_ev != NULL)
+		event_free(c->read_ev);
+	if (c->write_ev != NULL)
+		event_free(c->write_ev);
+	if (c->in != NULL)
+		evbuffer_free(c->in);
+	if (c->out != NULL)
+		evbuffer_free(c->out);
+	free(c->buckets);
+	free(c->daemon_version);
+	if (c->own_base)
+		event_base_free(c->base);
+	free(c);
+}
+
+/* Give the daemon's version string from the handshake. */
+const char *
+swerex_daemon_version(const struct swerex_client *c)
+{
+	if (c == NULL || c->daemon_version == NULL)
+		return "";
+	return c->daemon_version;
+}
+
+/* Resolve url as swerex_connect() does. */
+char *
+swerex_socket_path(const char *url)
+{
+	char *path;
+
+	if (client_resolve(url, &path, NULL) != 0)
+		return NULL;
+	return path;
+}
+
+/* Give the number of requests still waiting for their final reply. */
+size_t
+swerex_pending(const struct swerex_client *c)
+{
+	return c != NULL ? c->n_pending : 0;
+}
+
+/* Build and queue an IsAlive request. */
+static uint64_t
+client_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb,
+    void *arg, struct client_wait *w, struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__IsAliveRequest body = SWEREX__V1__IS_ALIVE_REQUEST__INIT;
+
+	req.body_case = SWEREX__V1__REQUEST__BODY_IS_ALIVE;
+	req.is_alive = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Build and queue a CreateSession request. */
+static uint64_t
+client_submit_create_session(struct swerex_client *c,
+    const struct swerex_create_opts *opts, swerex_reply_cb cb, void *arg,
+    struct client_wait *w, struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__CreateSessionRequest body =
+	    SWEREX__V1__CREATE_SESSION_REQUEST__INIT;
+
+	if (opts != NULL) {
+		if (strings_check(opts->startup_source,
+		    opts->n_startup_source) != 0) {
+			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+			    "NULL entry in startup_source");
+			return 0;
+		}
+		body.session = session_name(opts->session);
+		body.n_startup_source = opts->n_startup_source;
+		body.startup_source = (char **)opts->startup_source;
+		if (opts->startup_timeout > 0) {
+			body.has_startup_timeout_case =
+			    SWEREX__V1__CREATE_SESSION_REQUEST__HAS_STARTUP_TIMEOUT_STARTUP_TIMEOUT;
+			body.startup_timeout = opts->startup_timeout;
+		}
+	}
+	req.body_case = SWEREX__V1__REQUEST__BODY_CREATE_SESSION;
+	req.create_session = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Build and queue a BashAction request. */
+static uint64_t
+client_submit_run(struct swerex_client *c, const struct swerex_run_opts *opts,
+    bool stream, swerex_reply_cb cb, void *arg, struct client_wait *w,
+    struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__BashAction body = SWEREX__V1__BASH_ACTION__INIT;
+
+	if (opts == NULL || opts->command == NULL) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no command");
+		return 0;
+	}
+	if (strings_check(opts->expect, opts->n_expect) != 0) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "NULL entry in expect");
+		return 0;
+	}
+	if ((int)opts->check < SWEREX_CHECK_RAISE ||
+	    (int)opts->check > SWEREX_CHECK_IGNORE) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "unknown check %d",
+		    (int)opts->check);
+		return 0;
+	}
+	body.command = (char *)opts->command;
+	body.session = session_name(opts->session);
+	if (opts->has_timeout) {
+		body.has_timeout_case =
+		    SWEREX__V1__BASH_ACTION__HAS_TIMEOUT_TIMEOUT;
+		body.timeout = opts->timeout;
+	}
+	body.is_interactive_command = opts->is_interactive_command;
+	body.is_interactive_quit = opts->is_interactive_quit;
+	body.check = (Swerex__V1__Check)opts->check;
+	body.error_msg = (char *)(opts->error_msg != NULL ? opts->error_msg :
+	    "");
+	body.n_expect = opts->n_expect;
+	body.expect = (char **)opts->expect;
+	body.stream = stream;
+	if (opts->max_output != 0) {
+		body.has_max_output_case =
+		    SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT_MAX_OUTPUT;
+		body.max_output = opts->max_output;
+	}
+	req.body_case = SWEREX__V1__REQUEST__BODY_RUN;
+	req.run = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Build and queue a BashInterruptAction request. */
+static uint64_t
+client_submit_interrupt(struct swerex_client *c,
+    const struct swerex_interrupt_opts *opts, swerex_reply_cb cb, void *arg,
+    struct client_wait *w, struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__BashInterruptAction body =
+	    SWEREX__V1__BASH_INTERRUPT_ACTION__INIT;
+
+	if (opts != NULL) {
+		if (strings_check(opts->expect, opts->n_expect) != 0) {
+			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+			    "NULL entry in expect");
+			return 0;
+		}
+		body.session = session_name(opts->session);
+		if (opts->timeout > 0) {
+			body.has_timeout_case =
+			    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_TIMEOUT_TIMEOUT;
+			body.timeout = opts->timeout;
+		}
+		if (opts->n_retry != 0 || opts->has_n_retry) {
+			body.has_n_retry_case =
+			    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_N_RETRY_N_RETRY;
+			body.n_retry = opts->n_retry;
+		}
+		body.n_expect = opts->n_expect;
+		body.expect = (char **)opts->expect;
+	}
+	req.body_case = SWEREX__V1__REQUEST__BODY_INTERRUPT;
+	req.interrupt = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Build and queue a CloseSession request. */
+static uint64_t
+client_submit_close_session(struct swerex_client *c, const char *session,
+    swerex_reply_cb cb, void *arg, struct client_wait *w,
+    struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__CloseSessionRequest body =
+	    SWEREX__V1__CLOSE_SESSION_REQUEST__INIT;
+
+	body.session = session_name(session);
+	req.body_case = SWEREX__V1__REQUEST__BODY_CLOSE_SESSION;
+	req.close_session = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Build and queue a ListSessions request. */
+static uint64_t
+client_submit_list_sessions(struct swerex_client *c, swerex_reply_cb cb,
+    void *arg, struct client_wait *w, struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__ListSessionsRequest body =
+	    SWEREX__V1__LIST_SESSIONS_REQUEST__INIT;
+
+	req.body_case = SWEREX__V1__REQUEST__BODY_LIST_SESSIONS;
+	req.list_sessions = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Check the client of a submit call; 0, or -1 with *err set. */
+static int
+client_check(struct swerex_client *c, struct swerex_error **err)
+{
+	if (err != NULL)
+		*err = NULL;
+	if (c == NULL) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no client");
+		return -1;
+	}
+	return 0;
+}
+
+/* Queue an IsAlive request. */
+uint64_t
+swerex_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb, void *arg,
+    struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_is_alive(c, cb, arg, NULL, err);
+}
+
+/* Queue a CreateSession request. */
+uint64_t
+swerex_submit_create_session(struct swerex_client *c,
+    const struct swerex_create_opts *opts, swerex_reply_cb cb, void *arg,
+    struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_create_session(c, opts, cb, arg, NULL, err);
+}
+
+/* Queue a BashAction request; stream asks for output chunks. */
+uint64_t
+swerex_submit_run(struct swerex_client *c, const struct swerex_run_opts *opts,
+    bool stream, swerex_reply_cb cb, void *arg, struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_run(c, opts, stream, cb, arg, NULL, err);
+}
+
+/* Queue a BashInterruptAction request. */
+uint64_t
+swerex_submit_interrupt(struct swerex_client *c,
+    const struct swerex_interrupt_opts *opts, swerex_reply_cb cb, void *arg,
+    struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_interrupt(c, opts, cb, arg, NULL, err);
+}
+
+/* Queue a CloseSession request. */
+uint64_t
+swerex_submit_close_session(struct swerex_client *c, const char *session,
+    swerex_reply_cb cb, void *arg, struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_close_session(c, session, cb, arg, NULL, err);
+}
+
+/* Queue a ListSessions request. */
+uint64_t
+swerex_submit_list_sessions(struct swerex_client *c, swerex_reply_cb cb,
+    void *arg, struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_list_sessions(c, cb, arg, NULL, err);
+}
+
+/* Ask whether the daemon is alive, blocking. */
+int
+swerex_is_alive(struct swerex_client *c, bool *alive, char **message,
+    struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (message != NULL)
+		*message = NULL;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_is_alive(c, NULL, NULL, &w, err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	if (wait_result(&w, SWEREX_REPLY_ALIVE, err) != 0)
+		return -1;
+	if (alive != NULL)
+		*alive = w.is_alive;
+	if (message != NULL)
+		*message = w.message;
+	else
+		free(w.message);
+	return 0;
+}
+
+/* Create a session, blocking; output is what its startup printed. */
+int
+swerex_create_session(struct swerex_client *c,
+    const struct swerex_create_opts *opts, char **output, size_t *output_len,
+    struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (output != NULL)
+		*output = NULL;
+	if (output_len != NULL)
+		*output_len = 0;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_create_session(c, opts, NULL, NULL, &w, err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	if (wait_result(&w, SWEREX_REPLY_SESSION_CREATED, err) != 0)
+		return -1;
+	if (output_len != NULL)
+		*output_len = w.len;
+	if (output != NULL)
+		*output = w.data;
+	else
+		free(w.data);
+	return 0;
+}
+
+/* Run a command, blocking; with opts->on_chunk, output is streamed to it. */
+int
+swerex_run(struct swerex_client *c, const struct swerex_run_opts *opts,
+    struct swerex_observation **obs, struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (obs != NULL)
+		*obs = NULL;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	if (opts != NULL) {
+		w.on_chunk = opts->on_chunk;
+		w.chunk_arg = opts->chunk_arg;
+	}
+	id = client_submit_run(c, opts, w.on_chunk != NULL, NULL, NULL, &w,
+	    err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	if (wait_result(&w, SWEREX_REPLY_OBSERVATION, err) != 0)
+		return -1;
+	if (obs != NULL)
+		*obs = w.observation;
+	else
+		swerex_observation_free(w.observation);
+	return 0;
+}
+
+/* Interrupt the running command of a session, blocking. */
+int
+swerex_interrupt(struct swerex_client *c,
+    const struct swerex_interrupt_opts *opts, struct swerex_observation **obs,
+    struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (obs != NULL)
+		*obs = NULL;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_interrupt(c, opts, NULL, NULL, &w, err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	if (wait_result(&w, SWEREX_REPLY_OBSERVATION, err) != 0)
+		return -1;
+	if (obs != NULL)
+		*obs = w.observation;
+	else
+		swerex_observation_free(w.observation);
+	return 0;
+}
+
+/* Close a session, blocking. */
+int
+swerex_close_session(struct swerex_client *c, const char *session,
+    struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_close_session(c, session, NULL, NULL, &w, err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	return wait_result(&w, SWEREX_REPLY_SESSION_CLOSED, err);
+}
+
+/* List the daemon's sessions, blocking. */
+int
+swerex_list_sessions(struct swerex_client *c,
+    struct swerex_session_info **sessions, size_t *n,
+    struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (sessions != NULL)
+		*sessions = NULL;
+	if (n != NULL)
+		*n = 0;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_list_sessions(c, NULL, NULL, &w, err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	if (wait_result(&w, SWEREX_REPLY_SESSIONS, err) != 0)
+		return -1;
+	if (sessions != NULL && n != NULL) {
+		*sessions = w.sessions;
+		*n = w.n_sessions;
+	} else
+		swerex_sessions_free(w.sessions, w.n_sessions);
+	return 0;
+}
+
+/* Copy an observation. */
+struct swerex_observation *
+swerex_observation_dup(const struct swerex_observation *o)
+{
+	struct swerex_observation *copy;
+
+	if (o == NULL)
+		return NULL;
+	copy = calloc(1, sizeof *copy);
+	if (copy == NULL)
+		return NULL;
+	*copy = *o;
+	copy->output = bytes_dup(o->output, o->output != NULL ?
+	    o->output_len : 0);
+	copy->output_len = o->output != NULL ? o->output_len : 0;
+	copy->failure_reason = str_dup(o->failure_reason);
+	copy->expect_string = str_dup(o->expect_string);
+	if (copy->output == NULL || copy->failure_reason == NULL ||
+	    copy->expect_string == NULL) {
+		swerex_observation_free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+/* Copy an error, with its extra entries and observation. */
+struct swerex_error *
+swerex_error_dup(const struct swerex_error *e)
+{
+	struct swerex_error *copy;
+	size_t i;
+
+	if (e == NULL)
+		return NULL;
+	copy = calloc(1, sizeof *copy);
+	if (copy == NULL)
+		return NULL;
+	copy->kind = e->kind;
+	copy->message = str_dup(e->message);
+	if (copy->message == NULL)
+		goto fail;
+	if (e->n_extra != 0 && e->extra != NULL) {
+		copy->extra = calloc(e->n_extra, sizeof *copy->extra);
+		if (copy->extra == NULL)
+			goto fail;
+		copy->n_extra = e->n_extra;
+		for (i = 0; i < e->n_extra; i++) {
+			copy->extra[i].key = str_dup(e->extra[i].key);
+			copy->extra[i].value = str_dup(e->extra[i].value);
+			if (copy->extra[i].key == NULL ||
+			    copy->extra[i].value == NULL)
+				goto fail;
+		}
+	}
+	if (e->observation != NULL) {
+		copy->observation = swerex_observation_dup(e->observation);
+		if (copy->observation == NULL)
+			goto fail;
+	}
+	return copy;
+
+fail:
+	swerex_error_free(copy);
+	return NULL;
+}
+
+/* Free an observation. */
+void
+swerex_observation_free(struct swerex_observation *o)
+{
+	if (o == NULL)
+		return;
+	free(o->output);
+	free(o->failure_reason);
+	free(o->expect_string);
+	free(o);
+}
+
+/* Free an error. */
+void
+swerex_error_free(struct swerex_error *e)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	free(e->message);
+	for (i = 0; i < e->n_extra; i++) {
+		free(e->extra[i].key);
+		free(e->extra[i].value);
+	}
+	free(e->extra);
+	swerex_observation_free(e->observation);
+	free(e);
+}
+
+/* Free a session list from swerex_list_sessions(). */
+void
+swerex_sessions_free(struct swerex_session_info *s, size_t n)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(s[i].name);
+		free(s[i].last_command);
+	}
+	free(s);
+}
+
+/* Give the value of key in e->extra, or NULL. */
+const char *
+swerex_error_extra(const struct swerex_error *e, const char *key)
+{
+	size_t i;
+
+	if (e == NULL || key == NULL)
+		return NULL;
+	for (i = 0; i < e->n_extra; i++) {
+		if (e->extra[i].key != NULL && strcmp(e->extra[i].key, key) == 0)
+			return e->extra[i].value;
+	}
+	return NULL;
+}
+
+/* Give the upper-case name of an error kind. */
+const char *
+swerex_error_kind_name(enum swerex_error_kind kind)
+{
+	switch (kind) {
+	case SWEREX_ERR_UNSPECIFIED: return "UNSPECIFIED";
+	case SWEREX_ERR_SESSION_EXISTS: return "SESSION_EXISTS";
+	case SWEREX_ERR_SESSION_DOES_NOT_EXIST: return "SESSION_DOES_NOT_EXIST";
+	case SWEREX_ERR_SESSION_BUSY: return "SESSION_BUSY";
+	case SWEREX_ERR_SESSION_DIED: return "SESSION_DIED";
+	case SWEREX_ERR_COMMAND_TIMEOUT: return "COMMAND_TIMEOUT";
+	case SWEREX_ERR_NON_ZERO_EXIT_CODE: return "NON_ZERO_EXIT_CODE";
+	case SWEREX_ERR_NO_EXIT_CODE: return "NO_EXIT_CODE";
+	case SWEREX_ERR_BASH_INCORRECT_SYNTAX: return "BASH_INCORRECT_SYNTAX";
+	case SWEREX_ERR_INVALID_REQUEST: return "INVALID_REQUEST";
+	case SWEREX_ERR_UNSUPPORTED_VERSION: return "UNSUPPORTED_VERSION";
+	case SWEREX_ERR_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+	case SWEREX_ERR_INTERNAL: return "INTERNAL";
+	case SWEREX_ERR_PROTOCOL: return "PROTOCOL";
+	case SWEREX_ERR_SESSION_START_FAILED: return "SESSION_START_FAILED";
+	case SWEREX_ERR_INTERRUPTED: return "INTERRUPTED";
+	case SWEREX_ERR_CONNECT: return "CONNECT";
+	case SWEREX_ERR_DISCONNECTED: return "DISCONNECTED";
+	case SWEREX_ERR_BAD_ARGUMENT: return "BAD_ARGUMENT";
+	case SWEREX_ERR_NO_MEMORY: return "NO_MEMORY";
+	}
+	return "UNKNOWN";
+}

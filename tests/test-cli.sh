@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Integration test of the swerex CLI: start a private swerexd in a temp dir,
+# wait for READY=1 on a fifo, drive it with $SWEREX_CLI, print TAP.
+set -u
+
+: "${SWEREXD:?set SWEREXD to the swerexd binary}"
+: "${SWEREX_CLI:?set SWEREX_CLI to the swerex binary}"
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/swerex-cli.XXXXXX") || exit 1
+sock=$dir/swerexd.sock
+url=unix:$sock
+daemon_pid=
+
+# Stop and reap the daemon (if still running) and remove the temp dir.
+cleanup() {
+	if [ -n "$daemon_pid" ]; then
+		kill -TERM "$daemon_pid" 2>/dev/null
+		wait "$daemon_pid" 2>/dev/null
+		daemon_pid=
+	fi
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+# Run the CLI against the private daemon; sets rc, output in $dir/out, $dir/err.
+cli() {
+	"$SWEREX_CLI" -S "$url" "$@" >"$dir/out" 2>"$dir/err"
+	rc=$?
+}
+
+# Print a file as TAP comment lines.
+diag_file() {
+	[ -s "$2" ] || return 0
+	echo "# $1:"
+	sed 's/^/#   /' "$2"
+	echo
+}
+
+# Explain the last cli call.
+diag() {
+	echo "# exit status $rc"
+	diag_file stdout "$dir/out"
+	diag_file stderr "$dir/err"
+}
+
+# Whether $dir/out holds exactly the bytes printf "$1" makes.
+out_is() {
+	printf "$1" >"$dir/expected"
+	cmp -s "$dir/expected" "$dir/out" && return 0
+	echo "# expected stdout:"
+	od -c "$dir/expected" | sed 's/^/#   /'
+	echo "# got:"
+	od -c "$dir/out" | sed 's/^/#   /'
+	return 1
+}
+
+# Whether rc is $1; explain when not.
+rc_is() {
+	[ "$rc" -eq "$1" ] && return 0
+	echo "# expected exit status $1"
+	diag
+	return 1
+}
+
+# Whether $dir/err starts with "swerex: $1".
+err_kind() {
+	grep -q "^swerex: $1" "$dir/err" && return 0
+	echo "# expected \"swerex: $1\" on stderr"
+	diag
+	return 1
+}
+
+# Run python3 code on $dir/out as parsed JSON (in variable j).
+json_check() {
+	python3 -c "import json, sys
+j = json.load(open(sys.argv[1]))
+sys.exit(0 if ($1) else 1)" "$dir/out" && return 0
+	echo "# JSON check failed: $1"
+	diag
+	return 1
+}
+
+t_ready() {
+	mkdir "$dir/home" && mkfifo "$dir/ready" || return 1
+	# HOME is private so the user's ~/.bashrc cannot change the sessions.
+	HOME=$dir/home "$SWEREXD" --listen "$url" --ready-fd 3 \
+	    3>"$dir/ready" 2>"$dir/log" </dev/null &
+	daemon_pid=$!
+	# Opening the fifo waits for the daemon's end; EOF if it dies first.
+	local line=
+	exec 4<"$dir/ready"
+	IFS= read -r -t 30 -u 4 line
+	exec 4<&-
+	[ "$line" = READY=1 ] && return 0
+	echo "# no READY=1 from swerexd (got '$line')"
+	diag_file "daemon log" "$dir/log"
+	return 1
+}
+
+t_version() {
+	"$SWEREX_CLI" --version >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 && grep -Eq '^swerex [0-9]+\.[0-9]+' "$dir/out"
+}
+
+t_alive() {
+	cli alive
+	rc_is 0 && out_is 'alive\n'
+}
+
+t_alive_unreachable() {
+	"$SWEREX_CLI" -S "unix:$dir/nothing.sock" alive >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 1 && err_kind CONNECT
+}
+
+t_session_create() {
+	cli session create
+	rc_is 0 && out_is ''
+}
+
+t_session_create_source() {
+	printf 'echo sourced-ok\nFOO=bar\n' >"$dir/startup.sh"
+	cli session create -s src --startup-source "$dir/startup.sh" \
+	    --startup-timeout 20
+	rc_is 0 && out_is 'sourced-ok\n' || return 1
+	cli run -s src 'echo $FOO'
+	rc_is 0 && out_is 'bar\n'
+}
+
+t_session_exists() {
+	cli session create
+	rc_is 1 && err_kind SESSION_EXISTS
+}
+
+t_session_list() {
+	cli session list
+	rc_is 0 || return 1
+	head -n 1 "$dir/out" | grep -Eq '^NAME +PID +STATE +CREATED +LAST-COMMAND$' &&
+	    grep -Eq '^default +[0-9]+ +idle +[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$dir/out" &&
+	    grep -Eq '^src +[0-9]+ +idle .*echo \$FOO$' "$dir/out" && return 0
+	diag
+	return 1
+}
+
+t_session_list_json() {
+	cli --json session list
+	rc_is 0 && json_check 'isinstance(j, list) and
+sorted(s["name"] for s in j) == ["default", "src"] and
+all(s["pid"] > 0 and s["state"] == "idle" and s["created"] > 0 for s in j)'
+}
+
+t_run_exact() {
+	cli run "printf '  x'"
+	rc_is 0 && out_is '  x'
+}
+
+t_run_words() {
+	cli run -- printf "'%s-'" a b
+	rc_is 0 && out_is 'a-b-'
+}
+
+t_run_stdin() {
+	printf 'echo one\necho two\n' | "$SWEREX_CLI" -S "$url" run - \
+	    >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 && out_is 'one\ntwo\n'
+}
+
+t_run_silent() {
+	cli run --check silent false
+	rc_is 1 && out_is '' && [ ! -s "$dir/err" ]
+}
+
+t_run_ignore() {
+	cli run --check ignore false
+	rc_is 0
+}
+
+t_run_raise() {
+	cli run '(exit 7)'
+	rc_is 7 && out_is '' && err_kind NON_ZERO_EXIT_CODE
+}
+
+t_run_raise_output() {
+	cli run 'echo out; (exit 5)'
+	rc_is 5 && out_is 'out\n' && err_kind NON_ZERO_EXIT_CODE
+}
+
+t_run_timeout() {
+	cli session create -s slow
+	rc_is 0 || return 1
+	cli run -s slow -t 0.5 'sleep 30'
+	rc_is 124 && err_kind COMMAND_TIMEOUT
+}
+
+t_interrupt() {
+	cli interrupt -s slow
+	# 130 is sleep's status after SIGINT; only the CLI's own statuses fail.
+	case $rc in
+	1|2|3|124)
+		echo "# interrupt failed"
+		diag
+		return 1 ;;
+	esac
+	cli run -s slow 'echo back'
+	rc_is 0 && out_is 'back\n'
+}
+
+t_run_stream() {
+	cli run --stream 'printf a; sleep 0.2; printf "b\\n"; (exit 3)'
+	rc_is 3 && out_is 'ab\n' && err_kind NON_ZERO_EXIT_CODE
+}
+
+t_run_json() {
+	cli --json run 'echo hi'
+	rc_is 0 && json_check 'j["output"] == "hi\n" and j["exit_code"] == 0 and
+j["truncated"] is False and j["failure_reason"] == "" and j["expect_string"] == ""'
+}
+
+t_run_json_error() {
+	cli --json run 'echo partial; (exit 4)'
+	rc_is 4 && json_check 'j["error"]["kind"] == "NON_ZERO_EXIT_CODE" and
+isinstance(j["error"]["message"], str) and isinstance(j["error"]["extra"], dict) and
+j["error"]["observation"]["output"] == "partial\n" and
+j["error"]["observation"]["exit_code"] == 4'
+}
+
+t_run_json_bytes() {
+	cli --json run --check ignore "printf '\\xff\\x01\"\\\\\\303\\251'"
+	rc_is 0 && json_check 'j["output"] == "\ufffd\x01\"\\\u00e9" and
+j["exit_code"] is None'
+}
+
+t_run_syntax() {
+	cli run 'if then'
+	rc_is 1 && out_is '' && err_kind BASH_INCORRECT_SYNTAX
+}
+
+t_run_no_session() {
+	cli run -s nosuch true
+	rc_is 1 && err_kind SESSION_DOES_NOT_EXIST
+}
+
+t_run_unreachable() {
+	"$SWEREX_CLI" -S "unix:$dir/nothing.sock" run true >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 3 && err_kind CONNECT
+}
+
+t_session_close() {
+	cli session close -s src
+	rc_is 0 || return 1
+	cli --json session list
+	rc_is 0 && json_check '"src" not in [s["name"] for s in j]'
+}
+
+t_session_close_again() {
+	cli session close -s src
+	rc_is 1 && err_kind SESSION_DOES_NOT_EXIST
+}
+
+t_help() {
+	local args
+	for args in "" "alive" "session" "session create" "session close" \
+	    "session list" "run" "interrupt"; do
+		# shellcheck disable=SC2086
+		"$SWEREX_CLI" $args --help >"$dir/out" 2>"$dir/err"
+		rc=$?
+		if [ "$rc" -ne 0 ] || ! grep -q '^usage: swerex' "$dir/out"; then
+			echo "# swerex $args --help"
+			diag
+			return 1
+		fi
+	done
+	"$SWEREX_CLI" -h >"$dir/out" 2>"$dir/err" && grep -q '^usage:' "$dir/out"
+}
+
+t_usage() {
+	local args
+	for args in "" "bogus" "--bogus" "session" "session bogus" "run" \
+	    "run --check nope true" "run -t -1 true" "interrupt -n x" \
+	    "alive extra" "session list extra"; do
+		# shellcheck disable=SC2086
+		"$SWEREX_CLI" -S "$url" $args >"$dir/out" 2>"$dir/err"
+		rc=$?
+		if [ "$rc" -ne 2 ] || [ -s "$dir/out" ] ||
+		    ! grep -q '^usage: swerex' "$dir/err"; then
+			echo "# swerex $args: expected exit 2 and usage on stderr"
+			diag
+			return 1
+		fi
+	done
+}
+
+t_daemon_exit() {
+	local status
+	kill -TERM "$daemon_pid" || return 1
+	wait "$daemon_pid"
+	status=$?
+	daemon_pid=
+	[ "$status" -eq 0 ] && return 0
+	echo "# swerexd exited $status"
+	diag_file "daemon log" "$dir/log"
+	return 1
+}
+
+tests=(
+	"t_ready:swerexd becomes ready"
+	"t_version:--version prints the version"
+	"t_alive:alive"
+	"t_alive_unreachable:alive exits 1 without a daemon"
+	"t_session_create:session create"
+	"t_session_create_source:session create --startup-source"
+	"t_session_exists:session create of an existing session fails"
+	"t_session_list:session list table"
+	"t_session_list_json:session list --json"
+	"t_run_exact:run prints output bytes exactly"
+	"t_run_words:run joins COMMAND words with spaces"
+	"t_run_stdin:run - reads the command from stdin"
+	"t_run_silent:run --check silent exits with the exit code"
+	"t_run_ignore:run --check ignore exits 0"
+	"t_run_raise:run exits with the code of a failed command"
+	"t_run_raise_output:run prints output of a failed command"
+	"t_run_timeout:run -t exits 124 on timeout"
+	"t_interrupt:interrupt frees the session"
+	"t_run_stream:run --stream"
+	"t_run_json:run --json"
+	"t_run_json_error:run --json on NON_ZERO_EXIT_CODE"
+	"t_run_json_bytes:run --json escapes control and invalid UTF-8 bytes"
+	"t_run_syntax:run reports bash syntax errors"
+	"t_run_no_session:run in a missing session"
+	"t_run_unreachable:run exits 3 without a daemon"
+	"t_session_close:session close"
+	"t_session_close_again:session close of a closed session fails"
+	"t_help:--help exits 0 everywhere"
+	"t_usage:bad usage exits 2"
+	"t_daemon_exit:swerexd exits 0 on SIGTERM"
+)
+
+echo "1..${#tests[@]}"
+n=0
+failed=0
+for t in "${tests[@]}"; do
+	n=$((n + 1))
+	if "${t%%:*}"; then
+		echo "ok $n - ${t#*:}"
+	else
+		echo "not ok $n - ${t#*:}"
+		failed=1
+	fi
+done
+exit "$failed"

@@ -1,0 +1,1466 @@
+/*
+ * Unit tests of libswerex against a scripted fake daemon: each test forks a
+ * child that accepts one connection on a private socket and plays its part
+ * of the protocol with blocking I/O, so the library's behaviour (handshake,
+ * conversions, out-of-order replies, streaming, every kind of loss) is tested
+ * without the real swerexd. SIGPIPE keeps its default action on purpose: the
+ * library must never raise it.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "swerex.h"
+#include "tap.h"
+#include "wire.h"
+
+/* A fake daemon: a child process serving one connection. */
+struct fake {
+	pid_t pid;
+	char dir[64];
+	char path[96];
+	char url[160];
+};
+
+typedef void (*fake_fn)(int fd);
+
+/* Stop the fake daemon with a diagnostic; the parent sees exit status 1. */
+#define FAKE_REQUIRE(c) do { if (!(c)) { \
+	printf("# fake daemon: %s:%d: required: %s\n", __FILE__, __LINE__, #c); \
+	fflush(stdout); _exit(1); } } while (0)
+
+/* Input buffer of the fake daemon (child only). */
+static struct evbuffer *fake_in;
+
+/* Read the next Request; NULL on EOF. */
+static Swerex__V1__Request *
+fake_recv(int fd)
+{
+	ProtobufCMessage *msg;
+	char buf[4096];
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		r = wire_take(fake_in, 64 * 1024 * 1024,
+		    &swerex__v1__request__descriptor, &msg);
+		if (r == WIRE_OK)
+			return (Swerex__V1__Request *)msg;
+		FAKE_REQUIRE(r == WIRE_AGAIN);
+		n = read(fd, buf, sizeof buf);
+		if (n == -1 && errno == EINTR)
+			continue;
+		FAKE_REQUIRE(n >= 0);
+		if (n == 0)
+			return NULL;
+		evbuffer_add(fake_in, buf, (size_t)n);
+	}
+}
+
+/* Write all of len bytes. */
+static void
+fake_write(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, c, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		FAKE_REQUIRE(n > 0);
+		c += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Send one Response. */
+static void
+fake_send(int fd, Swerex__V1__Response *resp)
+{
+	struct evbuffer *out = evbuffer_new();
+	size_t len;
+
+	FAKE_REQUIRE(out != NULL && wire_put(out, &resp->base) == 0);
+	len = evbuffer_get_length(out);
+	fake_write(fd, evbuffer_pullup(out, -1), len);
+	evbuffer_free(out);
+}
+
+/* Answer the Hello, announcing max_frame. */
+static void
+fake_hello(int fd, uint64_t max_frame)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__HelloResponse hello = SWEREX__V1__HELLO_RESPONSE__INIT;
+
+	FAKE_REQUIRE(req != NULL);
+	FAKE_REQUIRE(req->body_case == SWEREX__V1__REQUEST__BODY_HELLO);
+	CHECK_INT(req->hello->protocol_version, 1);
+	CHECK_STR(req->hello->client_name, "test-lib");
+	CHECK(req->hello->client_version[0] != '\0');
+	hello.protocol_version = 1;
+	hello.daemon_version = (char *)"fake-1.0";
+	hello.max_frame = max_frame;
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_HELLO;
+	resp.hello = &hello;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+/* Answer an IsAlive request with message. */
+static void
+fake_alive(int fd, uint64_t id, const char *message)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__IsAliveResponse alive = SWEREX__V1__IS_ALIVE_RESPONSE__INIT;
+
+	alive.is_alive = 1;
+	alive.message = (char *)message;
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_IS_ALIVE;
+	resp.is_alive = &alive;
+	fake_send(fd, &resp);
+}
+
+/* Answer with an observation of output and, if code >= 0, an exit code. */
+static void
+fake_observation(int fd, uint64_t id, const char *output, int code)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__BashObservation obs = SWEREX__V1__BASH_OBSERVATION__INIT;
+
+	obs.output.data = (uint8_t *)output;
+	obs.output.len = strlen(output);
+	obs.output_bytes = obs.output.len;
+	if (code >= 0) {
+		obs.has_exit_code_case =
+		    SWEREX__V1__BASH_OBSERVATION__HAS_EXIT_CODE_EXIT_CODE;
+		obs.exit_code = code;
+	}
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_OBSERVATION;
+	resp.observation = &obs;
+	fake_send(fd, &resp);
+}
+
+/* Send an output chunk. */
+static void
+fake_chunk(int fd, uint64_t id, const char *data)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__OutputChunk chunk = SWEREX__V1__OUTPUT_CHUNK__INIT;
+
+	chunk.data.data = (uint8_t *)data;
+	chunk.data.len = strlen(data);
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_CHUNK;
+	resp.chunk = &chunk;
+	fake_send(fd, &resp);
+}
+
+/* Send an error of kind for id. */
+static void
+fake_error(int fd, uint64_t id, int kind, const char *message)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__Error error = SWEREX__V1__ERROR__INIT;
+
+	error.kind = kind;
+	error.message = (char *)message;
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_ERROR;
+	resp.error = &error;
+	fake_send(fd, &resp);
+}
+
+/* Wait for the client to close the connection; require nothing else. */
+static void
+fake_wait_close(int fd)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+
+	if (req != NULL) {
+		printf("# fake daemon: unexpected request (body %d)\n",
+		    (int)req->body_case);
+		fflush(stdout);
+		_exit(1);
+	}
+}
+
+/* Start a fake daemon running fn on its one connection. */
+static void
+fake_start(struct fake *f, fake_fn fn)
+{
+	struct sockaddr_un sa;
+	int lfd, fd;
+
+	alarm(30);
+	snprintf(f->dir, sizeof f->dir, "/tmp/swerex-test-lib.XXXXXX");
+	REQUIRE(mkdtemp(f->dir) != NULL);
+	snprintf(f->path, sizeof f->path, "%s/s.sock", f->dir);
+	snprintf(f->url, sizeof f->url, "unix:%s", f->path);
+	memset(&sa, 0, sizeof sa);
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	REQUIRE(lfd != -1);
+	REQUIRE(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+	REQUIRE(listen(lfd, 8) == 0);
+
+	fflush(stdout);
+	f->pid = fork();
+	REQUIRE(f->pid != -1);
+	if (f->pid == 0) {
+		/* Alarms are not inherited: the fake gets its own watchdog. */
+		alarm(30);
+		tap_failed_now = 0;
+		fd = accept(lfd, NULL, NULL);
+		FAKE_REQUIRE(fd != -1);
+		close(lfd);
+		fake_in = evbuffer_new();
+		FAKE_REQUIRE(fake_in != NULL);
+		fn(fd);
+		close(fd);
+		fflush(stdout);
+		_exit(tap_failed_now ? 1 : 0);
+	}
+	close(lfd);
+}
+
+/* Reap the fake daemon, check it was happy, and clean up. */
+static void
+fake_finish(struct fake *f)
+{
+	int status;
+
+	while (waitpid(f->pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		tap_diag(__FILE__, __LINE__, "fake daemon failed (status 0x%x)",
+		    status);
+	unlink(f->path);
+	rmdir(f->dir);
+	alarm(0);
+}
+
+/* Connect a blocking client to f; fail the test if that fails. */
+static struct swerex_client *
+fake_connect(struct fake *f)
+{
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+
+	if (swerex_connect(f->url, "test-lib", &c, &e) != 0) {
+		tap_diag(__FILE__, __LINE__, "connect: %s",
+		    e != NULL ? e->message : "?");
+		swerex_error_free(e);
+		return NULL;
+	}
+	return c;
+}
+
+/* Fake: answer one IsAlive. */
+static void
+serve_alive(int fd)
+{
+	Swerex__V1__Request *req;
+
+	fake_hello(fd, 1024 * 1024);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL);
+	FAKE_REQUIRE(req->body_case == SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	CHECK(req->id > 1);
+	fake_alive(fd, req->id, "fine");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_wait_close(fd);
+}
+
+TEST(handshake_and_is_alive)
+{
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	bool alive = false;
+	char *msg = NULL;
+
+	fake_start(&f, serve_alive);
+	c = fake_connect(&f);
+	if (c != NULL) {
+		CHECK_STR(swerex_daemon_version(c), "fake-1.0");
+		CHECK_INT(swerex_pending(c), 0);
+		CHECK_INT(swerex_is_alive(c, &alive, &msg, &e), 0);
+		CHECK(alive);
+		CHECK_STR(msg, "fine");
+		CHECK(e == NULL);
+		free(msg);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+}
+
+/* Fake: refuse the Hello. */
+static void
+serve_refuse(int fd)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+
+	FAKE_REQUIRE(req != NULL);
+	fake_error(fd, req->id, SWEREX__V1__ERROR_KIND__UNSUPPORTED_VERSION,
+	    "too old");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+/* Fake: answer the Hello with a protocol version from the future. */
+static void
+serve_future(int fd)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__HelloResponse hello = SWEREX__V1__HELLO_RESPONSE__INIT;
+
+	FAKE_REQUIRE(req != NULL);
+	hello.protocol_version = 2;
+	hello.daemon_version = (char *)"9";
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_HELLO;
+	resp.hello = &hello;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+/* Fake: hang up without answering. */
+static void
+serve_hangup(int fd)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+
+	FAKE_REQUIRE(req != NULL);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+TEST(handshake_failures)
+{
+	static const fake_fn fns[] = { serve_refuse, serve_future,
+	    serve_hangup };
+	static const enum swerex_error_kind kinds[] = {
+	    SWEREX_ERR_UNSUPPORTED_VERSION, SWEREX_ERR_UNSUPPORTED_VERSION,
+	    SWEREX_ERR_CONNECT };
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e;
+	size_t i;
+
+	for (i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+		fake_start(&f, fns[i]);
+		c = (struct swerex_client *)1;
+		e = NULL;
+		CHECK_INT(swerex_connect(f.url, "test-lib", &c, &e), -1);
+		CHECK(c == NULL);
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, kinds[i]);
+		if (i == 0)
+			CHECK_STR(e->message, "too old");
+		swerex_error_free(e);
+		fake_finish(&f);
+	}
+}
+
+TEST(connect_errors)
+{
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+
+	CHECK_INT(swerex_connect("unix:/nonexistent/dir/s.sock", "x", &c, &e),
+	    -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_CONNECT);
+	CHECK(strstr(e->message, "/nonexistent/dir/s.sock") != NULL);
+	CHECK(strstr(e->message, strerror(ENOENT)) != NULL);
+	swerex_error_free(e);
+
+	e = NULL;
+	CHECK_INT(swerex_connect("tls://host:1234", "x", &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	CHECK(strstr(e->message, "unsupported URL scheme") != NULL);
+	swerex_error_free(e);
+
+	/* A NULL err must not crash. */
+	CHECK_INT(swerex_connect("/nonexistent/s.sock", "x", &c, NULL), -1);
+	CHECK(c == NULL);
+}
+
+TEST(socket_path_resolution)
+{
+	char *p;
+
+	unsetenv("SWEREX_URL");
+	setenv("XDG_RUNTIME_DIR", "/run/user/77", 1);
+	p = swerex_socket_path(NULL);
+	CHECK_STR(p, "/run/user/77/swerexd.sock");
+	free(p);
+
+	unsetenv("XDG_RUNTIME_DIR");
+	p = swerex_socket_path(NULL);
+	{
+		char want[64];
+
+		snprintf(want, sizeof want, "/tmp/swerexd-%lu/swerexd.sock",
+		    (unsigned long)getuid());
+		CHECK_STR(p, want);
+	}
+	free(p);
+
+	setenv("SWEREX_URL", "unix:/a/b.sock", 1);
+	p = swerex_socket_path(NULL);
+	CHECK_STR(p, "/a/b.sock");
+	free(p);
+	p = swerex_socket_path("/c/d.sock");
+	CHECK_STR(p, "/c/d.sock");
+	free(p);
+	p = swerex_socket_path("unix:///e.sock");
+	CHECK_STR(p, "/e.sock");
+	free(p);
+	CHECK(swerex_socket_path("tls://h:1") == NULL);
+	CHECK(swerex_socket_path("unix:") == NULL);
+	unsetenv("SWEREX_URL");
+}
+
+/* Fake: check the fields of runs, creates and interrupts; answer each. */
+static void
+serve_fields(int fd)
+{
+	Swerex__V1__Request *req;
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__BashObservation obs = SWEREX__V1__BASH_OBSERVATION__INIT;
+	Swerex__V1__CreateSessionResponse cs =
+	    SWEREX__V1__CREATE_SESSION_RESPONSE__INIT;
+	static const uint8_t out[] = "a\0b";
+
+	fake_hello(fd, 1024 * 1024);
+
+	/* A run with every default. */
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	CHECK_STR(req->run->command, "true");
+	CHECK_STR(req->run->session, "");
+	CHECK_INT(req->run->has_timeout_case,
+	    SWEREX__V1__BASH_ACTION__HAS_TIMEOUT__NOT_SET);
+	CHECK_INT(req->run->has_max_output_case,
+	    SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT__NOT_SET);
+	CHECK_INT(req->run->check, SWEREX__V1__CHECK__CHECK_RAISE);
+	CHECK(!req->run->stream);
+	CHECK_INT(req->run->n_expect, 0);
+	obs.output.data = (uint8_t *)out;
+	obs.output.len = 3;
+	obs.has_exit_code_case =
+	    SWEREX__V1__BASH_OBSERVATION__HAS_EXIT_CODE_EXIT_CODE;
+	obs.exit_code = 0;
+	obs.truncated = 1;
+	obs.output_bytes = 1000;
+	obs.carried_over = 1;
+	obs.expect_string = (char *)"$ ";
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_OBSERVATION;
+	resp.observation = &obs;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* A run with every option set. */
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	CHECK_STR(req->run->session, "s1");
+	CHECK_INT(req->run->has_timeout_case,
+	    SWEREX__V1__BASH_ACTION__HAS_TIMEOUT_TIMEOUT);
+	CHECK(req->run->timeout == 0.0);
+	CHECK_INT(req->run->has_max_output_case,
+	    SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT_MAX_OUTPUT);
+	CHECK_INT(req->run->max_output, 4096);
+	CHECK_INT(req->run->check, SWEREX__V1__CHECK__CHECK_IGNORE);
+	CHECK(req->run->is_interactive_command);
+	CHECK(req->run->is_interactive_quit);
+	CHECK_STR(req->run->error_msg, "oops");
+	REQUIRE(req->run->n_expect == 2);
+	CHECK_STR(req->run->expect[1], ">>> ");
+	fake_observation(fd, req->id, "", -1);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* Create with defaults, then with options. */
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_CREATE_SESSION);
+	CHECK_STR(req->create_session->session, "");
+	CHECK_INT(req->create_session->has_startup_timeout_case,
+	    SWEREX__V1__CREATE_SESSION_REQUEST__HAS_STARTUP_TIMEOUT__NOT_SET);
+	cs.output.data = (uint8_t *)"motd\n";
+	cs.output.len = 5;
+	cs.session = (char *)"default";
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_CREATE_SESSION;
+	resp.create_session = &cs;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_CREATE_SESSION);
+	CHECK_STR(req->create_session->session, "s2");
+	CHECK_INT(req->create_session->has_startup_timeout_case,
+	    SWEREX__V1__CREATE_SESSION_REQUEST__HAS_STARTUP_TIMEOUT_STARTUP_TIMEOUT);
+	CHECK(req->create_session->startup_timeout == 3.5);
+	REQUIRE(req->create_session->n_startup_source == 1);
+	CHECK_STR(req->create_session->startup_source[0], "/etc/x");
+	resp.id = req->id;
+	cs.output.len = 0;
+	cs.output.data = NULL;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* Interrupts: defaults not sent; n_retry 0 sent when asked. */
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_INTERRUPT);
+	CHECK_INT(req->interrupt->has_timeout_case,
+	    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_TIMEOUT__NOT_SET);
+	CHECK_INT(req->interrupt->has_n_retry_case,
+	    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_N_RETRY__NOT_SET);
+	fake_observation(fd, req->id, "^C", 130);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_INTERRUPT);
+	CHECK_STR(req->interrupt->session, "s3");
+	CHECK_INT(req->interrupt->has_timeout_case,
+	    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_TIMEOUT_TIMEOUT);
+	CHECK(req->interrupt->timeout == 0.5);
+	CHECK_INT(req->interrupt->has_n_retry_case,
+	    SWEREX__V1__BASH_INTERRUPT_ACTION__HAS_N_RETRY_N_RETRY);
+	CHECK_INT(req->interrupt->n_retry, 0);
+	fake_observation(fd, req->id, "", -1);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	fake_wait_close(fd);
+}
+
+TEST(request_fields_and_conversions)
+{
+	static const char *const expect[] = { "$ ", ">>> " };
+	static const char *const sources[] = { "/etc/x" };
+	struct swerex_run_opts run = { .command = "true" };
+	struct swerex_create_opts create = { 0 };
+	struct swerex_interrupt_opts intr = { 0 };
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_observation *o = NULL;
+	struct swerex_error *e = NULL;
+	char *out = NULL;
+	size_t len = 99;
+
+	fake_start(&f, serve_fields);
+	c = fake_connect(&f);
+	if (c == NULL)
+		goto done;
+
+	REQUIRE(swerex_run(c, &run, &o, &e) == 0);
+	CHECK_INT(o->output_len, 3);
+	CHECK(memcmp(o->output, "a\0b", 4) == 0);	/* NUL-terminated */
+	CHECK(o->has_exit_code);
+	CHECK_INT(o->exit_code, 0);
+	CHECK(o->truncated);
+	CHECK_INT(o->output_bytes, 1000);
+	CHECK_INT(o->carried_over, 1);
+	CHECK_STR(o->expect_string, "$ ");
+	CHECK_STR(o->failure_reason, "");
+	swerex_observation_free(o);
+
+	run.session = "s1";
+	run.has_timeout = true;
+	run.timeout = 0;
+	run.max_output = 4096;
+	run.check = SWEREX_CHECK_IGNORE;
+	run.is_interactive_command = true;
+	run.is_interactive_quit = true;
+	run.error_msg = "oops";
+	run.expect = expect;
+	run.n_expect = 2;
+	REQUIRE(swerex_run(c, &run, &o, &e) == 0);
+	CHECK(!o->has_exit_code);
+	CHECK_INT(o->output_len, 0);
+	CHECK_STR(o->output, "");
+	swerex_observation_free(o);
+
+	REQUIRE(swerex_create_session(c, NULL, &out, &len, &e) == 0);
+	CHECK_MEM(out, len, "motd\n");
+	free(out);
+	create.session = "s2";
+	create.startup_timeout = 3.5;
+	create.startup_source = sources;
+	create.n_startup_source = 1;
+	REQUIRE(swerex_create_session(c, &create, &out, &len, &e) == 0);
+	CHECK_INT(len, 0);
+	CHECK_STR(out, "");
+	free(out);
+
+	REQUIRE(swerex_interrupt(c, NULL, &o, &e) == 0);
+	CHECK_STR(o->output, "^C");
+	CHECK_INT(o->exit_code, 130);
+	swerex_observation_free(o);
+	intr.session = "s3";
+	intr.timeout = 0.5;
+	intr.has_n_retry = true;
+	REQUIRE(swerex_interrupt(c, &intr, NULL, &e) == 0);
+
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+}
+
+/* Fake: answer a run with an error carrying extras and an observation. */
+static void
+serve_error(int fd)
+{
+	Swerex__V1__Request *req;
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__Error error = SWEREX__V1__ERROR__INIT;
+	Swerex__V1__Error__ExtraEntry x1 = SWEREX__V1__ERROR__EXTRA_ENTRY__INIT;
+	Swerex__V1__Error__ExtraEntry x2 = SWEREX__V1__ERROR__EXTRA_ENTRY__INIT;
+	Swerex__V1__Error__ExtraEntry *extra[] = { &x1, &x2 };
+	Swerex__V1__BashObservation obs = SWEREX__V1__BASH_OBSERVATION__INIT;
+	int i;
+
+	fake_hello(fd, 1024 * 1024);
+	for (i = 0; i < 3; i++) {
+		req = fake_recv(fd);
+		FAKE_REQUIRE(req != NULL &&
+		    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+		error.kind = SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT;
+		error.message = (char *)"timed out after 1 s";
+		x1.key = (char *)"timeout";
+		x1.value = (char *)"1";
+		x2.key = (char *)"session";
+		x2.value = (char *)"default";
+		error.n_extra = 2;
+		error.extra = extra;
+		obs.output.data = (uint8_t *)"partial";
+		obs.output.len = 7;
+		error.observation = &obs;
+		if (i == 2) {
+			/* A kind this library does not know yet. */
+			error.kind = (Swerex__V1__ErrorKind)77;
+			error.n_extra = 0;
+			error.observation = NULL;
+		}
+		resp.id = req->id;
+		resp.body_case = SWEREX__V1__RESPONSE__BODY_ERROR;
+		resp.error = &error;
+		fake_send(fd, &resp);
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	fake_wait_close(fd);
+}
+
+TEST(daemon_errors)
+{
+	struct swerex_run_opts run = { .command = "sleep 9" };
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_observation *o = NULL;
+	struct swerex_error *e = NULL, *copy;
+
+	fake_start(&f, serve_error);
+	c = fake_connect(&f);
+	if (c == NULL)
+		goto done;
+	CHECK_INT(swerex_run(c, &run, &o, &e), -1);
+	CHECK(o == NULL);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_COMMAND_TIMEOUT);
+	CHECK_STR(swerex_error_kind_name(e->kind), "COMMAND_TIMEOUT");
+	CHECK_STR(e->message, "timed out after 1 s");
+	CHECK_INT(e->n_extra, 2);
+	CHECK_STR(swerex_error_extra(e, "session"), "default");
+	CHECK(swerex_error_extra(e, "nope") == NULL);
+	REQUIRE(e->observation != NULL);
+	CHECK_MEM(e->observation->output, e->observation->output_len,
+	    "partial");
+
+	copy = swerex_error_dup(e);
+	REQUIRE(copy != NULL);
+	CHECK_STR(swerex_error_extra(copy, "timeout"), "1");
+	CHECK_MEM(copy->observation->output, copy->observation->output_len,
+	    "partial");
+	swerex_error_free(copy);
+	swerex_error_free(e);
+
+	/* With err NULL the error is freed, not leaked or dereferenced. */
+	CHECK_INT(swerex_run(c, &run, NULL, NULL), -1);
+
+	e = NULL;
+	CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, 77);
+	CHECK_STR(swerex_error_kind_name(e->kind), "UNKNOWN");
+	CHECK(e->observation == NULL);
+	swerex_error_free(e);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+}
+
+/* Fake: stream two runs as three chunks each. */
+static void
+serve_stream(int fd)
+{
+	Swerex__V1__Request *req;
+	int i;
+
+	fake_hello(fd, 1024 * 1024);
+	for (i = 0; i < 2; i++) {
+		req = fake_recv(fd);
+		FAKE_REQUIRE(req != NULL &&
+		    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+		CHECK(req->run->stream);
+		fake_chunk(fd, req->id, "1\n");
+		fake_chunk(fd, req->id, "2\n");
+		fake_chunk(fd, req->id, "3\n");
+		fake_observation(fd, req->id, "1\n2\n3\n", 0);
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	fake_wait_close(fd);
+}
+
+struct chunks {
+	char buf[64];
+	size_t len;
+	int n;
+	int final;
+	uint64_t id;
+	size_t pending_in_chunk;
+};
+
+/* Collect streamed output (blocking run). */
+static void
+collect_chunk(const char *data, size_t len, void *arg)
+{
+	struct chunks *ch = arg;
+
+	if (ch->len + len <= sizeof ch->buf) {
+		memcpy(ch->buf + ch->len, data, len);
+		ch->len += len;
+	}
+	ch->n++;
+}
+
+/* Collect streamed output and the final reply (event-driven run). */
+static void
+collect_reply(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct chunks *ch = arg;
+
+	CHECK_INT(r->id, ch->id);
+	if (r->type == SWEREX_REPLY_CHUNK) {
+		CHECK(!ch->final);
+		ch->pending_in_chunk = swerex_pending(c);
+		collect_chunk(r->data, r->len, ch);
+		return;
+	}
+	CHECK_INT(r->type, SWEREX_REPLY_OBSERVATION);
+	if (r->type == SWEREX_REPLY_OBSERVATION)
+		CHECK_STR(r->observation->output, "1\n2\n3\n");
+	CHECK_INT(swerex_pending(c), 0);
+	ch->final++;
+}
+
+/* Connect an event-driven client to f on base; fail the test if that fails. */
+static struct swerex_client *
+fake_connect_base(struct fake *f, struct event_base *base)
+{
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+
+	if (swerex_connect_base(base, f->url, "test-lib", &c, &e) != 0) {
+		tap_diag(__FILE__, __LINE__, "connect: %s",
+		    e != NULL ? e->message : "?");
+		swerex_error_free(e);
+		return NULL;
+	}
+	return c;
+}
+
+/* Run base until *counter reaches n; false if the loop ran dry first. */
+static bool
+drive(struct event_base *base, const int *counter, int n)
+{
+	while (*counter < n) {
+		if (event_base_loop(base, EVLOOP_ONCE) != 0)
+			return false;
+	}
+	return true;
+}
+
+TEST(streaming)
+{
+	struct swerex_run_opts run = { .command = "seq 3" };
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_observation *o = NULL;
+	struct swerex_error *e = NULL;
+	struct chunks ch;
+
+	REQUIRE(base != NULL);
+	fake_start(&f, serve_stream);
+	c = fake_connect_base(&f, base);
+	if (c == NULL)
+		goto done;
+
+	/* Blocking, on the caller's base. */
+	memset(&ch, 0, sizeof ch);
+	run.on_chunk = collect_chunk;
+	run.chunk_arg = &ch;
+	REQUIRE(swerex_run(c, &run, &o, &e) == 0);
+	CHECK_INT(ch.n, 3);
+	CHECK_MEM(ch.buf, ch.len, "1\n2\n3\n");
+	CHECK_STR(o->output, "1\n2\n3\n");
+	swerex_observation_free(o);
+
+	/* Event-driven: chunks, then the final reply. */
+	memset(&ch, 0, sizeof ch);
+	ch.id = swerex_submit_run(c, &run, true, collect_reply, &ch, &e);
+	REQUIRE(ch.id != 0);
+	CHECK_INT(swerex_pending(c), 1);
+	CHECK(drive(base, &ch.final, 1));
+	CHECK_INT(ch.final, 1);
+	CHECK_INT(ch.n, 3);
+	CHECK_INT(ch.pending_in_chunk, 1);
+	CHECK_MEM(ch.buf, ch.len, "1\n2\n3\n");
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+	event_base_free(base);
+}
+
+#define MANY 300
+
+/* Fake: read MANY IsAlive requests, answer them in reverse order. */
+static void
+serve_many(int fd)
+{
+	Swerex__V1__Request *req[MANY];
+	char msg[32];
+	int i;
+
+	fake_hello(fd, 1024 * 1024);
+	for (i = 0; i < MANY; i++) {
+		req[i] = fake_recv(fd);
+		FAKE_REQUIRE(req[i] != NULL);
+		FAKE_REQUIRE(req[i]->body_case ==
+		    SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+		if (i > 0)
+			CHECK(req[i]->id > req[i - 1]->id);
+	}
+	for (i = MANY - 1; i >= 0; i--) {
+		snprintf(msg, sizeof msg, "m%llu",
+		    (unsigned long long)req[i]->id);
+		fake_alive(fd, req[i]->id, msg);
+		protobuf_c_message_free_unpacked(&req[i]->base, NULL);
+	}
+	fake_wait_close(fd);
+}
+
+struct many {
+	uint64_t ids[MANY];
+	int seen[MANY];
+	int done;
+	int bad;
+};
+
+/* Check a reply against the id it was submitted under. */
+static void
+many_cb(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct many *m = arg;
+	char want[32];
+	size_t i;
+
+	for (i = 0; i < MANY; i++) {
+		if (m->ids[i] == r->id)
+			break;
+	}
+	if (i == MANY || r->type != SWEREX_REPLY_ALIVE) {
+		m->bad++;
+		m->done++;
+		return;
+	}
+	snprintf(want, sizeof want, "m%llu", (unsigned long long)r->id);
+	if (strcmp(r->message, want) != 0 || !r->is_alive)
+		m->bad++;
+	m->seen[i]++;
+	m->done++;
+}
+
+TEST(many_in_flight_out_of_order)
+{
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	struct many m;
+	int i;
+
+	REQUIRE(base != NULL);
+	memset(&m, 0, sizeof m);
+	fake_start(&f, serve_many);
+	c = fake_connect_base(&f, base);
+	if (c == NULL)
+		goto done;
+	for (i = 0; i < MANY; i++) {
+		m.ids[i] = swerex_submit_is_alive(c, many_cb, &m, &e);
+		REQUIRE(m.ids[i] != 0);
+		if (i > 0)
+			CHECK(m.ids[i] == m.ids[i - 1] + 1);
+	}
+	CHECK_INT(swerex_pending(c), MANY);
+	CHECK(drive(base, &m.done, MANY));
+	CHECK_INT(m.bad, 0);
+	for (i = 0; i < MANY; i++)
+		CHECK_INT(m.seen[i], 1);
+	CHECK_INT(swerex_pending(c), 0);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+	event_base_free(base);
+}
+
+/* A record of the final replies a callback got. */
+struct finals {
+	int n;
+	int chunks;
+	enum swerex_error_kind kinds[8];
+	char messages[8][128];
+};
+
+/* Record a final error reply. */
+static void
+record_cb(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct finals *fs = arg;
+
+	if (r->type == SWEREX_REPLY_CHUNK) {
+		fs->chunks++;
+		return;
+	}
+	if (fs->n < 8 && r->type == SWEREX_REPLY_ERROR) {
+		fs->kinds[fs->n] = r->error->kind;
+		snprintf(fs->messages[fs->n], sizeof fs->messages[0], "%s",
+		    r->error->message);
+	} else if (fs->n < 8)
+		fs->kinds[fs->n] = (enum swerex_error_kind)-1;
+	fs->n++;
+}
+
+/* Fake: read three requests, then hang up. */
+static void
+serve_read3_close(int fd)
+{
+	Swerex__V1__Request *req;
+	int i;
+
+	fake_hello(fd, 1024 * 1024);
+	for (i = 0; i < 3; i++) {
+		req = fake_recv(fd);
+		FAKE_REQUIRE(req != NULL);
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+}
+
+/* Fake: read three requests, then send a connection-level error. */
+static void
+serve_read3_conn_error(int fd)
+{
+	serve_read3_close(fd);
+	fake_error(fd, 0, SWEREX__V1__ERROR_KIND__PROTOCOL_ERROR,
+	    "frame too large");
+}
+
+/* Fake: read three requests, then send a frame with a bad flag. */
+static void
+serve_read3_bad_frame(int fd)
+{
+	static const uint8_t bad[] = { 1, 0, 0, 0, 0 };
+
+	serve_read3_close(fd);
+	fake_write(fd, bad, sizeof bad);
+	fake_wait_close(fd);
+}
+
+TEST(loss_fails_every_pending_request)
+{
+	static const fake_fn fns[] = { serve_read3_close,
+	    serve_read3_conn_error, serve_read3_bad_frame };
+	static const enum swerex_error_kind kinds[] = {
+	    SWEREX_ERR_DISCONNECTED, SWEREX_ERR_PROTOCOL, SWEREX_ERR_PROTOCOL };
+	struct swerex_run_opts run = { .command = "sleep 100" };
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	struct finals fs;
+	size_t i;
+	int j;
+
+	REQUIRE(base != NULL);
+	for (i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+		memset(&fs, 0, sizeof fs);
+		fake_start(&f, fns[i]);
+		c = fake_connect_base(&f, base);
+		if (c == NULL) {
+			fake_finish(&f);
+			continue;
+		}
+		for (j = 0; j < 3; j++)
+			REQUIRE(swerex_submit_run(c, &run, true, record_cb, &fs,
+			    &e) != 0);
+		CHECK(drive(base, &fs.n, 3));
+		CHECK_INT(fs.n, 3);
+		for (j = 0; j < 3; j++)
+			CHECK_INT(fs.kinds[j], kinds[i]);
+		if (i == 0)
+			CHECK_STR(fs.messages[0], "connection to swerexd lost");
+		if (i == 1)
+			CHECK_STR(fs.messages[2], "frame too large");
+		CHECK_INT(swerex_pending(c), 0);
+
+		/* A dead client fails at once, blocking or not. */
+		CHECK_INT(swerex_submit_is_alive(c, record_cb, &fs, &e), 0);
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_DISCONNECTED);
+		swerex_error_free(e);
+		e = NULL;
+		CHECK_INT(swerex_is_alive(c, NULL, NULL, &e), -1);
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_DISCONNECTED);
+		swerex_error_free(e);
+		e = NULL;
+		CHECK_INT(fs.n, 3);
+		swerex_client_free(c);
+		CHECK_INT(fs.n, 3);	/* each callback runs exactly once */
+		fake_finish(&f);
+	}
+	event_base_free(base);
+}
+
+/* Fake: read two requests and wait for the client to go. */
+static void
+serve_read2_wait(int fd)
+{
+	Swerex__V1__Request *req;
+	int i;
+
+	fake_hello(fd, 1024 * 1024);
+	for (i = 0; i < 2; i++) {
+		req = fake_recv(fd);
+		FAKE_REQUIRE(req != NULL);
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	fake_wait_close(fd);
+}
+
+TEST(free_fails_pending)
+{
+	struct swerex_run_opts run = { .command = "sleep 100" };
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct swerex_client *c;
+	struct finals fs;
+
+	REQUIRE(base != NULL);
+	memset(&fs, 0, sizeof fs);
+	fake_start(&f, serve_read2_wait);
+	c = fake_connect_base(&f, base);
+	if (c != NULL) {
+		REQUIRE(swerex_submit_run(c, &run, false, record_cb, &fs,
+		    NULL) != 0);
+		REQUIRE(swerex_submit_run(c, &run, false, record_cb, &fs,
+		    NULL) != 0);
+		/* Let the requests reach the fake before closing. */
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		CHECK_INT(fs.n, 0);
+		swerex_client_free(c);
+		CHECK_INT(fs.n, 2);
+		CHECK_INT(fs.kinds[0], SWEREX_ERR_DISCONNECTED);
+		CHECK_INT(fs.kinds[1], SWEREX_ERR_DISCONNECTED);
+	}
+	fake_finish(&f);
+	event_base_free(base);
+}
+
+/* Fake: stop reading (the client's writes then fail) and wait to be told. */
+static void
+serve_shut_read(int fd)
+{
+	char c;
+
+	fake_hello(fd, 64 * 1024 * 1024);
+	shutdown(fd, SHUT_RD);
+	/* The client closes when done; read() then sees EOF... or nothing. */
+	while (read(fd, &c, 1) > 0)
+		;
+	usleep(200 * 1000);
+}
+
+TEST(dead_peer_raises_no_sigpipe)
+{
+	struct swerex_run_opts run = { 0 };
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	char *big;
+
+	/* SIGPIPE keeps its default action: raising it would kill us. */
+	signal(SIGPIPE, SIG_DFL);
+	big = malloc(1024 * 1024);
+	REQUIRE(big != NULL);
+	memset(big, 'x', 1024 * 1024 - 1);
+	big[1024 * 1024 - 1] = '\0';
+	run.command = big;
+
+	fake_start(&f, serve_shut_read);
+	c = fake_connect(&f);
+	if (c != NULL) {
+		CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_DISCONNECTED);
+		swerex_error_free(e);
+		swerex_client_free(c);
+	}
+	free(big);
+	fake_finish(&f);
+}
+
+/* Fake: announce a small frame limit, then answer one IsAlive. */
+static void
+serve_small_frames(int fd)
+{
+	Swerex__V1__Request *req;
+
+	fake_hello(fd, 1024);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL);
+	CHECK_INT(req->body_case, SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	fake_alive(fd, req->id, "");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_wait_close(fd);
+}
+
+TEST(bad_arguments)
+{
+	static const char *const holes[] = { "a", NULL };
+	struct swerex_run_opts run = { 0 };
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	char big[2048];
+
+	fake_start(&f, serve_small_frames);
+	c = fake_connect(&f);
+	if (c == NULL)
+		goto done;
+
+	CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	CHECK_INT(swerex_run(c, NULL, NULL, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+
+	run.command = "true";
+	run.expect = holes;
+	run.n_expect = 2;
+	CHECK_INT(swerex_submit_run(c, &run, false, NULL, NULL, &e), 0);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+
+	run.n_expect = 0;
+	run.check = (enum swerex_check)9;
+	CHECK_INT(swerex_submit_run(c, &run, false, NULL, NULL, &e), 0);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+
+	/* Above the daemon's frame limit: refused, connection unharmed. */
+	memset(big, 'y', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	run.check = SWEREX_CHECK_RAISE;
+	run.command = big;
+	CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	CHECK_INT(swerex_pending(c), 0);
+
+	CHECK_INT(swerex_is_alive(c, NULL, NULL, &e), 0);
+	CHECK_INT(swerex_submit_is_alive(NULL, NULL, NULL, &e), 0);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+}
+
+struct nested {
+	int rc;
+	enum swerex_error_kind kind;
+	int done;
+};
+
+/* Try a blocking call from a callback of the same client. */
+static void
+nested_cb(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct nested *n = arg;
+	struct swerex_error *e = NULL;
+
+	n->rc = swerex_is_alive(c, NULL, NULL, &e);
+	n->kind = e != NULL ? e->kind : SWEREX_ERR_UNSPECIFIED;
+	swerex_error_free(e);
+	n->done++;
+}
+
+TEST(blocking_call_in_callback_refused)
+{
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct swerex_client *c;
+	struct nested n = { 0 };
+
+	REQUIRE(base != NULL);
+	fake_start(&f, serve_alive);
+	c = fake_connect_base(&f, base);
+	if (c != NULL) {
+		REQUIRE(swerex_submit_is_alive(c, nested_cb, &n, NULL) != 0);
+		CHECK(drive(base, &n.done, 1));
+		CHECK_INT(n.rc, -1);
+		CHECK_INT(n.kind, SWEREX_ERR_BAD_ARGUMENT);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+	event_base_free(base);
+}
+
+/* Fake: list two sessions. */
+static void
+serve_list(int fd)
+{
+	Swerex__V1__Request *req;
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__ListSessionsResponse list =
+	    SWEREX__V1__LIST_SESSIONS_RESPONSE__INIT;
+	Swerex__V1__SessionInfo a = SWEREX__V1__SESSION_INFO__INIT;
+	Swerex__V1__SessionInfo b = SWEREX__V1__SESSION_INFO__INIT;
+	Swerex__V1__SessionInfo *v[] = { &a, &b };
+	Swerex__V1__CloseSessionResponse closed =
+	    SWEREX__V1__CLOSE_SESSION_RESPONSE__INIT;
+
+	fake_hello(fd, 1024 * 1024);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_LIST_SESSIONS);
+	a.name = (char *)"default";
+	a.pid = 123;
+	a.state = SWEREX__V1__SESSION_STATE__SESSION_STATE_RUNNING;
+	a.created = 1700000000.5;
+	a.last_command = (char *)"make";
+	b.name = (char *)"gone";
+	b.state = SWEREX__V1__SESSION_STATE__SESSION_STATE_DEAD;
+	b.exit_status = 9;
+	list.n_sessions = 2;
+	list.sessions = v;
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_LIST_SESSIONS;
+	resp.list_sessions = &list;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_CLOSE_SESSION);
+	CHECK_STR(req->close_session->session, "gone");
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_CLOSE_SESSION;
+	resp.close_session = &closed;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* A reply of the wrong type for a close. */
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL);
+	fake_alive(fd, req->id, "");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_wait_close(fd);
+}
+
+TEST(sessions_and_close)
+{
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_session_info *s = NULL;
+	struct swerex_error *e = NULL;
+	size_t n = 0;
+
+	fake_start(&f, serve_list);
+	c = fake_connect(&f);
+	if (c == NULL)
+		goto done;
+	REQUIRE(swerex_list_sessions(c, &s, &n, &e) == 0);
+	REQUIRE(n == 2);
+	CHECK_STR(s[0].name, "default");
+	CHECK_INT(s[0].pid, 123);
+	CHECK_INT(s[0].state, SWEREX_SESSION_RUNNING);
+	CHECK(s[0].created == 1700000000.5);
+	CHECK_STR(s[0].last_command, "make");
+	CHECK_STR(s[1].name, "gone");
+	CHECK_INT(s[1].state, SWEREX_SESSION_DEAD);
+	CHECK_INT(s[1].exit_status, 9);
+	CHECK_STR(s[1].last_command, "");
+	swerex_sessions_free(s, n);
+
+	CHECK_INT(swerex_close_session(c, "gone", &e), 0);
+	CHECK_INT(swerex_close_session(c, "x", &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_PROTOCOL);
+	swerex_error_free(e);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+}
+
+#define BIG (32 * 1024 * 1024)
+
+/* Fake: answer a run with a 32 MiB observation. */
+static void
+serve_big(int fd)
+{
+	Swerex__V1__Request *req;
+	char *out;
+
+	fake_hello(fd, 1024 * 1024);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL);
+	out = malloc(BIG + 1);
+	FAKE_REQUIRE(out != NULL);
+	memset(out, 'z', BIG);
+	out[BIG - 1] = '!';
+	out[BIG] = '\0';
+	fake_observation(fd, req->id, out, 0);
+	free(out);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_wait_close(fd);
+}
+
+TEST(large_reply)
+{
+	struct swerex_run_opts run = { .command = "yes z | head -c 32M" };
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_observation *o = NULL;
+	struct swerex_error *e = NULL;
+
+	fake_start(&f, serve_big);
+	c = fake_connect(&f);
+	if (c != NULL) {
+		REQUIRE(swerex_run(c, &run, &o, &e) == 0);
+		CHECK_INT(o->output_len, BIG);
+		CHECK(o->output[0] == 'z' && o->output[BIG - 1] == '!' &&
+		    o->output[BIG] == '\0');
+		swerex_observation_free(o);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+}
+
+TEST(kind_names_and_copies)
+{
+	struct swerex_observation o = { 0 }, *copy;
+	struct swerex_kv kv = { (char *)"k", (char *)"v" };
+	struct swerex_error err = { 0 }, *ecopy;
+
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_SESSION_EXISTS),
+	    "SESSION_EXISTS");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_CONNECT), "CONNECT");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_DISCONNECTED),
+	    "DISCONNECTED");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_BAD_ARGUMENT),
+	    "BAD_ARGUMENT");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_NO_MEMORY), "NO_MEMORY");
+
+	o.output = (char *)"x\0y";
+	o.output_len = 3;
+	o.has_exit_code = true;
+	o.exit_code = 2;
+	o.failure_reason = (char *)"why";
+	copy = swerex_observation_dup(&o);
+	REQUIRE(copy != NULL);
+	CHECK_INT(copy->output_len, 3);
+	CHECK(memcmp(copy->output, "x\0y", 4) == 0);
+	CHECK_INT(copy->exit_code, 2);
+	CHECK_STR(copy->failure_reason, "why");
+	CHECK_STR(copy->expect_string, "");
+	swerex_observation_free(copy);
+
+	err.kind = SWEREX_ERR_NON_ZERO_EXIT_CODE;
+	err.message = (char *)"exit 2";
+	err.extra = &kv;
+	err.n_extra = 1;
+	err.observation = &o;
+	ecopy = swerex_error_dup(&err);
+	REQUIRE(ecopy != NULL);
+	CHECK_STR(swerex_error_extra(ecopy, "k"), "v");
+	CHECK_INT(ecopy->observation->exit_code, 2);
+	swerex_error_free(ecopy);
+
+	CHECK(swerex_error_dup(NULL) == NULL);
+	CHECK(swerex_observation_dup(NULL) == NULL);
+	swerex_error_free(NULL);
+	swerex_observation_free(NULL);
+	swerex_sessions_free(NULL, 0);
+	swerex_client_free(NULL);
+	CHECK(swerex_error_extra(NULL, "k") == NULL);
+}
+
+TAP_MAIN(
+	TAP_T(handshake_and_is_alive),
+	TAP_T(handshake_failures),
+	TAP_T(connect_errors),
+	TAP_T(socket_path_resolution),
+	TAP_T(request_fields_and_conversions),
+	TAP_T(daemon_errors),
+	TAP_T(streaming),
+	TAP_T(many_in_flight_out_of_order),
+	TAP_T(loss_fails_every_pending_request),
+	TAP_T(free_fails_pending),
+	TAP_T(dead_peer_raises_no_sigpipe),
+	TAP_T(bad_arguments),
+	TAP_T(blocking_call_in_callback_refused),
+	TAP_T(sessions_and_close),
+	TAP_T(large_reply),
+	TAP_T(kind_names_and_copies)
+)
