@@ -655,6 +655,23 @@ session_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * Read whatever the terminal already holds, so that a new request starts
+ * after it: output printed before the request counts as carried over, and
+ * a command that has just finished is seen as finished.
+ */
+static void
+session_catch_up(struct session *s)
+{
+	static char buf[SESSION_READ_SIZE];
+	ssize_t n;
+
+	while (s->fd >= 0 && !s->eof && !s->throttled &&
+	    (n = read(s->fd, buf, sizeof buf)) > 0)
+		filter_feed(&s->filter, buf, (size_t)n, session_output_cb,
+		    session_marker_cb, s);
+}
+
 /* Signal every process in the session of bash: the /proc scan finds jobs in
  * other process groups, as well as children that escaped to the background. */
 static void
@@ -1089,6 +1106,7 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	}
 	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
 		return;
+	session_catch_up(s);
 	if (s->w.req != NULL || (s->busy && !interactive)) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_BUSY, NULL, NULL,
 		    "session '%.256s' is running a command; send input with "
@@ -1160,6 +1178,7 @@ session_interrupt(struct server *srv, struct req *r,
 		n_retry = m->n_retry > 100 ? 100 : m->n_retry;
 	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
 		return;
+	session_catch_up(s);
 	w = &s->w;
 	if (w->req != NULL)
 		session_fail(s, SWEREX__V1__ERROR_KIND__INTERRUPTED, NULL,

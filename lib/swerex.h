@@ -16,6 +16,14 @@
  * owned by the caller and freed with the matching swerex_*_free(). Objects
  * passed to a callback are borrowed and valid only during the callback.
  * A client is not thread-safe; use one per thread.
+ *
+ * Errors: a call that fails returns -1 (or id 0) and sets *err, except when
+ * memory runs out while building the error itself; then *err is NULL.
+ *
+ * Streaming: chunks carry output as it is printed during the request. Output
+ * printed before the request began (see carried_over) is not streamed again;
+ * it is at the start of the final observation, which always holds the whole
+ * output (subject to the output cap).
  */
 #ifndef SWEREX_H
 #define SWEREX_H
@@ -105,7 +113,9 @@ struct swerex_kv {
 struct swerex_error {
 	enum swerex_error_kind kind;
 	char *message;
-	struct swerex_kv *extra;  /* e.g. bash_stdout, bash_stderr, exit_status */
+	/* Details: bash_stdout, bash_stderr (BASH_INCORRECT_SYNTAX), exit_code
+	 * (NON_ZERO_EXIT_CODE), exit_status (SESSION_DIED), timeout. */
+	struct swerex_kv *extra;
 	size_t n_extra;
 	struct swerex_observation *observation; /* partial/full output, or NULL */
 };
@@ -165,7 +175,11 @@ SWEREX_API int swerex_connect(const char *url, const char *client_name,
 SWEREX_API int swerex_connect_base(struct event_base *base, const char *url,
 			const char *client_name, struct swerex_client **out,
 			struct swerex_error **err);
-/* Close the connection; pending callbacks get SWEREX_ERR_DISCONNECTED. */
+/*
+ * Close the connection; pending callbacks get SWEREX_ERR_DISCONNECTED. Must
+ * not be called from a callback of the same client. Sessions live on in the
+ * daemon.
+ */
 SWEREX_API void swerex_client_free(struct swerex_client *c);
 /* The daemon's version string from the handshake (owned by the client). */
 SWEREX_API const char *swerex_daemon_version(const struct swerex_client *c);
@@ -257,7 +271,7 @@ SWEREX_API void swerex_error_free(struct swerex_error *e);
 SWEREX_API void swerex_sessions_free(struct swerex_session_info *s, size_t n);
 /* Value of key in e->extra, or NULL. */
 SWEREX_API const char *swerex_error_extra(const struct swerex_error *e, const char *key);
-/* Upper-case name of a kind, e.g. "COMMAND_TIMEOUT". */
+/* Upper-case name of a kind, e.g. "COMMAND_TIMEOUT"; never NULL. */
 SWEREX_API const char *swerex_error_kind_name(enum swerex_error_kind kind);
 
 #ifdef __cplusplus
