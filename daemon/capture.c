@@ -43,11 +43,15 @@ capture_reserve(struct capture *c, size_t n)
 	return 0;
 }
 
-/* Drop the middle so the tail region holds its last limit/4 bytes. */
+/*
+ * Drop the middle so the tail region holds its last limit/8 bytes. Letting
+ * the tail grow to limit/2 between compactions keeps the copying to about a
+ * third of a byte per byte appended.
+ */
 static void
 capture_compact(struct capture *c)
 {
-	size_t head = c->limit / 2, keep = c->limit / 4;
+	size_t head = c->limit / 2, keep = c->limit / 8;
 	size_t tail = c->len - head;
 
 	if (tail <= keep)
@@ -69,7 +73,7 @@ capture_append(struct capture *c, const char *p, size_t n)
 			capture_compact(c);
 		room = c->limit - c->len;
 		if (c->dropped > 0 || c->len + n > c->limit)
-			room = c->limit / 4 > room ? room : c->limit / 4;
+			room = c->limit / 8 > room ? room : c->limit / 8;
 		k = n < room ? n : room;
 		if (k == 0) {
 			capture_compact(c);

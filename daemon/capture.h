@@ -9,8 +9,8 @@
 
 /*
  * Below the limit the buffer is exact. Above it, the first limit/2 bytes are
- * kept, then the last limit/4 to limit/2 bytes (the tail slides; it is
- * compacted with one memmove each time it doubles, so appending stays O(1)
+ * kept, then the last limit/8 to limit/2 bytes (the tail slides; it is
+ * compacted with one memmove each time it fills, so appending stays O(1)
  * amortised and memory stays below limit plus one append).
  */
 struct capture {

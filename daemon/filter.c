@@ -9,7 +9,12 @@
 
 #include "filter.h"
 
-/* Set up a filter for a session whose PS1 carries token. */
+/* Bytes the cleaner must look at: everything else is copied as is. */
+static const unsigned char filter_special[256] = {
+	['\r'] = 1, [0x1b] = 1, [0x07] = 1,
+};
+
+/* Set up a filter for a session whose marker carries token. */
 void
 filter_init(struct filter *f, const char *token)
 {
@@ -29,6 +34,17 @@ filter_clean(struct filter *f, const char *p, size_t n, char *dst)
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
+		if (f->esc == FILTER_ESC_NONE && f->ncr == 0 && !filter_special[c]) {
+			/* Fast path: copy the run of ordinary bytes at once. */
+			size_t j = i + 1;
+
+			while (j < n && !filter_special[(unsigned char)p[j]])
+				j++;
+			memcpy(d, p + i, j - i);
+			d += j - i;
+			i = j - 1;
+			continue;
+		}
 		switch (f->esc) {
 		case FILTER_ESC_NONE:
 			break;

@@ -737,11 +737,12 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	switch (w->type) {
 	case SESSION_WAIT_CREATE:
-		session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED, NULL,
-		    "session '%.256s' did not start in time", s->name);
+		/* Gone before the answer: the name is free when the client hears. */
 		session_unname(s);
 		s->closing = true;
 		session_kill_tree(s->pid, SIGKILL);
+		session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED, NULL,
+		    "session '%.256s' did not start in time", s->name);
 		break;
 	case SESSION_WAIT_RUN:
 		snprintf(t, sizeof t, "%g", w->intr_timeout);

@@ -1060,3 +1060,18 @@ harness_drive(struct event_base *base, struct harness_reply **slots, size_t n,
 
 	return harness_drive_until(base, harness_slots_done, &s, timeout);
 }
+
+/* Wait until a process (not necessarily our child) has exited. */
+bool
+harness_pid_gone(pid_t pid, double timeout)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int r;
+
+	pfd.fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd.fd < 0)
+		return errno == ESRCH;
+	r = poll(&pfd, 1, (int)(timeout * 1000));
+	close(pfd.fd);
+	return r == 1;
+}

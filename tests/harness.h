@@ -83,6 +83,8 @@ void harness_watchdog(unsigned seconds);
 
 /* Seconds on the monotonic clock. */
 double harness_now(void);
+/* Wait until a process (not necessarily our child) has exited. */
+bool harness_pid_gone(pid_t pid, double timeout);
 
 /* Create a session; print a diagnostic and return -1 on failure. */
 int harness_create(struct swerex_client *c, const char *session);
