@@ -294,6 +294,44 @@ t_usage() {
 	done
 }
 
+t_default_socket() {
+	# Daemon and client agree on $XDG_RUNTIME_DIR/swerexd.sock, mode 0600;
+	# a second daemon on it is refused; SIGTERM removes it.
+	local x=$dir/xdg line= pid st
+	mkdir -m 700 "$x" && mkfifo "$dir/ready2" || return 1
+	XDG_RUNTIME_DIR=$x HOME=$dir/home "$SWEREXD" --ready-fd 3 \
+	    3>"$dir/ready2" 2>"$dir/log2" </dev/null &
+	pid=$!
+	exec 4<"$dir/ready2"
+	IFS= read -r -t 30 -u 4 line
+	exec 4<&-
+	[ "$line" = READY=1 ] || { echo "# no READY=1"; kill "$pid"; wait "$pid"; return 1; }
+	st=$(stat -c %a "$x/swerexd.sock")
+	[ "$st" = 600 ] || { echo "# socket mode $st"; kill "$pid"; wait "$pid"; return 1; }
+	XDG_RUNTIME_DIR=$x SWEREX_URL= "$SWEREX_CLI" alive >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 || { kill "$pid"; wait "$pid"; return 1; }
+	XDG_RUNTIME_DIR=$x "$SWEREXD" 2>"$dir/err" </dev/null
+	rc=$?
+	rc_is 1 && grep -q "another swerexd" "$dir/err" || { kill "$pid"; wait "$pid"; return 1; }
+	kill -TERM "$pid"
+	wait "$pid"
+	rc=$?
+	rc_is 0 && [ ! -e "$x/swerexd.sock" ]
+}
+
+t_daemon_help() {
+	"$SWEREXD" --help >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 && grep -q -- "--ready-fd" "$dir/out" || return 1
+	"$SWEREXD" --version >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 && grep -Eq '^swerexd [0-9.]+ \(protocol 1\)' "$dir/out" || return 1
+	"$SWEREXD" --no-such-option >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 2
+}
+
 t_daemon_exit() {
 	local status
 	kill -TERM "$daemon_pid" || return 1
@@ -336,6 +374,8 @@ tests=(
 	"t_session_close_again:session close of a closed session fails"
 	"t_help:--help exits 0 everywhere"
 	"t_usage:bad usage exits 2"
+	"t_default_socket:default socket, its mode, a second daemon refused"
+	"t_daemon_help:swerexd --help, --version and bad usage"
 	"t_daemon_exit:swerexd exits 0 on SIGTERM"
 )
 
