@@ -19,6 +19,8 @@
 #include <event2/event_struct.h>
 
 #include "conn.h"
+#include "exec.h"
+#include "file.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -222,6 +224,80 @@ conn_reply_error(struct req *r, Swerex__V1__ErrorKind kind,
 	conn_reply(r, &resp);
 }
 
+/* Send a response that is not the last one for a request (streaming). */
+void
+conn_stream(struct req *r, Swerex__V1__Response *resp)
+{
+	if (r == NULL || r->conn == NULL)
+		return;
+	resp->id = r->id;
+	conn_send(r->conn, resp);
+}
+
+/* Forget a request that gets no response of its own (e.g. UploadData). */
+void
+conn_req_drop(struct req *r)
+{
+	if (r == NULL)
+		return;
+	if (r->conn != NULL)
+		TAILQ_REMOVE(&r->conn->reqs, r, entry);
+	free(r);
+}
+
+/* Identify a request's connection (NULL once it is gone), for per-peer state. */
+const void *
+conn_key(const struct req *r)
+{
+	return r != NULL ? r->conn : NULL;
+}
+
+/* Map an errno value to the error kind a client should see. */
+Swerex__V1__ErrorKind
+conn_errno_kind(int err)
+{
+	switch (err) {
+	case ENOENT: return SWEREX__V1__ERROR_KIND__FILE_NOT_FOUND;
+	case EISDIR: return SWEREX__V1__ERROR_KIND__IS_A_DIRECTORY;
+	case ENOTDIR: return SWEREX__V1__ERROR_KIND__NOT_A_DIRECTORY;
+	case EACCES: case EPERM: case EROFS:
+		return SWEREX__V1__ERROR_KIND__PERMISSION_DENIED;
+	case ENOSPC: case EDQUOT: case EFBIG:
+		return SWEREX__V1__ERROR_KIND__NO_SPACE;
+	case EMFILE: case ENFILE: case ENOMEM: case EAGAIN:
+		return SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED;
+	default: return SWEREX__V1__ERROR_KIND__FILE_ERROR;
+	}
+}
+
+/*
+ * Answer with the error an errno value means, naming the path: the message
+ * is "<what>: <path>: <strerror>", extra has path, errno (its name) and
+ * strerror.
+ */
+void
+conn_reply_errno(struct req *r, int err, const char *path, const char *fmt, ...)
+{
+	char what[512], num[32];
+	const char *extra[7];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(num, sizeof num, "%s", strerrorname_np(err) ?
+	    strerrorname_np(err) : "unknown");
+	extra[0] = "path";
+	extra[1] = path ? path : "";
+	extra[2] = "errno";
+	extra[3] = num;
+	extra[4] = "strerror";
+	extra[5] = strerror(err);
+	extra[6] = NULL;
+	conn_reply_error(r, conn_errno_kind(err), NULL, extra, "%s: %.1000s: %s",
+	    what, path ? path : "", strerror(err));
+}
+
 /* Stream a chunk of output for a request that asked for it. */
 void
 conn_chunk(struct req *r, const char *p, size_t n)
@@ -355,6 +431,27 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 		break;
 	case SWEREX__V1__REQUEST__BODY_LIST_SESSIONS:
 		conn_list(c, r);
+		break;
+	case SWEREX__V1__REQUEST__BODY_EXECUTE:
+		exec_start(c->srv, r, m->execute);
+		break;
+	case SWEREX__V1__REQUEST__BODY_READ_FILE:
+		file_read(c->srv, r, m->read_file);
+		break;
+	case SWEREX__V1__REQUEST__BODY_WRITE_FILE:
+		file_write(c->srv, r, m->write_file);
+		break;
+	case SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN:
+		file_upload_begin(c->srv, r, m->upload_begin);
+		break;
+	case SWEREX__V1__REQUEST__BODY_UPLOAD_DATA:
+		file_upload_data(c->srv, r, m->upload_data);
+		break;
+	case SWEREX__V1__REQUEST__BODY_UPLOAD_END:
+		file_upload_end(c->srv, r, m->upload_end);
+		break;
+	case SWEREX__V1__REQUEST__BODY_DOWNLOAD:
+		file_download(c->srv, r, m->download);
 		break;
 	default:
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,

@@ -37,6 +37,12 @@ void conn_reply_error(struct req *r, Swerex__V1__ErrorKind kind,
 		      Swerex__V1__BashObservation *obs, const char *const *extra,
 		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void conn_chunk(struct req *r, const char *p, size_t n);
+void conn_stream(struct req *r, Swerex__V1__Response *resp);
+void conn_req_drop(struct req *r);
+const void *conn_key(const struct req *r);
+void conn_reply_errno(struct req *r, int err, const char *path,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+Swerex__V1__ErrorKind conn_errno_kind(int err);
 bool conn_req_attached(const struct req *r);
 bool conn_backlogged(struct req *r, void (*resume)(void *), void *arg);
 

@@ -19,6 +19,8 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "exec.h"
+#include "file.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -207,6 +209,8 @@ server_stop(struct server *srv)
 	log_info("shutting down");
 	server_unlisten(srv);
 	conn_free_all(srv);
+	file_free_all(srv);
+	exec_free_all(srv);
 	session_shutdown_all(srv);
 	tv.tv_sec = (time_t)t;
 	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
@@ -227,7 +231,8 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGCHLD:
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			session_reaped(srv, pid, status);
+			if (!session_reaped(srv, pid, status))
+				exec_reaped(srv, pid, status);
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -263,6 +268,9 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->sessions);
 	TAILQ_INIT(&srv->closing);
 	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->execs);
+	TAILQ_INIT(&srv->uploads);
+	TAILQ_INIT(&srv->downloads);
 	signal(SIGPIPE, SIG_IGN);
 	server_raise_nofile();
 
@@ -330,6 +338,8 @@ server_free(struct server *srv)
 
 	server_unlisten(srv);
 	conn_free_all(srv);
+	file_free_all(srv);
+	exec_free_all(srv);
 	session_free_all(srv);
 	/* Run the deferred releases of connections torn down above. */
 	if (srv->base != NULL)

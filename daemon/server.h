@@ -46,6 +46,14 @@ struct server {
 	/* Owned by conn.c. */
 	TAILQ_HEAD(, conn) conns;
 	size_t n_conns;
+
+	/* Owned by exec.c: one-off commands still running or being reaped. */
+	TAILQ_HEAD(, exec_job) execs;
+	size_t n_execs;
+
+	/* Owned by file.c: transfers in progress. */
+	TAILQ_HEAD(, file_upload) uploads;
+	TAILQ_HEAD(, file_download) downloads;
 };
 
 void server_config_defaults(struct server_config *cfg);

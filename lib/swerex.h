@@ -70,6 +70,12 @@ enum swerex_error_kind {
 	SWEREX_ERR_PROTOCOL = 13,
 	SWEREX_ERR_SESSION_START_FAILED = 14,
 	SWEREX_ERR_INTERRUPTED = 15,   /* a pending run was cut short by an interrupt */
+	SWEREX_ERR_FILE_NOT_FOUND = 16,  /* a path, or an execute's program */
+	SWEREX_ERR_IS_A_DIRECTORY = 17,
+	SWEREX_ERR_NOT_A_DIRECTORY = 18,
+	SWEREX_ERR_PERMISSION_DENIED = 19,
+	SWEREX_ERR_NO_SPACE = 20,
+	SWEREX_ERR_FILE_ERROR = 21,      /* other I/O errors; extra "errno" */
 	SWEREX_ERR_CONNECT = 100,      /* could not reach the daemon */
 	SWEREX_ERR_DISCONNECTED = 101, /* connection lost with the request pending */
 	SWEREX_ERR_BAD_ARGUMENT = 102, /* rejected by the library before sending */
@@ -109,6 +115,22 @@ struct swerex_kv {
 	char *value;
 };
 
+/* What a one-off command printed and how it ended (SWE-ReX's CommandResponse). */
+struct swerex_exec_result {
+	char *stdout_data;       /* NUL-terminated for convenience; may hold NULs */
+	size_t stdout_len;
+	char *stderr_data;       /* empty with merge_output_streams */
+	size_t stderr_len;
+	bool has_exit_code;      /* false when killed by a signal */
+	int exit_code;
+	int signal;              /* the signal that ended it, or 0 */
+	bool stdout_truncated;
+	bool stderr_truncated;
+	uint64_t stdout_bytes;   /* bytes printed, before truncation */
+	uint64_t stderr_bytes;
+	char *failure_reason;    /* "" or e.g. "timeout" */
+};
+
 /* An error from the daemon or the library. */
 struct swerex_error {
 	enum swerex_error_kind kind;
@@ -118,6 +140,7 @@ struct swerex_error {
 	struct swerex_kv *extra;
 	size_t n_extra;
 	struct swerex_observation *observation; /* partial/full output, or NULL */
+	struct swerex_exec_result *exec_result; /* an execute's output, or NULL */
 };
 
 struct swerex_session_info {
@@ -154,6 +177,33 @@ struct swerex_run_opts {
 	void (*on_chunk)(const char *data, size_t len, void *arg);
 	void *chunk_arg;
 };
+
+/* Options of swerex_execute(); zero-initialise, then set. */
+struct swerex_exec_opts {
+	const char *const *argv;      /* program and arguments, when !shell */
+	size_t argc;
+	const char *command;          /* run by /bin/sh -c, when shell */
+	bool shell;
+	double timeout;               /* seconds; used only when has_timeout */
+	bool has_timeout;
+	const char *const *env;       /* "NAME=value" strings */
+	size_t n_env;
+	bool replace_env;             /* env is the whole environment (SWE-ReX) */
+	const char *cwd;              /* NULL = the daemon's */
+	bool check;                   /* non-zero exit -> NON_ZERO_EXIT_CODE */
+	const char *error_msg;
+	bool merge_output_streams;    /* stderr into stdout, in write order */
+	const void *stdin_data;       /* NULL = stdin is /dev/null */
+	size_t stdin_len;
+	uint64_t max_output;          /* per stream; 0 = daemon default */
+	/* Streaming: output as it arrives; stream is 1 (stdout) or 2 (stderr). */
+	void (*on_output)(int stream, const char *data, size_t len, void *arg);
+	void *output_arg;
+};
+
+/* Progress of an upload or download; called after each chunk. */
+typedef void (*swerex_progress_cb)(uint64_t bytes_done, uint64_t files_done,
+				   void *arg);
 
 /* Options of swerex_interrupt(); zero-initialise, then set. */
 struct swerex_interrupt_opts {
@@ -204,6 +254,38 @@ SWEREX_API int swerex_list_sessions(struct swerex_client *c,
 			 struct swerex_session_info **sessions, size_t *n,
 			 struct swerex_error **err);
 
+/*
+ * One-off commands and files. A failed execute's output (non-zero exit with
+ * check, timeout) is in err->exec_result.
+ */
+SWEREX_API int swerex_execute(struct swerex_client *c,
+			      const struct swerex_exec_opts *opts,
+			      struct swerex_exec_result **res,
+			      struct swerex_error **err);
+/* Read length bytes from offset (length < 0: to the end); *data is
+ * NUL-terminated for convenience. size, if not NULL, gets the file's size. */
+SWEREX_API int swerex_read_file(struct swerex_client *c, const char *path,
+				uint64_t offset, int64_t length, char **data,
+				size_t *len, uint64_t *size,
+				struct swerex_error **err);
+/* Replace path atomically. mode < 0: 0644, or the old file's mode. */
+SWEREX_API int swerex_write_file(struct swerex_client *c, const char *path,
+				 const void *data, size_t len, int mode,
+				 bool create_parents, struct swerex_error **err);
+/*
+ * Copy a local file or directory tree to the daemon's host; a directory's
+ * contents land at remote_dst (SWE-ReX's semantics). Streamed in bounded
+ * chunks; modes, empty directories and symlinks are kept. Nothing appears at
+ * remote_dst unless the whole transfer succeeds.
+ */
+SWEREX_API int swerex_upload(struct swerex_client *c, const char *local_src,
+			     const char *remote_dst, swerex_progress_cb progress,
+			     void *progress_arg, struct swerex_error **err);
+/* Copy a file or directory tree from the daemon's host, the same way. */
+SWEREX_API int swerex_download(struct swerex_client *c, const char *remote_src,
+			       const char *local_dst, swerex_progress_cb progress,
+			       void *progress_arg, struct swerex_error **err);
+
 /* Event-driven interface. */
 enum swerex_reply_type {
 	SWEREX_REPLY_ERROR,
@@ -213,6 +295,8 @@ enum swerex_reply_type {
 	SWEREX_REPLY_OBSERVATION,
 	SWEREX_REPLY_SESSION_CLOSED,
 	SWEREX_REPLY_SESSIONS,
+	SWEREX_REPLY_EXEC,           /* final reply of swerex_submit_execute */
+	SWEREX_REPLY_EXEC_CHUNK,     /* more replies follow; stream in `stream` */
 };
 
 /* A reply; everything in it is borrowed for the callback's duration. */
@@ -227,6 +311,8 @@ struct swerex_reply {
 	const char *message;  /* REPLY_ALIVE */
 	const struct swerex_session_info *sessions;   /* REPLY_SESSIONS */
 	size_t n_sessions;
+	const struct swerex_exec_result *exec_result; /* REPLY_EXEC */
+	int stream;           /* REPLY_EXEC_CHUNK: 1 stdout, 2 stderr */
 };
 
 /* Called once per reply; for a streamed run, once per chunk and once at the end. */
@@ -260,6 +346,11 @@ SWEREX_API uint64_t swerex_submit_close_session(struct swerex_client *c,
 SWEREX_API uint64_t swerex_submit_list_sessions(struct swerex_client *c,
 				     swerex_reply_cb cb, void *arg,
 				     struct swerex_error **err);
+/* opts->on_output is ignored: set stream to get SWEREX_REPLY_EXEC_CHUNK. */
+SWEREX_API uint64_t swerex_submit_execute(struct swerex_client *c,
+					  const struct swerex_exec_opts *opts,
+					  bool stream, swerex_reply_cb cb,
+					  void *arg, struct swerex_error **err);
 /* Number of requests still waiting for their final reply. */
 SWEREX_API size_t swerex_pending(const struct swerex_client *c);
 
@@ -269,6 +360,8 @@ SWEREX_API struct swerex_error *swerex_error_dup(const struct swerex_error *e);
 SWEREX_API void swerex_observation_free(struct swerex_observation *o);
 SWEREX_API void swerex_error_free(struct swerex_error *e);
 SWEREX_API void swerex_sessions_free(struct swerex_session_info *s, size_t n);
+SWEREX_API void swerex_exec_result_free(struct swerex_exec_result *r);
+SWEREX_API struct swerex_exec_result *swerex_exec_result_dup(const struct swerex_exec_result *r);
 /* Value of key in e->extra, or NULL. */
 SWEREX_API const char *swerex_error_extra(const struct swerex_error *e, const char *key);
 /* Upper-case name of a kind, e.g. "COMMAND_TIMEOUT"; never NULL. */
