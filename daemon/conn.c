@@ -300,7 +300,8 @@ conn_reply_errno(struct req *r, int err, const char *path, const char *fmt, ...)
 
 /* Stream a chunk of output for a request that asked for it. */
 void
-conn_chunk(struct req *r, const char *p, size_t n)
+conn_chunk(struct req *r, Swerex__V1__OutputStream stream, const char *p,
+	   size_t n)
 {
 	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
 	Swerex__V1__OutputChunk ch = SWEREX__V1__OUTPUT_CHUNK__INIT;
@@ -309,6 +310,7 @@ conn_chunk(struct req *r, const char *p, size_t n)
 		return;
 	ch.data.data = (uint8_t *)p;
 	ch.data.len = n;
+	ch.stream = stream;
 	resp.id = r->id;
 	resp.body_case = SWEREX__V1__RESPONSE__BODY_CHUNK;
 	resp.chunk = &ch;

@@ -36,7 +36,8 @@ void conn_reply(struct req *r, Swerex__V1__Response *resp);
 void conn_reply_error(struct req *r, Swerex__V1__ErrorKind kind,
 		      Swerex__V1__BashObservation *obs, const char *const *extra,
 		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void conn_chunk(struct req *r, const char *p, size_t n);
+void conn_chunk(struct req *r, Swerex__V1__OutputStream stream, const char *p,
+		size_t n);
 void conn_stream(struct req *r, Swerex__V1__Response *resp);
 void conn_req_drop(struct req *r);
 const void *conn_key(const struct req *r);

@@ -38,6 +38,7 @@
 #include "conn.h"
 #include "filter.h"
 #include "log.h"
+#include "proc.h"
 #include "server.h"
 #include "session.h"
 
@@ -474,7 +475,8 @@ session_output_cb(void *arg, const char *p, size_t n)
 	if (s->w.req == NULL)
 		return;
 	if (s->w.stream) {
-		conn_chunk(s->w.req, p, n);
+		conn_chunk(s->w.req, SWEREX__V1__OUTPUT_STREAM__OUTPUT_STREAM_TERMINAL,
+		    p, n);
 		/* Backpressure: bash blocks on its terminal until the peer reads. */
 		if (!s->throttled && conn_backlogged(s->w.req, session_unthrottle, s)) {
 			s->throttled = true;
@@ -672,46 +674,6 @@ session_catch_up(struct session *s)
 		    session_marker_cb, s);
 }
 
-/* Signal every process in the session of bash: the /proc scan finds jobs in
- * other process groups, as well as children that escaped to the background. */
-static void
-session_kill_tree(pid_t sid, int sig)
-{
-	char path[64], buf[512], *p;
-	struct dirent *de;
-	DIR *d;
-	ssize_t n;
-	int fd;
-	long pid, psid;
-
-	if (kill(-sid, sig) < 0 && errno != ESRCH)
-		log_debug("kill(-%ld): %s", (long)sid, strerror(errno));
-	d = opendir("/proc");
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		pid = strtol(de->d_name, NULL, 10);
-		snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		p = strrchr(buf, ')');
-		/* After ") ": state ppid pgrp session */
-		if (p == NULL || sscanf(p + 2, "%*c %*d %*d %ld", &psid) != 1)
-			continue;
-		if (psid == sid)
-			kill((pid_t)pid, sig);
-	}
-	closedir(d);
-}
-
 /* Signal the job in the foreground of the session's terminal. */
 static pid_t
 session_signal_fg(struct session *s, int sig)
@@ -740,7 +702,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* Gone before the answer: the name is free when the client hears. */
 		session_unname(s);
 		s->closing = true;
-		session_kill_tree(s->pid, SIGKILL);
+		proc_kill_tree(s->pid, SIGKILL);
 		session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED, NULL,
 		    "session '%.256s' did not start in time", s->name);
 		break;
@@ -778,7 +740,7 @@ session_kill_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
-	session_kill_tree(s->pid, SIGKILL);
+	proc_kill_tree(s->pid, SIGKILL);
 }
 
 /* Make a random hex token. */
@@ -1246,7 +1208,7 @@ session_dead(struct session *s)
 	session_describe_status(s->wait_status, st, sizeof st);
 	log_debug("session %s: bash %s", s->name, st);
 	/* Jobs left behind die with their shell. */
-	session_kill_tree(s->pid, SIGKILL);
+	proc_kill_tree(s->pid, SIGKILL);
 	event_del(&s->ev_read);
 	event_del(&s->ev_write);
 	evtimer_del(&s->ev_kill);
@@ -1415,7 +1377,7 @@ session_free_all(struct server *srv)
 		session_unname(s);
 	while ((s = TAILQ_FIRST(&srv->closing)) != NULL) {
 		if (!s->reaped)
-			session_kill_tree(s->pid, SIGKILL);
+			proc_kill_tree(s->pid, SIGKILL);
 		session_free(s);
 	}
 }

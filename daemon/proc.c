@@ -1,0 +1,57 @@
+/* Process trees: signal everything a session leader left behind. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+
+/*
+ * Signal every process in the session sid (and its process group): the
+ * /proc scan finds jobs in other process groups, as well as children that
+ * escaped to the background without leaving the session.
+ */
+void
+proc_kill_tree(pid_t sid, int sig)
+{
+	char path[64], buf[512], *p;
+	struct dirent *de;
+	DIR *d;
+	ssize_t n;
+	int fd;
+	long pid, psid;
+
+	if (kill(-sid, sig) < 0 && errno != ESRCH)
+		log_debug("kill(-%ld): %s", (long)sid, strerror(errno));
+	d = opendir("/proc");
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = strtol(de->d_name, NULL, 10);
+		snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		p = strrchr(buf, ')');
+		/* After ") ": state ppid pgrp session */
+		if (p == NULL || sscanf(p + 2, "%*c %*d %*d %ld", &psid) != 1)
+			continue;
+		if (psid == sid)
+			kill((pid_t)pid, sig);
+	}
+	closedir(d);
+}
+
