@@ -30,6 +30,13 @@ struct req {
 	void *detach_arg;
 };
 
+/*
+ * Re-entrancy: conn_reply(), conn_reply_error(), conn_stream() and
+ * conn_chunk() write at once, and a failed write tears the connection down.
+ * That runs the resume and then the detach hooks of its other pending
+ * requests before the call returns, possibly including a request the caller
+ * is streaming for: callers that stream in a loop must check for that.
+ */
 void conn_accept(struct server *srv, int fd);
 void conn_free_all(struct server *srv);
 void conn_reply(struct req *r, Swerex__V1__Response *resp);

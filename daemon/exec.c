@@ -159,11 +159,10 @@ exec_detach(struct req *r, void *arg)
 		return;
 	free(r);
 	j->req = NULL;
-	if (j->reaped) {
-		exec_free(j);
-		return;
-	}
-	exec_kill(j);
+	/* Never freed here: this may run inside one of the job's own callbacks
+	 * (a streamed chunk whose write failed). It ends as usual, unanswered. */
+	if (!j->reaped)
+		exec_kill(j);
 }
 
 /* Read the pipes again: the streaming peer caught up or went away. */
