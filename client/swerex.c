@@ -1,5 +1,6 @@
 /* swerex: command-line client for swerexd. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -18,9 +19,14 @@
 #define EXIT_USAGE 2       /* bad command line */
 #define EXIT_CONNECTION 3  /* daemon unreachable or connection lost */
 #define EXIT_TIMEOUT 124   /* command timed out, as timeout(1) */
+#define EXIT_NOT_FOUND 127 /* exec: program not found, as a shell */
 
 /* Largest command read from stdin; the daemon's default frame limit. */
 #define COMMAND_MAX (16u * 1024 * 1024)
+/* Largest input of write and exec --stdin-file: the library's frame limit. */
+#define INPUT_MAX (256u * 1024 * 1024)
+/* Bytes a transfer must reach before it shows its progress. */
+#define PROGRESS_MIN (4u * 1024 * 1024)
 
 #define CLIENT_NAME "swerex"
 
@@ -40,6 +46,22 @@ struct cli_stream {
 	uint64_t printed;
 };
 
+/* Output of an exec printed so far by --stream, per stream. */
+struct cli_exec_stream {
+	uint64_t out;
+	uint64_t err;
+};
+
+/* Progress of an upload or download, shown on stderr if it is a terminal. */
+struct cli_progress {
+	const char *verb;
+	bool tty;
+	bool shown;
+	uint64_t bytes;
+	uint64_t files;
+	struct timespec last;
+};
+
 static const char usage_main[] =
 "usage: swerex [-S PATH_OR_URL] [--json] COMMAND [ARGS...]\n"
 "       swerex --version | --help\n"
@@ -53,6 +75,11 @@ static const char usage_main[] =
 "  session list              list the sessions\n"
 "  run COMMAND...            run a command in a session\n"
 "  interrupt                 interrupt the command running in a session\n"
+"  exec -- ARGV...           run a one-off command outside the sessions\n"
+"  read PATH                 print a file of the daemon's host\n"
+"  write PATH                replace a file of the daemon's host with stdin\n"
+"  upload SRC DST            copy a local file or tree to the daemon's host\n"
+"  download SRC DST          copy a file or tree from the daemon's host\n"
 "\n"
 "Options:\n"
 "  -S, --socket PATH_OR_URL  daemon socket, \"unix:/path\" or a path (default:\n"
@@ -65,11 +92,12 @@ static const char usage_main[] =
 "Run \"swerex COMMAND --help\" for the options of a command.\n"
 "\n"
 "Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
-"cannot be reached or the connection is lost. run and interrupt exit with\n"
-"the command's exit code (see \"swerex run --help\"); alive exits 1 whenever\n"
-"the daemon is not known to be alive. Errors are printed on stderr as\n"
-"\"swerex: KIND: message\"; with --json they are also printed on stdout as\n"
-"{\"error\": {\"kind\", \"message\", \"extra\", \"observation\"}}.\n";
+"cannot be reached or the connection is lost. run, interrupt and exec exit\n"
+"with the command's exit code (see \"swerex run --help\", \"swerex exec\n"
+"--help\"); alive exits 1 whenever the daemon is not known to be alive.\n"
+"Errors are printed on stderr as \"swerex: KIND: message\"; with --json they\n"
+"are also printed on stdout as {\"error\": {\"kind\", \"message\", \"extra\",\n"
+"\"observation\"}}, plus \"execute\" for an exec's output.\n";
 
 static const char usage_alive[] =
 "usage: swerex [-S PATH_OR_URL] [--json] alive\n"
@@ -201,6 +229,121 @@ static const char usage_interrupt[] =
 "Exit status: as \"swerex run\": the exit code collected after the interrupt\n"
 "(0 when none), 1 on an error, 2 on bad usage, 3 if the daemon cannot be\n"
 "reached or the connection is lost, 124 on COMMAND_TIMEOUT.\n";
+
+static const char usage_exec[] =
+"usage: swerex [-S PATH_OR_URL] [--json] exec [--shell] [--cwd DIR]\n"
+"                [--env NAME=VALUE]... [--replace-env] [-t SECONDS] [--merge]\n"
+"                [--check] [--stdin-file FILE|-] [--stream] [--] ARGV...\n"
+"\n"
+"Run a one-off command on the daemon's host, outside the bash sessions, in\n"
+"its own process group. Its stdout is printed on stdout and its stderr on\n"
+"stderr, byte for byte, once it has ended (as they arrive with --stream).\n"
+"Put \"--\" before ARGV when it has options of its own.\n"
+"\n"
+"Options:\n"
+"      --shell              join the words of ARGV with spaces into one\n"
+"                           command and run it with /bin/sh -c\n"
+"      --cwd DIR            directory to run in (default: the daemon's)\n"
+"      --env NAME=VALUE     set a variable; may be given more than once\n"
+"      --replace-env        the --env variables are the whole environment\n"
+"                           (default: they are added to the daemon's)\n"
+"  -t, --timeout SECONDS    stop the command, its whole process group, after\n"
+"                           SECONDS (default: wait for ever)\n"
+"      --merge              send stderr into stdout, in the order written\n"
+"      --check              a non-zero exit is an error (NON_ZERO_EXIT_CODE)\n"
+"      --stdin-file FILE|-  give the command FILE (\"-\": all of stdin) as\n"
+"                           its stdin (default: /dev/null)\n"
+"      --stream             print output as it arrives (not with --json)\n"
+"  -h, --help               print this help and exit\n"
+"\n"
+"The daemon keeps the head and tail of an output above its cap; a note on\n"
+"stderr says when that happened. With --json print {\"stdout\", \"stderr\",\n"
+"\"exit_code\" (number or null), \"signal\", \"stdout_truncated\",\n"
+"\"stderr_truncated\", \"stdout_bytes\", \"stderr_bytes\",\n"
+"\"failure_reason\"}, or {\"error\": {...}} with that object as \"execute\"\n"
+"when there is output.\n"
+"\n"
+"Exit status:\n"
+"  N        the command's exit code (also with --check, after the error)\n"
+"  128+N    the command was killed by signal N\n"
+"  1        any other error\n"
+"  2        bad usage\n"
+"  3        the daemon cannot be reached or the connection was lost\n"
+"  124      the command timed out (COMMAND_TIMEOUT); its output so far is\n"
+"           printed first\n"
+"  127      the program was not found (FILE_NOT_FOUND; also a missing --cwd)\n"
+"A command's own exit code may coincide with these; use --json to tell\n"
+"them apart.\n";
+
+static const char usage_read[] =
+"usage: swerex [-S PATH_OR_URL] [--json] read [--offset N] [--length N] PATH\n"
+"\n"
+"Print the bytes of a file on the daemon's host on stdout, exactly.\n"
+"With --json print {\"content\": STRING, \"size\": N}, where size is the\n"
+"file's size and invalid UTF-8 in content becomes U+FFFD.\n"
+"\n"
+"Options:\n"
+"      --offset N  start N bytes into the file (default: 0)\n"
+"      --length N  read at most N bytes (default: to the end)\n"
+"  -h, --help      print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error (e.g. FILE_NOT_FOUND), 2 on bad\n"
+"usage, 3 if the daemon cannot be reached or the connection is lost.\n";
+
+static const char usage_write[] =
+"usage: swerex [-S PATH_OR_URL] [--json] write [--mode OCTAL]\n"
+"                [--no-create-parents] PATH\n"
+"\n"
+"Replace a file on the daemon's host with all of stdin, atomically: it is\n"
+"written beside PATH and renamed over it. For large files use upload.\n"
+"With --json print {\"path\": PATH, \"bytes\": N}.\n"
+"\n"
+"Options:\n"
+"      --mode OCTAL         permission bits (default: those of the file\n"
+"                           replaced, else 0644)\n"
+"      --no-create-parents  fail if PATH's directory does not exist\n"
+"                           (default: create missing directories)\n"
+"  -h, --help               print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
+"cannot be reached or the connection is lost.\n";
+
+static const char usage_upload[] =
+"usage: swerex [-S PATH_OR_URL] [--json] upload SRC DST\n"
+"\n"
+"Copy the local file or directory SRC to DST on the daemon's host. A\n"
+"directory's contents land at DST, merged into DST if it is a directory\n"
+"already; modes, empty directories and symlinks are kept (symlinks in the\n"
+"tree are not followed; sockets, fifos and devices are skipped). Nothing\n"
+"changes at DST unless the whole transfer succeeds.\n"
+"On a terminal, a transfer of more than a few MiB shows its progress on\n"
+"stderr. With --json print {\"source\", \"destination\", \"bytes\",\n"
+"\"files\"}.\n"
+"\n"
+"Options:\n"
+"  -h, --help  print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
+"cannot be reached or the connection is lost.\n";
+
+static const char usage_download[] =
+"usage: swerex [-S PATH_OR_URL] [--json] download SRC DST\n"
+"\n"
+"Copy the file or directory SRC on the daemon's host to the local DST. A\n"
+"directory's contents land at DST, merged into DST if it is a directory\n"
+"already; a file replaces DST, which must not be a directory. Modes, empty\n"
+"directories and symlinks are kept. Missing parents of DST are created\n"
+"first. The transfer is written beside DST and moved into place at the\n"
+"end: a failed transfer leaves nothing behind (but a merge that fails\n"
+"half-way keeps what it moved). On a terminal, a transfer of more than a\n"
+"few MiB shows its progress on stderr. With --json print {\"source\",\n"
+"\"destination\", \"bytes\", \"files\"}.\n"
+"\n"
+"Options:\n"
+"  -h, --help  print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
+"cannot be reached or the connection is lost.\n";
 
 /* Print a message prefixed "swerex: " on stderr. */
 static void __attribute__((format(printf, 1, 2)))
@@ -372,6 +515,39 @@ json_observation(const struct swerex_observation *o)
 	    (unsigned long long)o->carried_over);
 }
 
+/* Print an exec's result as a JSON object, or null. */
+static void
+json_exec_result(const struct swerex_exec_result *r)
+{
+	if (r == NULL) {
+		fputs("null", stdout);
+		return;
+	}
+	fputs("{\"stdout\": ", stdout);
+	json_string_len(r->stdout_data != NULL ? r->stdout_data : "",
+	    r->stdout_len);
+	fputs(", \"stderr\": ", stdout);
+	json_string_len(r->stderr_data != NULL ? r->stderr_data : "",
+	    r->stderr_len);
+	fputs(", \"exit_code\": ", stdout);
+	if (r->has_exit_code)
+		printf("%d", r->exit_code);
+	else
+		fputs("null", stdout);
+	printf(", \"signal\": %d", r->signal);
+	printf(", \"stdout_truncated\": %s",
+	    r->stdout_truncated ? "true" : "false");
+	printf(", \"stderr_truncated\": %s",
+	    r->stderr_truncated ? "true" : "false");
+	printf(", \"stdout_bytes\": %llu",
+	    (unsigned long long)r->stdout_bytes);
+	printf(", \"stderr_bytes\": %llu",
+	    (unsigned long long)r->stderr_bytes);
+	fputs(", \"failure_reason\": ", stdout);
+	json_string(r->failure_reason);
+	putchar('}');
+}
+
 /* Return the name of an error's kind, never NULL. */
 static const char *
 error_kind_name(const struct swerex_error *err)
@@ -404,6 +580,10 @@ json_error(const struct swerex_error *err)
 	}
 	fputs("}, \"observation\": ", stdout);
 	json_observation(err != NULL ? err->observation : NULL);
+	if (err != NULL && err->exec_result != NULL) {
+		fputs(", \"execute\": ", stdout);
+		json_exec_result(err->exec_result);
+	}
 	fputs("}}\n", stdout);
 }
 
@@ -476,6 +656,25 @@ exit_status_of(int code)
 	if ((code & 0xff) == 0)
 		return 1;
 	return code & 0xff;
+}
+
+/* Return the exit status named by an error's "exit_code" detail, or 1. */
+static int
+extra_exit_status(const struct swerex_error *err)
+{
+	const char	*extra;
+	char		*end;
+	long		 code;
+
+	extra = swerex_error_extra(err, "exit_code");
+	if (extra == NULL)
+		return EXIT_ERROR;
+	errno = 0;
+	code = strtol(extra, &end, 10);
+	if (end == extra || *end != '\0' || errno != 0 || code < INT_MIN ||
+	    code > INT_MAX)
+		return EXIT_ERROR;
+	return exit_status_of((int)code);
 }
 
 /* Parse a number of seconds: finite and not negative. */
@@ -559,9 +758,6 @@ observation_finish(int rc, struct swerex_observation *obs,
     struct swerex_error *err, const struct cli_stream *stream)
 {
 	const struct swerex_observation	*o;
-	const char			*extra;
-	char				*end;
-	long				 code;
 	int				 status;
 
 	if (rc == 0) {
@@ -588,17 +784,8 @@ observation_finish(int rc, struct swerex_observation *obs,
 
 	if (o != NULL && o->has_exit_code)
 		status = exit_status_of(o->exit_code);
-	else {
-		status = EXIT_ERROR;
-		extra = swerex_error_extra(err, "exit_code");
-		if (extra != NULL) {
-			errno = 0;
-			code = strtol(extra, &end, 10);
-			if (end != extra && *end == '\0' && errno == 0 &&
-			    code >= INT_MIN && code <= INT_MAX)
-				status = exit_status_of((int)code);
-		}
-	}
+	else
+		status = extra_exit_status(err);
 	return status != 0 ? status : EXIT_ERROR;
 }
 
@@ -1283,6 +1470,547 @@ out:
 	return status;
 }
 
+/* Read all of a file ("-": stdin) into memory; 0, or -1 (reported). */
+static int
+read_all(const char *path, char **bufp, size_t *lenp)
+{
+	char	*buf = NULL, *nbuf;
+	size_t	 len = 0, size = 0;
+	ssize_t	 n;
+	int	 fd;
+
+	*bufp = NULL;
+	*lenp = 0;
+	if (strcmp(path, "-") == 0)
+		fd = STDIN_FILENO;
+	else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		cli_warnx("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (len == size) {
+			if (size > INPUT_MAX) {
+				cli_warnx("%s: larger than %u bytes",
+				    fd == STDIN_FILENO ? "stdin" : path,
+				    INPUT_MAX);
+				goto fail;
+			}
+			size = (size == 0) ? 65536 : size * 2;
+			if (size > INPUT_MAX + 1)
+				size = INPUT_MAX + 1;
+			if ((nbuf = realloc(buf, size)) == NULL) {
+				cli_warnx("out of memory");
+				goto fail;
+			}
+			buf = nbuf;
+		}
+		n = read(fd, buf + len, size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			cli_warnx("%s: %s", fd == STDIN_FILENO ? "stdin" : path,
+			    strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+
+fail:
+	if (fd != STDIN_FILENO)
+		close(fd);
+	free(buf);
+	return -1;
+}
+
+/* Parse an unsigned 64-bit number of bytes. */
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char			*end;
+	unsigned long long	 v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end != '\0' || errno != 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Return the exit status a shell would give an exec's result. */
+static int
+exec_status(const struct swerex_exec_result *r)
+{
+	if (r == NULL)
+		return 0;
+	if (r->has_exit_code)
+		return exit_status_of(r->exit_code);
+	if (r->signal > 0)
+		return r->signal < 128 ? 128 + r->signal : 255;
+	return 0;
+}
+
+/* Print a streamed chunk of an exec's output on stdout or stderr at once. */
+static void
+exec_output(int stream, const char *data, size_t len, void *arg)
+{
+	struct cli_exec_stream	*s = arg;
+
+	if (stream == 2) {
+		fflush(stdout);
+		fwrite(data, 1, len, stderr);
+		s->err += len;
+	} else {
+		fwrite(data, 1, len, stdout);
+		fflush(stdout);
+		s->out += len;
+	}
+}
+
+/* Print what --stream did not print already of one output stream. */
+static void
+exec_print_rest(FILE *fp, const char *data, size_t len, bool truncated,
+    uint64_t printed, bool streamed)
+{
+	if (data == NULL)
+		return;
+	if (!streamed)
+		fwrite(data, 1, len, fp);
+	else if (!truncated && printed < len)
+		fwrite(data + printed, 1, len - (size_t)printed, fp);
+}
+
+/* Print an exec's output, and a note on stderr for a truncated stream. */
+static void
+exec_print(const struct swerex_exec_result *r,
+    const struct cli_exec_stream *s)
+{
+	if (r == NULL)
+		return;
+	exec_print_rest(stdout, r->stdout_data, r->stdout_len,
+	    r->stdout_truncated, s != NULL ? s->out : 0, s != NULL);
+	fflush(stdout);
+	exec_print_rest(stderr, r->stderr_data, r->stderr_len,
+	    r->stderr_truncated, s != NULL ? s->err : 0, s != NULL);
+	if (r->stdout_truncated)
+		cli_warnx("note: stdout truncated: %zu of %llu bytes kept",
+		    r->stdout_len, (unsigned long long)r->stdout_bytes);
+	if (r->stderr_truncated)
+		cli_warnx("note: stderr truncated: %zu of %llu bytes kept",
+		    r->stderr_len, (unsigned long long)r->stderr_bytes);
+}
+
+/*
+ * Print the result of an exec and return the exit status: the command's,
+ * as a shell gives it, else that of the error.
+ */
+static int
+exec_finish(int rc, const struct swerex_exec_result *res,
+    const struct swerex_error *err, const struct cli_exec_stream *stream)
+{
+	const struct swerex_exec_result	*r;
+	int				 status;
+
+	if (rc == 0) {
+		if (cli.json) {
+			json_exec_result(res);
+			putchar('\n');
+		} else
+			exec_print(res, stream);
+		return exec_status(res);
+	}
+
+	r = (err != NULL) ? err->exec_result : NULL;
+	if (cli.json)
+		json_error(err);
+	else
+		exec_print(r, stream);
+	error_print(err);
+	if (err == NULL)
+		return EXIT_ERROR;
+	switch (err->kind) {
+	case SWEREX_ERR_NON_ZERO_EXIT_CODE:
+		status = r != NULL ? exec_status(r) : extra_exit_status(err);
+		return status != 0 ? status : EXIT_ERROR;
+	case SWEREX_ERR_FILE_NOT_FOUND:
+		return EXIT_NOT_FOUND;
+	default:
+		return error_status(err);
+	}
+}
+
+/* Run a one-off command. */
+static int
+cmd_exec(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "shell", no_argument, NULL, 'x' },
+		{ "cwd", required_argument, NULL, 'C' },
+		{ "env", required_argument, NULL, 'E' },
+		{ "replace-env", no_argument, NULL, 'R' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "merge", no_argument, NULL, 'M' },
+		{ "check", no_argument, NULL, 'c' },
+		{ "stdin-file", required_argument, NULL, 'i' },
+		{ "stream", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct swerex_exec_opts		 opts;
+	struct cli_exec_stream		 stream = { 0, 0 };
+	struct swerex_client		*c = NULL;
+	struct swerex_error		*err = NULL;
+	struct swerex_exec_result	*res = NULL;
+	const char			**env, *stdin_file = NULL;
+	char				*command = NULL, *input = NULL;
+	size_t				 input_len = 0;
+	bool				 streaming = false;
+	int				 ch, rc, status = 0;
+
+	memset(&opts, 0, sizeof opts);
+	env = calloc((size_t)argc + 1, sizeof *env);
+	if (env == NULL) {
+		cli_warnx("out of memory");
+		return EXIT_ERROR;
+	}
+	opts.env = env;
+	while ((ch = getopt_long(argc, argv, "+t:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'x':
+			opts.shell = true;
+			break;
+		case 'C':
+			opts.cwd = optarg;
+			break;
+		case 'E':
+			if (optarg[0] == '=' || strchr(optarg, '=') == NULL) {
+				status = cli_usage_error(usage_exec,
+				    "bad --env: %s (NAME=VALUE)", optarg);
+				goto out;
+			}
+			env[opts.n_env++] = optarg;
+			break;
+		case 'R':
+			opts.replace_env = true;
+			break;
+		case 't':
+			if (parse_seconds(optarg, &opts.timeout) != 0) {
+				status = cli_usage_error(usage_exec,
+				    "bad --timeout: %s", optarg);
+				goto out;
+			}
+			opts.has_timeout = true;
+			break;
+		case 'M':
+			opts.merge_output_streams = true;
+			break;
+		case 'c':
+			opts.check = true;
+			break;
+		case 'i':
+			stdin_file = optarg;
+			break;
+		case 'S':
+			streaming = true;
+			break;
+		case 'h':
+			status = cli_help(usage_exec);
+			goto out;
+		default:
+			status = cli_usage_error(usage_exec, NULL);
+			goto out;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		status = cli_usage_error(usage_exec, "missing ARGV");
+		goto out;
+	}
+	if (streaming && cli.json) {
+		status = cli_usage_error(usage_exec,
+		    "--stream cannot be used with --json");
+		goto out;
+	}
+
+	if (opts.shell) {
+		if ((command = join_words(argc, argv)) == NULL) {
+			cli_warnx("out of memory");
+			status = EXIT_ERROR;
+			goto out;
+		}
+		opts.command = command;
+	} else {
+		opts.argv = (const char *const *)argv;
+		opts.argc = (size_t)argc;
+	}
+	if (stdin_file != NULL) {
+		if (read_all(stdin_file, &input, &input_len) != 0) {
+			status = EXIT_ERROR;
+			goto out;
+		}
+		opts.stdin_data = input != NULL ? input : "";
+		opts.stdin_len = input_len;
+	}
+	if (streaming) {
+		opts.on_output = exec_output;
+		opts.output_arg = &stream;
+	}
+
+	if (cli_connect(&c, &err) != 0) {
+		status = error_report(err);
+		goto out;
+	}
+	rc = swerex_execute(c, &opts, &res, &err);
+	status = exec_finish(rc, res, err, streaming ? &stream : NULL);
+
+out:
+	swerex_exec_result_free(res);
+	swerex_error_free(err);
+	swerex_client_free(c);
+	free(input);
+	free(command);
+	free(env);
+	return status;
+}
+
+/* Print a file of the daemon's host. */
+static int
+cmd_read(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "offset", required_argument, NULL, 'o' },
+		{ "length", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct swerex_client		*c = NULL;
+	struct swerex_error		*err = NULL;
+	char				*data = NULL;
+	size_t				 len = 0;
+	uint64_t			 offset = 0, length, size = 0;
+	int64_t				 want = -1;
+	int				 ch, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			if (parse_u64(optarg, &offset) != 0)
+				return cli_usage_error(usage_read,
+				    "bad --offset: %s", optarg);
+			break;
+		case 'l':
+			if (parse_u64(optarg, &length) != 0 ||
+			    length > INT64_MAX)
+				return cli_usage_error(usage_read,
+				    "bad --length: %s", optarg);
+			want = (int64_t)length;
+			break;
+		case 'h':
+			return cli_help(usage_read);
+		default:
+			return cli_usage_error(usage_read, NULL);
+		}
+	}
+	if (optind == argc)
+		return cli_usage_error(usage_read, "missing PATH");
+	if (optind + 1 != argc)
+		return cli_usage_error(usage_read, "unexpected argument: %s",
+		    argv[optind + 1]);
+
+	if (cli_connect(&c, &err) != 0 ||
+	    swerex_read_file(c, argv[optind], offset, want, &data, &len, &size,
+	    &err) != 0)
+		status = error_report(err);
+	else if (cli.json) {
+		fputs("{\"content\": ", stdout);
+		json_string_len(data, len);
+		printf(", \"size\": %llu}\n", (unsigned long long)size);
+	} else
+		fwrite(data, 1, len, stdout);
+	free(data);
+	swerex_error_free(err);
+	swerex_client_free(c);
+	return status;
+}
+
+/* Replace a file of the daemon's host with stdin. */
+static int
+cmd_write(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "no-create-parents", no_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct swerex_client		*c = NULL;
+	struct swerex_error		*err = NULL;
+	char				*data = NULL, *end;
+	size_t				 len = 0;
+	unsigned long			 v;
+	bool				 parents = true;
+	int				 ch, mode = -1, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			errno = 0;
+			v = strtoul(optarg, &end, 8);
+			if (*optarg < '0' || *optarg > '7' || *end != '\0' ||
+			    errno != 0 || v > 07777)
+				return cli_usage_error(usage_write,
+				    "bad --mode: %s (octal, at most 7777)",
+				    optarg);
+			mode = (int)v;
+			break;
+		case 'P':
+			parents = false;
+			break;
+		case 'h':
+			return cli_help(usage_write);
+		default:
+			return cli_usage_error(usage_write, NULL);
+		}
+	}
+	if (optind == argc)
+		return cli_usage_error(usage_write, "missing PATH");
+	if (optind + 1 != argc)
+		return cli_usage_error(usage_write, "unexpected argument: %s",
+		    argv[optind + 1]);
+
+	if (read_all("-", &data, &len) != 0)
+		return EXIT_ERROR;
+	if (cli_connect(&c, &err) != 0 ||
+	    swerex_write_file(c, argv[optind], data, len, mode, parents,
+	    &err) != 0)
+		status = error_report(err);
+	else if (cli.json) {
+		fputs("{\"path\": ", stdout);
+		json_string(argv[optind]);
+		printf(", \"bytes\": %zu}\n", len);
+	}
+	free(data);
+	swerex_error_free(err);
+	swerex_client_free(c);
+	return status;
+}
+
+/* Show a transfer's progress on a terminal, at most ten times a second. */
+static void
+progress_show(uint64_t bytes, uint64_t files, void *arg)
+{
+	struct cli_progress	*p = arg;
+	struct timespec		 now;
+	long long		 ms;
+
+	p->bytes = bytes;
+	p->files = files;
+	if (!p->tty || bytes < PROGRESS_MIN)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(now.tv_sec - p->last.tv_sec) * 1000 +
+	    (now.tv_nsec - p->last.tv_nsec) / 1000000;
+	if (p->shown && ms < 100)
+		return;
+	p->last = now;
+	p->shown = true;
+	fprintf(stderr, "\rswerex: %s: %.1f MiB, %llu file%s\033[K", p->verb,
+	    (double)bytes / (1024 * 1024), (unsigned long long)files,
+	    files == 1 ? "" : "s");
+}
+
+/* Erase the progress line, if one is shown. */
+static void
+progress_clear(struct cli_progress *p)
+{
+	if (p->shown)
+		fputs("\r\033[K", stderr);
+	p->shown = false;
+}
+
+/* Copy a file or tree to (upload) or from the daemon's host. */
+static int
+cli_transfer(int argc, char **argv, bool upload)
+{
+	static const struct option	 longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char			*usage = upload ? usage_upload :
+					    usage_download;
+	struct cli_progress		 p;
+	struct swerex_client		*c = NULL;
+	struct swerex_error		*err = NULL;
+	int				 ch, rc, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			return cli_help(usage);
+		default:
+			return cli_usage_error(usage, NULL);
+		}
+	}
+	if (argc - optind < 2)
+		return cli_usage_error(usage, "missing SRC or DST");
+	if (argc - optind > 2)
+		return cli_usage_error(usage, "unexpected argument: %s",
+		    argv[optind + 2]);
+
+	memset(&p, 0, sizeof p);
+	p.verb = upload ? "upload" : "download";
+	p.tty = isatty(STDERR_FILENO);
+	if (cli_connect(&c, &err) != 0) {
+		status = error_report(err);
+		goto out;
+	}
+	if (upload)
+		rc = swerex_upload(c, argv[optind], argv[optind + 1],
+		    progress_show, &p, &err);
+	else
+		rc = swerex_download(c, argv[optind], argv[optind + 1],
+		    progress_show, &p, &err);
+	progress_clear(&p);
+	if (rc != 0)
+		status = error_report(err);
+	else if (cli.json) {
+		fputs("{\"source\": ", stdout);
+		json_string(argv[optind]);
+		fputs(", \"destination\": ", stdout);
+		json_string(argv[optind + 1]);
+		printf(", \"bytes\": %llu, \"files\": %llu}\n",
+		    (unsigned long long)p.bytes, (unsigned long long)p.files);
+	}
+out:
+	swerex_error_free(err);
+	swerex_client_free(c);
+	return status;
+}
+
+/* Copy a local file or tree to the daemon's host. */
+static int
+cmd_upload(int argc, char **argv)
+{
+	return cli_transfer(argc, argv, true);
+}
+
+/* Copy a file or tree from the daemon's host. */
+static int
+cmd_download(int argc, char **argv)
+{
+	return cli_transfer(argc, argv, false);
+}
+
 /* Parse the global options and run the subcommand. */
 int
 main(int argc, char **argv)
@@ -1299,13 +2027,24 @@ main(int argc, char **argv)
 		{ "session", cmd_session },
 		{ "run", cmd_run },
 		{ "interrupt", cmd_interrupt },
+		{ "exec", cmd_exec },
+		{ "read", cmd_read },
+		{ "write", cmd_write },
+		{ "upload", cmd_upload },
+		{ "download", cmd_download },
 	};
 	static char			 alive_name[] = "swerex alive";
 	static char			 session_name[] = "swerex session";
 	static char			 run_name[] = "swerex run";
 	static char			 interrupt_name[] = "swerex interrupt";
+	static char			 exec_name[] = "swerex exec";
+	static char			 read_name[] = "swerex read";
+	static char			 write_name[] = "swerex write";
+	static char			 upload_name[] = "swerex upload";
+	static char			 download_name[] = "swerex download";
 	static char			*names[] = {
-		alive_name, session_name, run_name, interrupt_name
+		alive_name, session_name, run_name, interrupt_name, exec_name,
+		read_name, write_name, upload_name, download_name
 	};
 	static char			 main_name[] = "swerex";
 	const char			*url;

@@ -136,7 +136,9 @@ struct swerex_error {
 	enum swerex_error_kind kind;
 	char *message;
 	/* Details: bash_stdout, bash_stderr (BASH_INCORRECT_SYNTAX), exit_code
-	 * (NON_ZERO_EXIT_CODE), exit_status (SESSION_DIED), timeout. */
+	 * (NON_ZERO_EXIT_CODE), exit_status (SESSION_DIED), timeout; for file
+	 * and execute errors path, errno (its name, e.g. "ENOENT") and
+	 * strerror. */
 	struct swerex_kv *extra;
 	size_t n_extra;
 	struct swerex_observation *observation; /* partial/full output, or NULL */

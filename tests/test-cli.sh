@@ -55,6 +55,17 @@ out_is() {
 	return 1
 }
 
+# Whether $dir/err holds exactly the bytes printf "$1" makes.
+err_is() {
+	printf "$1" >"$dir/expected"
+	cmp -s "$dir/expected" "$dir/err" && return 0
+	echo "# expected stderr:"
+	od -c "$dir/expected" | sed 's/^/#   /'
+	echo "# got:"
+	od -c "$dir/err" | sed 's/^/#   /'
+	return 1
+}
+
 # Whether rc is $1; explain when not.
 rc_is() {
 	[ "$rc" -eq "$1" ] && return 0
@@ -249,6 +260,180 @@ t_run_unreachable() {
 	rc_is 3 && err_kind CONNECT
 }
 
+t_exec_exact() {
+	cli exec -- printf '  x\0y'
+	rc_is 0 && out_is '  x\0y' && err_is ''
+}
+
+t_exec_streams() {
+	cli exec -- sh -c 'echo out; echo err >&2; exit 5'
+	rc_is 5 && out_is 'out\n' && err_is 'err\n'
+}
+
+t_exec_signal() {
+	cli exec -- sh -c 'kill -TERM $$'
+	rc_is 143 && out_is ''
+}
+
+t_exec_timeout() {
+	cli exec -t 0.5 -- sh -c 'echo partial; sleep 30'
+	rc_is 124 && out_is 'partial\n' && err_kind COMMAND_TIMEOUT
+}
+
+t_exec_not_found() {
+	cli exec -- "$dir/no-such-program"
+	rc_is 127 && out_is '' && err_kind FILE_NOT_FOUND
+}
+
+t_exec_check() {
+	cli exec --check -- sh -c 'echo o; exit 3'
+	rc_is 3 && out_is 'o\n' && err_kind NON_ZERO_EXIT_CODE || return 1
+	cli exec --check -- true
+	rc_is 0
+}
+
+t_exec_shell_env() {
+	cli exec --shell --env X=1 --env Y=two -- 'echo $X-$Y' '>&2'
+	rc_is 0 && out_is '' && err_is '1-two\n'
+}
+
+t_exec_replace_env() {
+	cli exec --replace-env --env A=b -- /usr/bin/env
+	rc_is 0 && out_is 'A=b\n'
+}
+
+t_exec_cwd() {
+	cli exec --cwd "$dir" -- pwd
+	rc_is 0 && out_is "$dir\\n"
+}
+
+t_exec_stdin() {
+	printf 'in\0put' | "$SWEREX_CLI" -S "$url" exec --stdin-file - -- cat \
+	    >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 && out_is 'in\0put' || return 1
+	printf 'from file' >"$dir/input"
+	cli exec --stdin-file "$dir/input" -- cat
+	rc_is 0 && out_is 'from file' || return 1
+	# Without --stdin-file the command reads /dev/null, not our stdin.
+	echo leaked | "$SWEREX_CLI" -S "$url" exec -- cat >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 && out_is ''
+}
+
+t_exec_merge() {
+	cli exec --merge -- sh -c 'echo 1; echo 2 >&2; echo 3'
+	rc_is 0 && out_is '1\n2\n3\n' && err_is ''
+}
+
+t_exec_stream() {
+	cli exec --stream -- sh -c 'printf a; sleep 0.2; printf b >&2; echo c; exit 4'
+	rc_is 4 && out_is 'ac\n' && err_is 'b'
+}
+
+t_exec_json() {
+	cli --json exec -- sh -c 'printf o; printf e >&2; exit 2'
+	rc_is 2 && json_check 'j["stdout"] == "o" and j["stderr"] == "e" and
+j["exit_code"] == 2 and j["signal"] == 0 and j["stdout_truncated"] is False and
+j["stdout_bytes"] == 1 and j["failure_reason"] == ""'
+}
+
+t_exec_json_error() {
+	cli --json exec -t 0.3 -- sh -c 'printf so-far; sleep 30'
+	rc_is 124 && json_check 'j["error"]["kind"] == "COMMAND_TIMEOUT" and
+j["error"]["execute"]["failure_reason"] == "timeout" and
+j["error"]["execute"]["stdout"] == "so-far" and j["error"]["execute"]["exit_code"] is None'
+}
+
+t_write_read() {
+	printf 'a\0b\n' | "$SWEREX_CLI" -S "$url" write "$dir/w/f" --mode 600 \
+	    >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 0 && out_is '' || return 1
+	printf 'a\0b\n' | cmp -s - "$dir/w/f" || { echo "# file differs"; return 1; }
+	[ "$(stat -c %a "$dir/w/f")" = 600 ] || { echo "# mode"; return 1; }
+	cli read "$dir/w/f"
+	rc_is 0 && out_is 'a\0b\n' || return 1
+	cli read --offset 1 --length 2 "$dir/w/f"
+	rc_is 0 && out_is '\0b' || return 1
+	cli --json read "$dir/w/f"
+	rc_is 0 && json_check 'j["content"] == "a\x00b\n" and j["size"] == 4'
+}
+
+t_write_empty_json() {
+	cli --json write "$dir/w/empty" </dev/null
+	rc_is 0 && json_check 'j["bytes"] == 0' && [ -f "$dir/w/empty" ] &&
+	    [ ! -s "$dir/w/empty" ]
+}
+
+t_write_no_parents() {
+	printf x | "$SWEREX_CLI" -S "$url" write --no-create-parents \
+	    "$dir/nodir/f" >"$dir/out" 2>"$dir/err"
+	rc=$?
+	rc_is 1 && err_kind FILE_NOT_FOUND && [ ! -e "$dir/nodir" ]
+}
+
+t_read_errors() {
+	cli read "$dir/missing"
+	rc_is 1 && out_is '' && err_kind FILE_NOT_FOUND || return 1
+	cli read "$dir"
+	rc_is 1 && err_kind IS_A_DIRECTORY
+}
+
+# Make a tree with a file of each kind in $1.
+make_tree() {
+	mkdir -p "$1/a/empty" "$1/b" &&
+	printf 'hello\n' >"$1/a/f" && chmod 640 "$1/a/f" &&
+	printf '#!/bin/sh\necho run\n' >"$1/b/run" && chmod 755 "$1/b/run" &&
+	chmod 750 "$1/b" &&
+	ln -s a/f "$1/link" &&
+	head -c 3000000 /dev/urandom >"$1/big" &&
+	: >"$1/zero"
+}
+
+# Whether two trees have the same contents, links and modes.
+same_tree() {
+	diff -r --no-dereference "$1" "$2" >"$dir/diff" 2>&1 || {
+		echo "# trees differ:"; sed 's/^/#   /' "$dir/diff"; return 1; }
+	(cd "$1" && find . -printf '%p %y %m\n' | sort) >"$dir/modes1"
+	(cd "$2" && find . -printf '%p %y %m\n' | sort) >"$dir/modes2"
+	cmp -s "$dir/modes1" "$dir/modes2" && return 0
+	echo "# modes differ:"
+	diff "$dir/modes1" "$dir/modes2" | sed 's/^/#   /'
+	return 1
+}
+
+t_upload_download() {
+	make_tree "$dir/src" || return 1
+	cli --json upload "$dir/src" "$dir/up/tree"
+	rc_is 0 && json_check 'j["bytes"] == 3000000 + 6 + 19 and j["files"] == 5' ||
+	    return 1
+	same_tree "$dir/src" "$dir/up/tree" || return 1
+	cli download "$dir/up/tree" "$dir/down/tree"
+	rc_is 0 && out_is '' && err_is '' || return 1
+	same_tree "$dir/src" "$dir/down/tree" || return 1
+	ls -a "$dir/down" >"$dir/out"
+	out_is '.\n..\ntree\n'
+}
+
+t_upload_download_file() {
+	cli upload "$dir/src/b/run" "$dir/up/run"
+	rc_is 0 && cmp -s "$dir/src/b/run" "$dir/up/run" &&
+	    [ "$(stat -c %a "$dir/up/run")" = 755 ] || return 1
+	cli download "$dir/up/run" "$dir/down/run"
+	rc_is 0 && cmp -s "$dir/src/b/run" "$dir/down/run" &&
+	    [ "$(stat -c %a "$dir/down/run")" = 755 ]
+}
+
+t_transfer_errors() {
+	cli upload "$dir/missing" "$dir/up/x"
+	rc_is 1 && err_kind FILE_NOT_FOUND && [ ! -e "$dir/up/x" ] || return 1
+	cli download "$dir/missing" "$dir/down/x"
+	rc_is 1 && err_kind FILE_NOT_FOUND && [ ! -e "$dir/down/x" ] || return 1
+	ls -a "$dir/down" >"$dir/out"
+	out_is '.\n..\nrun\ntree\n'
+}
+
 t_session_close() {
 	cli session close -s src
 	rc_is 0 || return 1
@@ -264,7 +449,8 @@ t_session_close_again() {
 t_help() {
 	local args
 	for args in "" "alive" "session" "session create" "session close" \
-	    "session list" "run" "interrupt"; do
+	    "session list" "run" "interrupt" "exec" "read" "write" "upload" \
+	    "download"; do
 		# shellcheck disable=SC2086
 		"$SWEREX_CLI" $args --help >"$dir/out" 2>"$dir/err"
 		rc=$?
@@ -281,7 +467,10 @@ t_usage() {
 	local args
 	for args in "" "bogus" "--bogus" "session" "session bogus" "run" \
 	    "run --check nope true" "run -t -1 true" "interrupt -n x" \
-	    "alive extra" "session list extra"; do
+	    "alive extra" "session list extra" "exec" "exec --env NOEQ -- true" \
+	    "exec -t x -- true" "--json exec --stream -- true" "read" "read a b" \
+	    "read --length -1 a" "write" "write --mode 9 a" "upload a" \
+	    "download a b c"; do
 		# shellcheck disable=SC2086
 		"$SWEREX_CLI" -S "$url" $args >"$dir/out" 2>"$dir/err"
 		rc=$?
@@ -370,6 +559,27 @@ tests=(
 	"t_run_syntax:run reports bash syntax errors"
 	"t_run_no_session:run in a missing session"
 	"t_run_unreachable:run exits 3 without a daemon"
+	"t_exec_exact:exec prints stdout bytes exactly"
+	"t_exec_streams:exec: stdout, stderr and the exit code"
+	"t_exec_signal:exec exits 128+N when killed by signal N"
+	"t_exec_timeout:exec -t prints partial output and exits 124"
+	"t_exec_not_found:exec of a missing program exits 127"
+	"t_exec_check:exec --check"
+	"t_exec_shell_env:exec --shell --env"
+	"t_exec_replace_env:exec --replace-env"
+	"t_exec_cwd:exec --cwd"
+	"t_exec_stdin:exec --stdin-file, else /dev/null"
+	"t_exec_merge:exec --merge"
+	"t_exec_stream:exec --stream"
+	"t_exec_json:exec --json"
+	"t_exec_json_error:exec --json on COMMAND_TIMEOUT"
+	"t_write_read:write and read bytes exactly"
+	"t_write_empty_json:write of empty stdin, --json"
+	"t_write_no_parents:write --no-create-parents"
+	"t_read_errors:read of a missing file or a directory"
+	"t_upload_download:upload and download a tree"
+	"t_upload_download_file:upload and download a single file"
+	"t_transfer_errors:failed transfers leave nothing behind"
 	"t_session_close:session close"
 	"t_session_close_again:session close of a closed session fails"
 	"t_help:--help exits 0 everywhere"

@@ -8,10 +8,13 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1397,6 +1400,1160 @@ TEST(large_reply)
 	fake_finish(&f);
 }
 
+/* Send an ExecuteResponse, or an Error of kind carrying it if kind != 0. */
+static void
+fake_exec_reply(int fd, uint64_t id, Swerex__V1__ExecuteResponse *er,
+    int kind, const char *message)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__Error error = SWEREX__V1__ERROR__INIT;
+	Swerex__V1__Error__ExtraEntry x = SWEREX__V1__ERROR__EXTRA_ENTRY__INIT;
+	Swerex__V1__Error__ExtraEntry *extra[] = { &x };
+
+	resp.id = id;
+	if (kind == 0) {
+		resp.body_case = SWEREX__V1__RESPONSE__BODY_EXECUTE;
+		resp.execute = er;
+	} else {
+		error.kind = kind;
+		error.message = (char *)message;
+		x.key = (char *)"exit_code";
+		x.value = (char *)"1";
+		error.n_extra = 1;
+		error.extra = extra;
+		error.execute = er;
+		resp.body_case = SWEREX__V1__RESPONSE__BODY_ERROR;
+		resp.error = &error;
+	}
+	fake_send(fd, &resp);
+}
+
+/* Send a labelled output chunk. */
+static void
+fake_stream_chunk(int fd, uint64_t id, int stream, const char *data)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__OutputChunk chunk = SWEREX__V1__OUTPUT_CHUNK__INIT;
+
+	chunk.data.data = (uint8_t *)data;
+	chunk.data.len = strlen(data);
+	chunk.stream = (Swerex__V1__OutputStream)stream;
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_CHUNK;
+	resp.chunk = &chunk;
+	fake_send(fd, &resp);
+}
+
+/* Receive the next request and require its body to be of case body. */
+static Swerex__V1__Request *
+fake_expect(int fd, int body)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+
+	FAKE_REQUIRE(req != NULL);
+	if ((int)req->body_case != body) {
+		printf("# fake daemon: body %d, expected %d\n",
+		    (int)req->body_case, body);
+		fflush(stdout);
+		_exit(1);
+	}
+	return req;
+}
+
+/* Fake: check the fields of executes and answer each. */
+static void
+serve_exec(int fd)
+{
+	Swerex__V1__Request *req;
+	Swerex__V1__ExecuteRequest *x;
+	Swerex__V1__ExecuteResponse er = SWEREX__V1__EXECUTE_RESPONSE__INIT;
+	static const uint8_t out[] = "a\0b";
+
+	fake_hello(fd, 1024 * 1024);
+
+	/* Every default. */
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_EXECUTE);
+	x = req->execute;
+	FAKE_REQUIRE(x->n_argv == 2);
+	CHECK_STR(x->argv[0], "echo");
+	CHECK_STR(x->argv[1], "hi");
+	CHECK(!x->shell);
+	CHECK_STR(x->command, "");
+	CHECK_INT(x->n_env, 0);
+	CHECK(!x->replace_env);
+	CHECK_STR(x->cwd, "");
+	CHECK(!x->check);
+	CHECK_STR(x->error_msg, "");
+	CHECK(!x->merge_output_streams);
+	CHECK(!x->stream);
+	CHECK_INT(x->has_timeout_case,
+	    SWEREX__V1__EXECUTE_REQUEST__HAS_TIMEOUT__NOT_SET);
+	CHECK_INT(x->has_stdin_case,
+	    SWEREX__V1__EXECUTE_REQUEST__HAS_STDIN__NOT_SET);
+	CHECK_INT(x->has_max_output_case,
+	    SWEREX__V1__EXECUTE_REQUEST__HAS_MAX_OUTPUT__NOT_SET);
+	er.stdout.data = (uint8_t *)out;
+	er.stdout.len = 3;
+	er.stderr.data = (uint8_t *)"err";
+	er.stderr.len = 3;
+	er.has_exit_code_case =
+	    SWEREX__V1__EXECUTE_RESPONSE__HAS_EXIT_CODE_EXIT_CODE;
+	er.exit_code = 3;
+	er.stdout_truncated = 1;
+	er.stdout_bytes = 1000;
+	er.stderr_bytes = 3;
+	fake_exec_reply(fd, req->id, &er, 0, NULL);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* Every option, streamed: labelled chunks, then killed by a signal. */
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_EXECUTE);
+	x = req->execute;
+	CHECK_INT(x->n_argv, 0);
+	CHECK(x->shell);
+	CHECK_STR(x->command, "echo $X");
+	FAKE_REQUIRE(x->n_env == 2);
+	CHECK_STR(x->env[0]->key, "X");
+	CHECK_STR(x->env[0]->value, "1");
+	CHECK_STR(x->env[1]->key, "Y");
+	CHECK_STR(x->env[1]->value, "a=b");
+	CHECK(x->replace_env);
+	CHECK_STR(x->cwd, "/tmp");
+	CHECK(x->check);
+	CHECK_STR(x->error_msg, "oops");
+	CHECK(x->merge_output_streams);
+	CHECK(x->stream);
+	CHECK_INT(x->has_timeout_case,
+	    SWEREX__V1__EXECUTE_REQUEST__HAS_TIMEOUT_TIMEOUT);
+	CHECK(x->timeout == 2.5);
+	CHECK_INT(x->has_stdin_case,
+	    SWEREX__V1__EXECUTE_REQUEST__HAS_STDIN_STDIN);
+	CHECK_MEM(x->stdin.data, x->stdin.len, "in");
+	CHECK_INT(x->has_max_output_case,
+	    SWEREX__V1__EXECUTE_REQUEST__HAS_MAX_OUTPUT_MAX_OUTPUT);
+	CHECK_INT(x->max_output, 4096);
+	fake_stream_chunk(fd, req->id, 1, "o1");
+	fake_stream_chunk(fd, req->id, 2, "e1");
+	fake_stream_chunk(fd, req->id, 1, "o2");
+	memset(&er, 0, sizeof er);
+	swerex__v1__execute_response__init(&er);
+	er.stdout.data = (uint8_t *)"o1o2";
+	er.stdout.len = 4;
+	er.signal = 9;
+	er.stderr_truncated = 1;
+	fake_exec_reply(fd, req->id, &er, 0, NULL);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* A failure carrying the output. */
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_EXECUTE);
+	swerex__v1__execute_response__init(&er);
+	er.stdout.data = (uint8_t *)"partial";
+	er.stdout.len = 7;
+	er.has_exit_code_case =
+	    SWEREX__V1__EXECUTE_RESPONSE__HAS_EXIT_CODE_EXIT_CODE;
+	er.exit_code = 1;
+	er.failure_reason = (char *)"why";
+	fake_exec_reply(fd, req->id, &er,
+	    SWEREX__V1__ERROR_KIND__NON_ZERO_EXIT_CODE, "failed");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* Event-driven and streamed, with empty stdin. */
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_EXECUTE);
+	x = req->execute;
+	CHECK(x->stream);
+	CHECK_INT(x->has_stdin_case,
+	    SWEREX__V1__EXECUTE_REQUEST__HAS_STDIN_STDIN);
+	CHECK_INT(x->stdin.len, 0);
+	fake_stream_chunk(fd, req->id, 2, "E");
+	fake_stream_chunk(fd, req->id, 1, "O");
+	swerex__v1__execute_response__init(&er);
+	er.stdout.data = (uint8_t *)"O";
+	er.stdout.len = 1;
+	er.stderr.data = (uint8_t *)"E";
+	er.stderr.len = 1;
+	er.has_exit_code_case =
+	    SWEREX__V1__EXECUTE_RESPONSE__HAS_EXIT_CODE_EXIT_CODE;
+	fake_exec_reply(fd, req->id, &er, 0, NULL);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* Event-driven failure with output. */
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_EXECUTE);
+	swerex__v1__execute_response__init(&er);
+	er.failure_reason = (char *)"timeout";
+	fake_exec_reply(fd, req->id, &er,
+	    SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT, "timeout");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_wait_close(fd);
+}
+
+struct exec_seen {
+	char labels[16];	/* '1' or '2' per chunk */
+	char data[64];
+	size_t n;
+	size_t len;
+	int final;
+	enum swerex_reply_type type;
+	enum swerex_error_kind kind;
+	char failure_reason[16];
+	char out[16];
+	char err[16];
+	size_t pending_in_chunk;
+};
+
+/* Record a labelled chunk (blocking execute). */
+static void
+exec_output(int stream, const char *data, size_t len, void *arg)
+{
+	struct exec_seen *s = arg;
+
+	if (s->n < sizeof s->labels - 1)
+		s->labels[s->n++] = (char)('0' + stream);
+	if (s->len + len < sizeof s->data) {
+		memcpy(s->data + s->len, data, len);
+		s->len += len;
+	}
+}
+
+/* Record chunks and the final reply (event-driven execute). */
+static void
+exec_reply(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct exec_seen *s = arg;
+	const struct swerex_exec_result *res = NULL;
+
+	if (r->type == SWEREX_REPLY_EXEC_CHUNK) {
+		s->pending_in_chunk = swerex_pending(c);
+		exec_output(r->stream, r->data, r->len, s);
+		return;
+	}
+	s->final++;
+	s->type = r->type;
+	if (r->type == SWEREX_REPLY_EXEC)
+		res = r->exec_result;
+	else if (r->type == SWEREX_REPLY_ERROR) {
+		s->kind = r->error->kind;
+		res = r->error->exec_result;
+	}
+	if (res != NULL) {
+		snprintf(s->failure_reason, sizeof s->failure_reason, "%s",
+		    res->failure_reason);
+		snprintf(s->out, sizeof s->out, "%s", res->stdout_data);
+		snprintf(s->err, sizeof s->err, "%s", res->stderr_data);
+	}
+}
+
+TEST(execute_requests_and_results)
+{
+	static const char *const argv[] = { "echo", "hi" };
+	static const char *const env[] = { "X=1", "Y=a=b" };
+	static const char *const bad_env[] = { "X=1", "NOEQUALS" };
+	static const char *const empty_name[] = { "=x" };
+	struct event_base *base = event_base_new();
+	struct swerex_exec_opts o;
+	struct exec_seen seen;
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_exec_result *r = NULL, *copy;
+	struct swerex_error *e = NULL, *ecopy;
+
+	REQUIRE(base != NULL);
+	fake_start(&f, serve_exec);
+	c = fake_connect_base(&f, base);
+	if (c == NULL)
+		goto done;
+
+	memset(&o, 0, sizeof o);
+	o.argv = argv;
+	o.argc = 2;
+	REQUIRE(swerex_execute(c, &o, &r, &e) == 0);
+	CHECK_INT(r->stdout_len, 3);
+	CHECK(memcmp(r->stdout_data, "a\0b", 4) == 0);	/* NUL-terminated */
+	CHECK_MEM(r->stderr_data, r->stderr_len, "err");
+	CHECK(r->stderr_data[3] == '\0');
+	CHECK(r->has_exit_code);
+	CHECK_INT(r->exit_code, 3);
+	CHECK_INT(r->signal, 0);
+	CHECK(r->stdout_truncated);
+	CHECK(!r->stderr_truncated);
+	CHECK_INT(r->stdout_bytes, 1000);
+	CHECK_INT(r->stderr_bytes, 3);
+	CHECK_STR(r->failure_reason, "");
+	copy = swerex_exec_result_dup(r);
+	REQUIRE(copy != NULL);
+	CHECK(memcmp(copy->stdout_data, "a\0b", 4) == 0);
+	CHECK_MEM(copy->stderr_data, copy->stderr_len, "err");
+	CHECK_INT(copy->exit_code, 3);
+	swerex_exec_result_free(copy);
+	swerex_exec_result_free(r);
+
+	memset(&seen, 0, sizeof seen);
+	memset(&o, 0, sizeof o);
+	o.shell = true;
+	o.command = "echo $X";
+	o.env = env;
+	o.n_env = 2;
+	o.replace_env = true;
+	o.cwd = "/tmp";
+	o.check = true;
+	o.error_msg = "oops";
+	o.merge_output_streams = true;
+	o.stdin_data = "in";
+	o.stdin_len = 2;
+	o.max_output = 4096;
+	o.has_timeout = true;
+	o.timeout = 2.5;
+	o.on_output = exec_output;
+	o.output_arg = &seen;
+	REQUIRE(swerex_execute(c, &o, &r, &e) == 0);
+	CHECK_STR(seen.labels, "121");
+	CHECK_MEM(seen.data, seen.len, "o1e1o2");
+	CHECK(!r->has_exit_code);
+	CHECK_INT(r->signal, 9);
+	CHECK(r->stderr_truncated);
+	CHECK_STR(r->stdout_data, "o1o2");
+	CHECK_STR(r->stderr_data, "");
+	swerex_exec_result_free(r);
+
+	/* An error carries the output; copies keep it. */
+	memset(&o, 0, sizeof o);
+	o.argv = argv;
+	o.argc = 1;
+	CHECK_INT(swerex_execute(c, &o, &r, &e), -1);
+	CHECK(r == NULL);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_NON_ZERO_EXIT_CODE);
+	CHECK_STR(swerex_error_extra(e, "exit_code"), "1");
+	REQUIRE(e->exec_result != NULL);
+	CHECK_MEM(e->exec_result->stdout_data, e->exec_result->stdout_len,
+	    "partial");
+	CHECK_INT(e->exec_result->exit_code, 1);
+	CHECK_STR(e->exec_result->failure_reason, "why");
+	CHECK(e->observation == NULL);
+	ecopy = swerex_error_dup(e);
+	REQUIRE(ecopy != NULL && ecopy->exec_result != NULL);
+	CHECK_STR(ecopy->exec_result->stdout_data, "partial");
+	swerex_error_free(ecopy);
+	swerex_error_free(e);
+	e = NULL;
+
+	/* Refused before sending. */
+	o.env = bad_env;
+	o.n_env = 2;
+	CHECK_INT(swerex_execute(c, &o, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	CHECK(strstr(e->message, "NOEQUALS") != NULL);
+	swerex_error_free(e);
+	o.env = empty_name;
+	o.n_env = 1;
+	CHECK_INT(swerex_submit_execute(c, &o, false, exec_reply, &seen, &e),
+	    0);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	o.env = NULL;
+	o.n_env = 0;
+	o.argc = 0;
+	CHECK_INT(swerex_execute(c, &o, NULL, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	o.shell = true;
+	CHECK_INT(swerex_execute(c, &o, NULL, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	CHECK_INT(swerex_execute(c, NULL, NULL, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK_INT(swerex_pending(c), 0);
+
+	/* Event-driven: EXEC_CHUNK with labels, then EXEC. */
+	memset(&seen, 0, sizeof seen);
+	memset(&o, 0, sizeof o);
+	o.argv = argv;
+	o.argc = 1;
+	o.stdin_data = "";
+	REQUIRE(swerex_submit_execute(c, &o, true, exec_reply, &seen, &e) != 0);
+	CHECK(drive(base, &seen.final, 1));
+	CHECK_STR(seen.labels, "21");
+	CHECK_MEM(seen.data, seen.len, "EO");
+	CHECK_INT(seen.pending_in_chunk, 1);
+	CHECK_INT(seen.type, SWEREX_REPLY_EXEC);
+	CHECK_STR(seen.out, "O");
+	CHECK_STR(seen.err, "E");
+
+	memset(&seen, 0, sizeof seen);
+	REQUIRE(swerex_submit_execute(c, &o, false, exec_reply, &seen, &e) !=
+	    0);
+	CHECK(drive(base, &seen.final, 1));
+	CHECK_INT(seen.type, SWEREX_REPLY_ERROR);
+	CHECK_INT(seen.kind, SWEREX_ERR_COMMAND_TIMEOUT);
+	CHECK_STR(seen.failure_reason, "timeout");
+	CHECK_INT(swerex_pending(c), 0);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+	event_base_free(base);
+}
+
+/* Fake: check the fields of reads and writes and answer each. */
+static void
+serve_files(int fd)
+{
+	Swerex__V1__Request *req;
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__ReadFileResponse rf = SWEREX__V1__READ_FILE_RESPONSE__INIT;
+	Swerex__V1__WriteFileResponse wf =
+	    SWEREX__V1__WRITE_FILE_RESPONSE__INIT;
+
+	fake_hello(fd, 1024 * 1024);
+
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_READ_FILE);
+	CHECK_STR(req->read_file->path, "/a");
+	CHECK_INT(req->read_file->offset, 0);
+	CHECK_INT(req->read_file->has_length_case,
+	    SWEREX__V1__READ_FILE_REQUEST__HAS_LENGTH__NOT_SET);
+	rf.content.data = (uint8_t *)"x\0y";
+	rf.content.len = 3;
+	rf.size = 10;
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_READ_FILE;
+	resp.read_file = &rf;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_READ_FILE);
+	CHECK_STR(req->read_file->path, "/b");
+	CHECK_INT(req->read_file->offset, 5);
+	CHECK_INT(req->read_file->has_length_case,
+	    SWEREX__V1__READ_FILE_REQUEST__HAS_LENGTH_LENGTH);
+	CHECK_INT(req->read_file->length, 0);
+	rf.content.data = NULL;
+	rf.content.len = 0;
+	resp.id = req->id;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_WRITE_FILE);
+	CHECK_STR(req->write_file->path, "/c");
+	CHECK_MEM(req->write_file->content.data, req->write_file->content.len,
+	    "data");
+	CHECK_INT(req->write_file->has_mode_case,
+	    SWEREX__V1__WRITE_FILE_REQUEST__HAS_MODE__NOT_SET);
+	CHECK_INT(req->write_file->has_create_parents_case,
+	    SWEREX__V1__WRITE_FILE_REQUEST__HAS_CREATE_PARENTS_CREATE_PARENTS);
+	CHECK(req->write_file->create_parents);
+	wf.bytes_written = 4;
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_WRITE_FILE;
+	resp.write_file = &wf;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_WRITE_FILE);
+	CHECK_STR(req->write_file->path, "/d/e");
+	CHECK_INT(req->write_file->content.len, 0);
+	CHECK_INT(req->write_file->has_mode_case,
+	    SWEREX__V1__WRITE_FILE_REQUEST__HAS_MODE_MODE);
+	CHECK_INT(req->write_file->mode, 0755);
+	CHECK_INT(req->write_file->has_create_parents_case,
+	    SWEREX__V1__WRITE_FILE_REQUEST__HAS_CREATE_PARENTS_CREATE_PARENTS);
+	CHECK(!req->write_file->create_parents);
+	fake_error(fd, req->id, SWEREX__V1__ERROR_KIND__FILE_NOT_FOUND,
+	    "no /d");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* A reply of the wrong type for a read. */
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_READ_FILE);
+	resp.id = req->id;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_wait_close(fd);
+}
+
+TEST(read_and_write_requests)
+{
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	char *data = NULL;
+	size_t len = 99;
+	uint64_t size = 99;
+
+	fake_start(&f, serve_files);
+	c = fake_connect(&f);
+	if (c == NULL)
+		goto done;
+	REQUIRE(swerex_read_file(c, "/a", 0, -1, &data, &len, &size, &e) == 0);
+	CHECK_INT(len, 3);
+	CHECK(memcmp(data, "x\0y", 4) == 0);
+	CHECK_INT(size, 10);
+	free(data);
+	REQUIRE(swerex_read_file(c, "/b", 5, 0, &data, &len, NULL, &e) == 0);
+	CHECK_INT(len, 0);
+	CHECK_STR(data, "");
+	free(data);
+
+	CHECK_INT(swerex_write_file(c, "/c", "data", 4, -1, true, &e), 0);
+	CHECK_INT(swerex_write_file(c, "/d/e", NULL, 0, 0755, false, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_FILE_NOT_FOUND);
+	CHECK_STR(swerex_error_kind_name(e->kind), "FILE_NOT_FOUND");
+	swerex_error_free(e);
+
+	CHECK_INT(swerex_write_file(c, "/f", "x", 1, 010000, true, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	CHECK_INT(swerex_write_file(c, NULL, "x", 1, -1, true, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	CHECK_INT(swerex_read_file(c, NULL, 0, -1, &data, &len, NULL, &e), -1);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+
+	CHECK_INT(swerex_read_file(c, "/g", 0, -1, &data, &len, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_PROTOCOL);
+	CHECK(data == NULL);
+	swerex_error_free(e);
+	CHECK_INT(swerex_pending(c), 0);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+}
+
+#define UP_BIG (2 * 1024 * 1024 + 512 * 1024)
+#define UP_HUGE (24 * 1024 * 1024)
+
+/* Give the byte at offset i of the big upload file. */
+static uint8_t
+up_byte(size_t i)
+{
+	return (uint8_t)((i * 7 + 3) & 0xff);
+}
+
+/* Receive one upload (begin, data, end) and log its entries into buf. */
+static void
+fake_upload(int fd, const char *target, bool is_dir, char *buf, size_t size,
+    uint64_t *bytes)
+{
+	Swerex__V1__Request *req, *begin;
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__UploadResponse ur = SWEREX__V1__UPLOAD_RESPONSE__INIT;
+	Swerex__V1__TransferEntry *e;
+	uint64_t last_id, files = 0;
+	size_t i, j, len = 0, big_off = 0;
+	bool done = false;
+
+	*bytes = 0;
+	buf[0] = '\0';
+	begin = fake_expect(fd, SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN);
+	CHECK_STR(begin->upload_begin->target_path, target);
+	CHECK_INT(begin->upload_begin->is_directory, is_dir);
+	CHECK_INT(begin->upload_begin->has_create_parents_case,
+	    SWEREX__V1__UPLOAD_BEGIN__HAS_CREATE_PARENTS__NOT_SET);
+	last_id = begin->id;
+	while (!done) {
+		req = fake_recv(fd);
+		FAKE_REQUIRE(req != NULL);
+		/* Ids stay unique: data frames have ids of their own. */
+		CHECK(req->id > last_id);
+		last_id = req->id;
+		switch (req->body_case) {
+		case SWEREX__V1__REQUEST__BODY_UPLOAD_DATA:
+			CHECK_INT(req->upload_data->upload_id, begin->id);
+			CHECK(req->upload_data->n_entries >= 1 &&
+			    req->upload_data->n_entries <= 64);
+			for (i = 0; i < req->upload_data->n_entries; i++) {
+				e = req->upload_data->entries[i];
+				CHECK(e->data.len <= 1024 * 1024);
+				len += (size_t)snprintf(buf + len, size - len,
+				    "%s|%d|%o|%s|%zu|%d\n", e->path,
+				    (int)e->type, e->mode, e->link_target,
+				    e->data.len, (int)e->last);
+				FAKE_REQUIRE(len < size);
+				*bytes += e->data.len;
+				if (e->last)
+					files++;
+				if (strcmp(e->path, "big.bin") != 0)
+					continue;
+				for (j = 0; j < e->data.len; j++) {
+					if (e->data.data[j] !=
+					    up_byte(big_off + j))
+						break;
+				}
+				CHECK_INT(j, e->data.len);
+				big_off += e->data.len;
+			}
+			break;
+		case SWEREX__V1__REQUEST__BODY_UPLOAD_END:
+			CHECK_INT(req->upload_end->upload_id, begin->id);
+			CHECK(!req->upload_end->abort);
+			done = true;
+			break;
+		default:
+			FAKE_REQUIRE(!"unexpected request during an upload");
+		}
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	ur.files = files;
+	ur.bytes = *bytes;
+	resp.id = begin->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_UPLOAD;
+	resp.upload = &ur;
+	fake_send(fd, &resp);
+	protobuf_c_message_free_unpacked(&begin->base, NULL);
+}
+
+/* Fake: take a tree, a single file, then refuse an upload at once. */
+static void
+serve_upload(int fd)
+{
+	static const char tree[] =
+	    "|1|751||0|0\n"
+	    "a.txt|0|644||5|1\n"
+	    "big.bin|0|644||1048576|0\n"
+	    "big.bin|0|0||1048576|0\n"
+	    "big.bin|0|0||524288|1\n"
+	    "bin|1|755||0|0\n"
+	    "bin/run.sh|0|755||10|1\n"
+	    "empty|1|700||0|0\n"
+	    "link|2|777|a.txt|0|1\n"
+	    "sub|1|755||0|0\n"
+	    "sub/deep|1|750||0|0\n"
+	    "sub/deep/x|0|600||1|1\n"
+	    "zero|0|644||0|1\n";
+	Swerex__V1__Request *req, *begin;
+	char log[4096];
+	uint64_t bytes, id;
+
+	fake_hello(fd, 64 * 1024 * 1024);
+	fake_upload(fd, "/remote/tree", true, log, sizeof log, &bytes);
+	CHECK_STR(log, tree);
+	CHECK_INT(bytes, UP_BIG + 16);
+	fake_upload(fd, "/remote/file", false, log, sizeof log, &bytes);
+	CHECK_STR(log, "|0|644||5|1\n");
+
+	/* Refused at once: the client stops sending soon. */
+	begin = fake_expect(fd, SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN);
+	id = begin->id;
+	fake_error(fd, id, SWEREX__V1__ERROR_KIND__PERMISSION_DENIED,
+	    "no way");
+	protobuf_c_message_free_unpacked(&begin->base, NULL);
+	bytes = 0;
+	for (;;) {
+		req = fake_recv(fd);
+		FAKE_REQUIRE(req != NULL);
+		if (req->body_case != SWEREX__V1__REQUEST__BODY_UPLOAD_DATA)
+			break;
+		CHECK_INT(req->upload_data->upload_id, id);
+		bytes += req->upload_data->entries[0]->data.len;
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	CHECK_INT(req->body_case, SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	if (bytes >= UP_HUGE / 2)
+		printf("# fake daemon: %llu bytes sent after the error\n",
+		    (unsigned long long)bytes);
+	CHECK(bytes < UP_HUGE / 2);
+	fake_alive(fd, req->id, "");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* A local failure half-way: the client aborts the upload. */
+	begin = fake_expect(fd, SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN);
+	id = begin->id;
+	protobuf_c_message_free_unpacked(&begin->base, NULL);
+	for (;;) {
+		req = fake_recv(fd);
+		FAKE_REQUIRE(req != NULL);
+		if (req->body_case != SWEREX__V1__REQUEST__BODY_UPLOAD_DATA)
+			break;
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	FAKE_REQUIRE(req->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_END);
+	CHECK_INT(req->upload_end->upload_id, id);
+	CHECK(req->upload_end->abort);
+	/* Both answered, as swerexd does; the client dropped them. */
+	fake_error(fd, id, SWEREX__V1__ERROR_KIND__INTERRUPTED, "aborted");
+	fake_error(fd, req->id, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, "no");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	fake_alive(fd, req->id, "");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_wait_close(fd);
+}
+
+/* Write len bytes of fill (NULL: the big pattern) to dir/name, with mode. */
+static void
+put_file(const char *dir, const char *name, const char *fill, size_t len,
+    mode_t mode)
+{
+	char path[512];
+	uint8_t *buf;
+	size_t i;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	buf = malloc(len + 1);
+	REQUIRE(buf != NULL);
+	for (i = 0; i < len; i++)
+		buf[i] = fill != NULL ? (uint8_t)fill[i] : up_byte(i);
+	fp = fopen(path, "w");
+	REQUIRE(fp != NULL);
+	REQUIRE(len == 0 || fwrite(buf, 1, len, fp) == len);
+	REQUIRE(fclose(fp) == 0);
+	REQUIRE(chmod(path, mode) == 0);
+	free(buf);
+}
+
+/* Make directory dir/name with mode. */
+static void
+put_dir(const char *dir, const char *name, mode_t mode)
+{
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	REQUIRE(mkdir(path, 0700) == 0 && chmod(path, mode) == 0);
+}
+
+/* Remove a whole test tree, however deep and whatever its modes. */
+static void
+tree_remove(const char *path)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s' 2>/dev/null; "
+	    "rm -rf '%s'", path, path);
+	if (system(cmd) != 0)
+		tap_diag(__FILE__, __LINE__, "cannot remove %s", path);
+}
+
+/* Make dir/name hold a file, then a tree deeper than PATH_MAX. */
+static void
+put_deep_tree(const char *dir, const char *name)
+{
+	char path[512], comp[101];
+	int fd, nfd, i;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	REQUIRE(mkdir(path, 0755) == 0);
+	put_file(path, "a", "a", 1, 0644);
+	memset(comp, 'd', 100);
+	comp[100] = '\0';
+	fd = open(path, O_RDONLY | O_DIRECTORY);
+	REQUIRE(fd != -1);
+	for (i = 0; i < 45; i++) {
+		REQUIRE(mkdirat(fd, comp, 0755) == 0);
+		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY);
+		close(fd);
+		REQUIRE(nfd != -1);
+		fd = nfd;
+	}
+	close(fd);
+}
+
+struct up_progress {
+	struct swerex_client *c;
+	int calls;
+	uint64_t bytes;
+	uint64_t files;
+	size_t max_pending;
+};
+
+/* Record progress and how many requests wait for a reply meanwhile. */
+static void
+up_progress_cb(uint64_t bytes, uint64_t files, void *arg)
+{
+	struct up_progress *p = arg;
+
+	p->calls++;
+	if (bytes < p->bytes || files < p->files)
+		p->max_pending = 99;	/* never goes back */
+	p->bytes = bytes;
+	p->files = files;
+	if (swerex_pending(p->c) > p->max_pending)
+		p->max_pending = swerex_pending(p->c);
+}
+
+TEST(upload_framing)
+{
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	struct up_progress p;
+	char dir[64], src[96], path[160];
+	int fd;
+
+	snprintf(dir, sizeof dir, "/tmp/swerex-test-up.XXXXXX");
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(src, sizeof src, "%s/src", dir);
+	REQUIRE(mkdir(src, 0700) == 0 && chmod(src, 0751) == 0);
+	put_file(src, "a.txt", "hello", 5, 0644);
+	put_file(src, "big.bin", NULL, UP_BIG, 0644);
+	put_dir(src, "bin", 0755);
+	put_file(src, "bin/run.sh", "#!/bin/sh\n", 10, 0755);
+	put_dir(src, "empty", 0700);
+	snprintf(path, sizeof path, "%s/fifo", src);
+	REQUIRE(mkfifo(path, 0600) == 0);	/* skipped */
+	snprintf(path, sizeof path, "%s/link", src);
+	REQUIRE(symlink("a.txt", path) == 0);
+	put_dir(src, "sub", 0755);
+	put_dir(src, "sub/deep", 0750);
+	put_file(src, "sub/deep/x", "x", 1, 0600);
+	put_file(src, "zero", "", 0, 0644);
+	snprintf(path, sizeof path, "%s/huge", dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	REQUIRE(fd != -1 && ftruncate(fd, UP_HUGE) == 0 && close(fd) == 0);
+
+	fake_start(&f, serve_upload);
+	c = fake_connect(&f);
+	if (c == NULL)
+		goto done;
+
+	/* A missing source: nothing is sent. */
+	CHECK_INT(swerex_upload(c, "/nonexistent/src", "/x", NULL, NULL, &e),
+	    -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_FILE_NOT_FOUND);
+	CHECK_STR(swerex_error_extra(e, "errno"), "ENOENT");
+	CHECK_STR(swerex_error_extra(e, "path"), "/nonexistent/src");
+	swerex_error_free(e);
+	e = NULL;
+
+	memset(&p, 0, sizeof p);
+	p.c = c;
+	if (swerex_upload(c, src, "/remote/tree", up_progress_cb, &p, &e) != 0)
+		tap_diag(__FILE__, __LINE__, "upload: %s",
+		    e != NULL ? e->message : "?");
+	CHECK(e == NULL);
+	/* Only the UploadBegin ever waits for a reply. */
+	CHECK_INT(p.max_pending, 1);
+	CHECK_INT(p.bytes, UP_BIG + 16);
+	CHECK_INT(p.files, 6);
+	CHECK_INT(p.calls, 7);
+	CHECK_INT(swerex_pending(c), 0);
+
+	snprintf(path, sizeof path, "%s/a.txt", src);
+	CHECK_INT(swerex_upload(c, path, "/remote/file", NULL, NULL, &e), 0);
+	CHECK_INT(swerex_pending(c), 0);
+
+	snprintf(path, sizeof path, "%s/huge", dir);
+	CHECK_INT(swerex_upload(c, path, "/remote/huge", NULL, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_PERMISSION_DENIED);
+	CHECK_STR(e->message, "no way");
+	swerex_error_free(e);
+	e = NULL;
+	CHECK_INT(swerex_pending(c), 0);
+	CHECK_INT(swerex_is_alive(c, NULL, NULL, &e), 0);
+
+	/* A local failure half-way: aborted, and nothing waits any more. */
+	put_deep_tree(dir, "deep");
+	snprintf(path, sizeof path, "%s/deep", dir);
+	CHECK_INT(swerex_upload(c, path, "/remote/deep", NULL, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_FILE_ERROR);
+	CHECK_STR(swerex_error_extra(e, "errno"), "ENAMETOOLONG");
+	swerex_error_free(e);
+	e = NULL;
+	CHECK_INT(swerex_pending(c), 0);
+	CHECK_INT(swerex_is_alive(c, NULL, NULL, &e), 0);
+	CHECK_INT(swerex_pending(c), 0);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+	tree_remove(dir);
+}
+
+/* Send a download entry. */
+static void
+fake_entry(int fd, uint64_t id, const char *path, int type, unsigned mode,
+    const char *target, const char *data, bool last)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__TransferEntry e = SWEREX__V1__TRANSFER_ENTRY__INIT;
+
+	e.path = (char *)path;
+	e.type = (Swerex__V1__EntryType)type;
+	e.mode = mode;
+	if (target != NULL)
+		e.link_target = (char *)target;
+	if (data != NULL) {
+		e.data.data = (uint8_t *)data;
+		e.data.len = strlen(data);
+	}
+	e.last = last;
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_ENTRY;
+	resp.entry = &e;
+	fake_send(fd, &resp);
+}
+
+/* End a download. */
+static void
+fake_download_end(int fd, uint64_t id, bool is_dir)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__DownloadResponse dr = SWEREX__V1__DOWNLOAD_RESPONSE__INIT;
+
+	dr.is_directory = is_dir;
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_DOWNLOAD;
+	resp.download = &dr;
+	fake_send(fd, &resp);
+}
+
+/* Receive a DownloadRequest for path; give its id. */
+static uint64_t
+fake_download_req(int fd, const char *path)
+{
+	Swerex__V1__Request *req;
+	uint64_t id;
+
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_DOWNLOAD);
+	CHECK_STR(req->download->path, path);
+	id = req->id;
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	return id;
+}
+
+/* The download test's directory, for the fake to aim a symlink at. */
+static char dl_dir[64];
+
+/* Fake: send trees, a file, and broken or hostile downloads. */
+static void
+serve_download(int fd)
+{
+	Swerex__V1__Request *req;
+	uint64_t id;
+
+	fake_hello(fd, 1024 * 1024);
+
+	id = fake_download_req(fd, "/r/tree");
+	fake_entry(fd, id, "", 1, 0750, NULL, NULL, false);
+	fake_entry(fd, id, "d", 1, 0755, NULL, NULL, false);
+	fake_entry(fd, id, "d/f.txt", 0, 0640, NULL, "ab", false);
+	fake_entry(fd, id, "d/f.txt", 0, 0, NULL, "c", true);
+	fake_entry(fd, id, "empty", 1, 0700, NULL, NULL, false);
+	fake_entry(fd, id, "l", 2, 0777, "d/f.txt", NULL, false);
+	fake_entry(fd, id, "x", 0, 0755, NULL, NULL, true);
+	fake_entry(fd, id, "ro", 1, 0555, NULL, NULL, false);
+	fake_entry(fd, id, "ro/in", 0, 0444, NULL, "in", true);
+	fake_entry(fd, id, "deep/a/b", 0, 0644, NULL, "b", true);
+	fake_entry(fd, id, "dflt", 1, 0, NULL, NULL, false);
+	fake_entry(fd, id, "dflt/f", 0, 0, NULL, "f", true);
+	fake_download_end(fd, id, true);
+
+	/* Into the existing tree: merged. */
+	id = fake_download_req(fd, "/r/more");
+	fake_entry(fd, id, "new.txt", 0, 0644, NULL, "n", true);
+	fake_entry(fd, id, "d/f.txt", 0, 0600, NULL, "xyz", true);
+	fake_entry(fd, id, "d/g", 0, 0644, NULL, "g", true);
+	fake_download_end(fd, id, true);
+
+	id = fake_download_req(fd, "/r/file");
+	fake_entry(fd, id, "", 0, 0600, NULL, "single", true);
+	fake_download_end(fd, id, false);
+
+	/* Hostile: the client gives up; the rest is dropped. */
+	id = fake_download_req(fd, "/r/evil");
+	fake_entry(fd, id, "ok", 0, 0644, NULL, "1", true);
+	fake_entry(fd, id, "../evil", 0, 0644, NULL, "bad", true);
+	fake_entry(fd, id, "more", 0, 0644, NULL, "2", true);
+	fake_download_end(fd, id, true);
+	req = fake_expect(fd, SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	fake_alive(fd, req->id, "");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	/* Hostile: through a symlink sent first, or absolute. */
+	id = fake_download_req(fd, "/r/escape");
+	fake_entry(fd, id, "l", 2, 0777, dl_dir, NULL, false);
+	fake_entry(fd, id, "l/evil", 0, 0644, NULL, "bad", true);
+	fake_download_end(fd, id, true);
+	id = fake_download_req(fd, "/r/abs");
+	fake_entry(fd, id, "/tmp/evil", 0, 0644, NULL, "bad", true);
+	fake_download_end(fd, id, true);
+
+	/* The daemon fails half-way. */
+	id = fake_download_req(fd, "/r/gone");
+	fake_entry(fd, id, "a", 0, 0644, NULL, "1", true);
+	fake_error(fd, id, SWEREX__V1__ERROR_KIND__FILE_NOT_FOUND, "gone");
+
+	/* A file onto an existing directory. */
+	id = fake_download_req(fd, "/r/file2");
+	fake_entry(fd, id, "", 0, 0644, NULL, "z", true);
+	fake_download_end(fd, id, false);
+	fake_wait_close(fd);
+}
+
+/* Read a small local file into buf as a string; its length, or -1. */
+static ssize_t
+get_file(const char *dir, const char *name, char *buf, size_t size)
+{
+	char path[512];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n >= 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* Give the permission bits of dir/name (not following a symlink), or -1. */
+static int
+get_mode(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (lstat(path, &st) != 0)
+		return -1;
+	return (int)(st.st_mode & 07777);
+}
+
+/* Count what a download left behind in dir: staging directories. */
+static int
+count_staging(const char *dir)
+{
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strstr(de->d_name, ".swx-dl-") != NULL)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+TEST(download_writes_tree)
+{
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	struct up_progress p;
+	char out[128], path[192], buf[64];
+	struct stat st;
+	mode_t dl_umask;
+
+	dl_umask = umask(022);
+	umask(dl_umask);
+	snprintf(dl_dir, sizeof dl_dir, "/tmp/swerex-test-dl.XXXXXX");
+	REQUIRE(mkdtemp(dl_dir) != NULL);
+	snprintf(out, sizeof out, "%s/out", dl_dir);
+	fake_start(&f, serve_download);
+	c = fake_connect(&f);
+	if (c == NULL)
+		goto done;
+
+	memset(&p, 0, sizeof p);
+	p.c = c;
+	if (swerex_download(c, "/r/tree", out, up_progress_cb, &p, &e) != 0)
+		tap_diag(__FILE__, __LINE__, "download: %s",
+		    e != NULL ? e->message : "?");
+	CHECK(e == NULL);
+	CHECK_INT(get_file(out, "d/f.txt", buf, sizeof buf), 3);
+	CHECK_STR(buf, "abc");
+	CHECK_INT(get_mode(out, "d/f.txt"), 0640);
+	CHECK_INT(get_mode(out, "d"), 0755);
+	CHECK_INT(get_mode(out, "empty"), 0700);
+	CHECK_INT(get_mode(out, "x"), 0755);
+	CHECK_INT(get_file(out, "x", buf, sizeof buf), 0);
+	CHECK_INT(get_mode(out, "ro"), 0555);
+	CHECK_INT(get_mode(out, "ro/in"), 0444);
+	CHECK_INT(get_file(out, "deep/a/b", buf, sizeof buf), 1);
+	snprintf(path, sizeof path, "%s/l", out);
+	CHECK_INT(readlink(path, buf, sizeof buf), 7);
+	CHECK(memcmp(buf, "d/f.txt", 7) == 0);
+	CHECK_INT(get_mode(dl_dir, "out"), 0750);
+	/* Mode 0: the defaults, 0644 and 0777 less the umask. */
+	CHECK_INT(get_mode(out, "dflt/f"), 0644);
+	CHECK_INT(get_mode(out, "dflt"), 0777 & ~dl_umask);
+	CHECK_INT(p.bytes, 7);
+	CHECK_INT(p.files, 6);
+	CHECK_INT(p.max_pending, 1);
+	CHECK_INT(count_staging(dl_dir), 0);
+	CHECK_INT(swerex_pending(c), 0);
+
+	/* Into an existing directory: merged, a file replaces a file. */
+	CHECK_INT(swerex_download(c, "/r/more", out, NULL, NULL, &e), 0);
+	CHECK_INT(get_file(out, "d/f.txt", buf, sizeof buf), 3);
+	CHECK_STR(buf, "xyz");
+	CHECK_INT(get_mode(out, "d/f.txt"), 0600);
+	CHECK_INT(get_file(out, "d/g", buf, sizeof buf), 1);
+	CHECK_INT(get_file(out, "new.txt", buf, sizeof buf), 1);
+	CHECK_INT(get_mode(out, "x"), 0755);	/* still there */
+	CHECK_INT(count_staging(dl_dir), 0);
+
+	/* A single file, with missing parents made. */
+	snprintf(path, sizeof path, "%s/p1/p2/file.txt", dl_dir);
+	CHECK_INT(swerex_download(c, "/r/file", path, NULL, NULL, &e), 0);
+	CHECK_INT(get_file(dl_dir, "p1/p2/file.txt", buf, sizeof buf), 6);
+	CHECK_STR(buf, "single");
+	CHECK_INT(get_mode(dl_dir, "p1/p2/file.txt"), 0600);
+	snprintf(path, sizeof path, "%s/p1/p2", dl_dir);
+	CHECK_INT(count_staging(path), 0);
+
+	/* "../evil" is refused; nothing is left anywhere. */
+	snprintf(path, sizeof path, "%s/out4", dl_dir);
+	CHECK_INT(swerex_download(c, "/r/evil", path, NULL, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_PROTOCOL);
+	CHECK(strstr(e->message, "../evil") != NULL);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK(lstat(path, &st) == -1);
+	CHECK_INT(get_mode(dl_dir, "evil"), -1);
+	CHECK_INT(count_staging(dl_dir), 0);
+	/* The abandoned transfer is read and dropped. */
+	CHECK_INT(swerex_is_alive(c, NULL, NULL, &e), 0);
+	CHECK_INT(swerex_pending(c), 0);
+
+	snprintf(path, sizeof path, "%s/out5", dl_dir);
+	CHECK_INT(swerex_download(c, "/r/escape", path, NULL, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_PROTOCOL);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK_INT(get_mode(dl_dir, "evil"), -1);
+	CHECK(lstat(path, &st) == -1);
+	CHECK_INT(swerex_download(c, "/r/abs", path, NULL, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_PROTOCOL);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK(lstat("/tmp/evil", &st) == -1);
+	CHECK_INT(count_staging(dl_dir), 0);
+
+	snprintf(path, sizeof path, "%s/out6", dl_dir);
+	CHECK_INT(swerex_download(c, "/r/gone", path, NULL, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_FILE_NOT_FOUND);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK(lstat(path, &st) == -1);
+	CHECK_INT(count_staging(dl_dir), 0);
+
+	CHECK_INT(swerex_download(c, "/r/file2", out, NULL, NULL, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_IS_A_DIRECTORY);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK(stat(out, &st) == 0 && S_ISDIR(st.st_mode));
+	CHECK_INT(count_staging(dl_dir), 0);
+	CHECK_INT(swerex_pending(c), 0);
+	swerex_client_free(c);
+done:
+	fake_finish(&f);
+	tree_remove(dl_dir);
+}
+
 TEST(kind_names_and_copies)
 {
 	struct swerex_observation o = { 0 }, *copy;
@@ -1411,6 +2568,16 @@ TEST(kind_names_and_copies)
 	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_BAD_ARGUMENT),
 	    "BAD_ARGUMENT");
 	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_NO_MEMORY), "NO_MEMORY");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_FILE_NOT_FOUND),
+	    "FILE_NOT_FOUND");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_IS_A_DIRECTORY),
+	    "IS_A_DIRECTORY");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_NOT_A_DIRECTORY),
+	    "NOT_A_DIRECTORY");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_PERMISSION_DENIED),
+	    "PERMISSION_DENIED");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_NO_SPACE), "NO_SPACE");
+	CHECK_STR(swerex_error_kind_name(SWEREX_ERR_FILE_ERROR), "FILE_ERROR");
 
 	o.output = (char *)"x\0y";
 	o.output_len = 3;
@@ -1441,6 +2608,8 @@ TEST(kind_names_and_copies)
 	CHECK(swerex_observation_dup(NULL) == NULL);
 	swerex_error_free(NULL);
 	swerex_observation_free(NULL);
+	swerex_exec_result_free(NULL);
+	CHECK(swerex_exec_result_dup(NULL) == NULL);
 	swerex_sessions_free(NULL, 0);
 	swerex_client_free(NULL);
 	CHECK(swerex_error_extra(NULL, "k") == NULL);
@@ -1462,5 +2631,9 @@ TAP_MAIN(
 	TAP_T(blocking_call_in_callback_refused),
 	TAP_T(sessions_and_close),
 	TAP_T(large_reply),
+	TAP_T(execute_requests_and_results),
+	TAP_T(read_and_write_requests),
+	TAP_T(upload_framing),
+	TAP_T(download_writes_tree),
 	TAP_T(kind_names_and_copies)
 )
