@@ -76,7 +76,8 @@
 #include "server.h"
 
 #define FILE_PIECE (256u * 1024)          /* data per download entry */
-#define FILE_EVENT_BYTES (1024u * 1024)   /* download data per loop pass */
+#define FILE_EVENT_BYTES FILE_PIECE       /* download data per loop pass: one
+					   * piece keeps other peers' p99 low */
 #define FILE_EVENT_ENTRIES 64             /* download entries per loop pass */
 #define FILE_FRAME_SLACK (64u * 1024)     /* envelope room in a response frame */
 #define FILE_MAX_DEPTH 256                /* directory levels of a transfer */

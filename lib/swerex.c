@@ -14,17 +14,19 @@
  * swerex_client_free() must NOT be called from within a callback (reply
  * callback or on_chunk) of the same client: the client would be freed while
  * its own read callback is still running.
+ *
+ * This file holds the connection, the pending table and the requests;
+ * convert.c builds the public result structs from the wire's messages (and
+ * copies and frees them), transfer.c does swerex_upload() and
+ * swerex_download(). client.h is what they share.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "client.h"
 #include "swerex.h"
 #include "wire.h"
 
@@ -57,56 +60,6 @@
 
 #define CLIENT_LOST "connection to swerexd lost"
 
-/*
- * Output queued beyond this during an upload makes the uploader run the loop
- * until less than half of it is left: memory stays bounded whatever the
- * size of the tree and however slowly the daemon reads.
- */
-#define CLIENT_OUT_HIGH (4u * 1024 * 1024)
-/* File data per transfer entry (the wire's limit), and entries per frame. */
-#define TRANSFER_PIECE (1024u * 1024)
-#define TRANSFER_BATCH 64
-
-/*
- * Final replies of requests that only blocking calls make; they are never
- * handed to a callback, so they are not in the public enum.
- */
-#define CLIENT_REPLY_READ_FILE 1000
-#define CLIENT_REPLY_WRITE_FILE 1001
-#define CLIENT_REPLY_UPLOAD 1002
-#define CLIENT_REPLY_DOWNLOAD 1003
-
-struct client_wait;
-
-/* Handle a streamed download entry; -1 (with w->error set) abandons it. */
-typedef int (*client_entry_cb)(struct client_wait *w,
-    const Swerex__V1__TransferEntry *entry);
-
-/* Where a blocking call waits for its final reply. */
-struct client_wait {
-	int done;
-	enum swerex_reply_type type;
-	struct swerex_error *error;
-	struct swerex_observation *observation;
-	char *data;
-	size_t len;
-	bool is_alive;
-	char *message;
-	struct swerex_session_info *sessions;
-	size_t n_sessions;
-	struct swerex_exec_result *exec_result;
-	uint64_t size;		/* read: the file's size */
-	uint64_t bytes;		/* write, upload, download: bytes done */
-	uint64_t files;		/* upload, download: files done */
-	bool is_directory;	/* download: the source was a directory */
-	void (*on_chunk)(const char *, size_t, void *);
-	void *chunk_arg;
-	void (*on_output)(int, const char *, size_t, void *);
-	void *output_arg;
-	client_entry_cb on_entry;
-	void *entry_arg;
-};
-
 /* A request waiting for its final reply. */
 struct client_request {
 	uint64_t id;
@@ -115,30 +68,6 @@ struct client_request {
 	struct client_wait *wait;	/* blocking call: store here, no cb */
 	struct client_request *hash_next;
 	TAILQ_ENTRY(client_request) entry;
-};
-TAILQ_HEAD(client_requests, client_request);
-
-struct swerex_client {
-	struct event_base *base;
-	int own_base;
-	int fd;
-	int dead;
-	int in_callback;
-
-	struct evbuffer *in;
-	struct evbuffer *out;
-	struct event *read_ev;
-	struct event *write_ev;
-
-	char *daemon_version;
-	uint64_t max_frame;		/* daemon's limit, 0 if unknown */
-	uint64_t next_id;
-
-	/* Pending requests: hashed by id, and listed in the order sent. */
-	struct client_request **buckets;
-	size_t n_buckets;
-	size_t n_pending;
-	struct client_requests requests;
 };
 
 /*
@@ -162,7 +91,6 @@ static const struct swerex_error error_nomem = {
 };
 
 static void client_read_cb(evutil_socket_t, short, void *);
-static void client_write_cb(evutil_socket_t, short, void *);
 
 /* Create an error from a format and a va_list; NULL if memory ran out. */
 static struct swerex_error *
@@ -182,7 +110,7 @@ error_vnew(enum swerex_error_kind kind, const char *fmt, va_list ap)
 }
 
 /* Create an error; NULL if memory ran out. */
-static struct swerex_error * __attribute__((format(printf, 2, 3)))
+struct swerex_error *
 error_new(enum swerex_error_kind kind, const char *fmt, ...)
 {
 	struct swerex_error *e;
@@ -195,7 +123,7 @@ error_new(enum swerex_error_kind kind, const char *fmt, ...)
 }
 
 /* Hand e to the caller through err, or free it if err is NULL. */
-static void
+void
 error_give(struct swerex_error **err, struct swerex_error *e)
 {
 	if (err != NULL)
@@ -205,7 +133,7 @@ error_give(struct swerex_error **err, struct swerex_error *e)
 }
 
 /* Create an error and hand it to the caller. */
-static void __attribute__((format(printf, 3, 4)))
+void
 error_set(struct swerex_error **err, enum swerex_error_kind kind,
     const char *fmt, ...)
 {
@@ -216,30 +144,6 @@ error_set(struct swerex_error **err, enum swerex_error_kind kind,
 	va_start(ap, fmt);
 	*err = error_vnew(kind, fmt, ap);
 	va_end(ap);
-}
-
-/* Copy len bytes into a new NUL-terminated buffer. */
-static char *
-bytes_dup(const void *p, size_t len)
-{
-	char *s;
-
-	if (len == SIZE_MAX)
-		return NULL;
-	s = malloc(len + 1);
-	if (s == NULL)
-		return NULL;
-	if (len != 0)
-		memcpy(s, p, len);
-	s[len] = '\0';
-	return s;
-}
-
-/* Duplicate a string, reading NULL as "". */
-static char *
-str_dup(const char *s)
-{
-	return strdup(s != NULL ? s : "");
 }
 
 /* Give the wire's spelling of an optional session name. */
@@ -264,142 +168,6 @@ strings_check(const char *const *v, size_t n)
 	return 0;
 }
 
-/* Convert a wire observation. */
-static struct swerex_observation *
-observation_from_pb(const Swerex__V1__BashObservation *pb)
-{
-	struct swerex_observation *o;
-
-	o = calloc(1, sizeof *o);
-	if (o == NULL)
-		return NULL;
-	o->output = bytes_dup(pb->output.data, pb->output.len);
-	o->output_len = pb->output.len;
-	o->failure_reason = str_dup(pb->failure_reason);
-	o->expect_string = str_dup(pb->expect_string);
-	if (o->output == NULL || o->failure_reason == NULL ||
-	    o->expect_string == NULL)
-		goto fail;
-	o->has_exit_code = pb->has_exit_code_case ==
-	    SWEREX__V1__BASH_OBSERVATION__HAS_EXIT_CODE_EXIT_CODE;
-	o->exit_code = o->has_exit_code ? pb->exit_code : 0;
-	o->truncated = pb->truncated;
-	o->output_bytes = pb->output_bytes;
-	o->carried_over = pb->carried_over;
-	return o;
-
-fail:
-	swerex_observation_free(o);
-	return NULL;
-}
-
-/* Convert a wire execute response; both buffers are NUL-terminated. */
-static struct swerex_exec_result *
-exec_result_from_pb(const Swerex__V1__ExecuteResponse *pb)
-{
-	struct swerex_exec_result *r;
-
-	r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return NULL;
-	r->stdout_data = bytes_dup(pb->stdout.data, pb->stdout.len);
-	r->stdout_len = pb->stdout.len;
-	r->stderr_data = bytes_dup(pb->stderr.data, pb->stderr.len);
-	r->stderr_len = pb->stderr.len;
-	r->failure_reason = str_dup(pb->failure_reason);
-	if (r->stdout_data == NULL || r->stderr_data == NULL ||
-	    r->failure_reason == NULL) {
-		swerex_exec_result_free(r);
-		return NULL;
-	}
-	r->has_exit_code = pb->has_exit_code_case ==
-	    SWEREX__V1__EXECUTE_RESPONSE__HAS_EXIT_CODE_EXIT_CODE;
-	r->exit_code = r->has_exit_code ? pb->exit_code : 0;
-	r->signal = pb->signal;
-	r->stdout_truncated = pb->stdout_truncated;
-	r->stderr_truncated = pb->stderr_truncated;
-	r->stdout_bytes = pb->stdout_bytes;
-	r->stderr_bytes = pb->stderr_bytes;
-	return r;
-}
-
-/* Convert a wire error; the kind number is kept even if unknown here. */
-static struct swerex_error *
-error_from_pb(const Swerex__V1__Error *pb)
-{
-	struct swerex_error *e;
-	size_t i;
-
-	e = calloc(1, sizeof *e);
-	if (e == NULL)
-		return NULL;
-	e->kind = (enum swerex_error_kind)pb->kind;
-	e->message = str_dup(pb->message);
-	if (e->message == NULL)
-		goto fail;
-	if (pb->n_extra != 0) {
-		e->extra = calloc(pb->n_extra, sizeof *e->extra);
-		if (e->extra == NULL)
-			goto fail;
-		e->n_extra = pb->n_extra;
-		for (i = 0; i < pb->n_extra; i++) {
-			e->extra[i].key = str_dup(pb->extra[i]->key);
-			e->extra[i].value = str_dup(pb->extra[i]->value);
-			if (e->extra[i].key == NULL || e->extra[i].value == NULL)
-				goto fail;
-		}
-	}
-	if (pb->observation != NULL) {
-		e->observation = observation_from_pb(pb->observation);
-		if (e->observation == NULL)
-			goto fail;
-	}
-	if (pb->execute != NULL) {
-		e->exec_result = exec_result_from_pb(pb->execute);
-		if (e->exec_result == NULL)
-			goto fail;
-	}
-	return e;
-
-fail:
-	swerex_error_free(e);
-	return NULL;
-}
-
-/* Convert a wire session list; 0, or -1 if memory ran out. */
-static int
-sessions_from_pb(const Swerex__V1__ListSessionsResponse *pb,
-    struct swerex_session_info **out, size_t *n)
-{
-	const Swerex__V1__SessionInfo *pi;
-	struct swerex_session_info *s;
-	size_t i;
-
-	*out = NULL;
-	*n = 0;
-	if (pb->n_sessions == 0)
-		return 0;
-	s = calloc(pb->n_sessions, sizeof *s);
-	if (s == NULL)
-		return -1;
-	for (i = 0; i < pb->n_sessions; i++) {
-		pi = pb->sessions[i];
-		s[i].name = str_dup(pi->name);
-		s[i].last_command = str_dup(pi->last_command);
-		if (s[i].name == NULL || s[i].last_command == NULL) {
-			swerex_sessions_free(s, pb->n_sessions);
-			return -1;
-		}
-		s[i].pid = pi->pid;
-		s[i].state = (enum swerex_session_state)pi->state;
-		s[i].created = pi->created;
-		s[i].exit_status = pi->exit_status;
-	}
-	*out = s;
-	*n = pb->n_sessions;
-	return 0;
-}
-
 /*
  * Build the public form of a final Response. Strings and bytes that need no
  * conversion are borrowed from resp. Return 0, or -1 if memory ran out.
@@ -415,7 +183,7 @@ reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
 	switch (resp->body_case) {
 	case SWEREX__V1__RESPONSE__BODY_ERROR:
 		r->type = SWEREX_REPLY_ERROR;
-		cr->error = error_from_pb(resp->error);
+		cr->error = convert_error(resp->error);
 		if (cr->error == NULL)
 			return -1;
 		r->error = cr->error;
@@ -435,7 +203,7 @@ reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
 		break;
 	case SWEREX__V1__RESPONSE__BODY_OBSERVATION:
 		r->type = SWEREX_REPLY_OBSERVATION;
-		cr->observation = observation_from_pb(resp->observation);
+		cr->observation = convert_observation(resp->observation);
 		if (cr->observation == NULL)
 			return -1;
 		r->observation = cr->observation;
@@ -445,7 +213,7 @@ reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
 		break;
 	case SWEREX__V1__RESPONSE__BODY_LIST_SESSIONS:
 		r->type = SWEREX_REPLY_SESSIONS;
-		if (sessions_from_pb(resp->list_sessions, &cr->sessions,
+		if (convert_sessions(resp->list_sessions, &cr->sessions,
 		    &cr->n_sessions) != 0)
 			return -1;
 		r->sessions = cr->sessions;
@@ -453,7 +221,7 @@ reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
 		break;
 	case SWEREX__V1__RESPONSE__BODY_EXECUTE:
 		r->type = SWEREX_REPLY_EXEC;
-		cr->exec_result = exec_result_from_pb(resp->execute);
+		cr->exec_result = convert_exec_result(resp->execute);
 		if (cr->exec_result == NULL)
 			return -1;
 		r->exec_result = cr->exec_result;
@@ -499,7 +267,7 @@ reply_clear(struct client_reply *cr)
 }
 
 /* Free whatever a blocking call's slot still holds. */
-static void
+void
 wait_clear(struct client_wait *w)
 {
 	swerex_error_free(w->error);
@@ -545,7 +313,7 @@ wait_finish(struct client_wait *w, struct client_reply *cr, int built)
 			goto nomem;
 		break;
 	case SWEREX_REPLY_SESSION_CREATED:
-		if ((w->data = bytes_dup(r->data, r->len)) == NULL)
+		if ((w->data = convert_bytes(r->data, r->len)) == NULL)
 			goto nomem;
 		w->len = r->len;
 		break;
@@ -565,7 +333,7 @@ wait_finish(struct client_wait *w, struct client_reply *cr, int built)
 		break;
 	case CLIENT_REPLY_READ_FILE:
 		rf = cr->resp->read_file;
-		if ((w->data = bytes_dup(rf->content.data,
+		if ((w->data = convert_bytes(rf->content.data,
 		    rf->content.len)) == NULL)
 			goto nomem;
 		w->len = rf->content.len;
@@ -598,7 +366,7 @@ nomem:
  * Check a finished blocking call's reply: 0 if it is of the expected type,
  * else free the slot and return -1 with *err set.
  */
-static int
+int
 wait_result(struct client_wait *w, enum swerex_reply_type expected,
     struct swerex_error **err)
 {
@@ -999,7 +767,7 @@ client_flush(struct swerex_client *c)
 }
 
 /* Flush output when the socket is writable; stop watching once it is empty. */
-static void
+void
 client_write_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct swerex_client *c = arg;
@@ -1019,7 +787,7 @@ client_write_cb(evutil_socket_t fd, short events, void *arg)
  * Encode a request under the next id and queue it for sending. Return the
  * id, or 0 with *err set (then nothing was queued and the id is unused).
  */
-static uint64_t
+uint64_t
 client_queue(struct swerex_client *c, Swerex__V1__Request *req,
     struct swerex_error **err)
 {
@@ -1055,7 +823,7 @@ client_queue(struct swerex_client *c, Swerex__V1__Request *req,
  * Queue a request and remember who waits for its reply: cb and arg, or the
  * blocking call's slot w. Return its id, or 0 with *err set.
  */
-static uint64_t
+uint64_t
 client_submit(struct swerex_client *c, Swerex__V1__Request *req,
     swerex_reply_cb cb, void *arg, struct client_wait *w,
     struct swerex_error **err)
@@ -1083,7 +851,7 @@ client_submit(struct swerex_client *c, Swerex__V1__Request *req,
  * Forget a request that a blocking call gives up on, without a reply: a
  * reply that comes later finds no request and is dropped.
  */
-static void
+void
 client_forget(struct swerex_client *c, uint64_t id)
 {
 	struct client_request *r;
@@ -1095,7 +863,7 @@ client_forget(struct swerex_client *c, uint64_t id)
 }
 
 /* Check that a blocking call may run on c; 0, or -1 with *err set. */
-static int
+int
 client_can_block(struct swerex_client *c, struct swerex_error **err)
 {
 	if (c == NULL) {
@@ -1111,7 +879,7 @@ client_can_block(struct swerex_client *c, struct swerex_error **err)
 }
 
 /* Run the client's base until the blocking request id is done; 0 or -1. */
-static int
+int
 client_wait(struct swerex_client *c, uint64_t id, struct client_wait *w,
     struct swerex_error **err)
 {
@@ -1327,7 +1095,7 @@ client_hello(struct swerex_client *c, const char *client_name,
 	resp = (Swerex__V1__Response *)msg;
 
 	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR) {
-		error_give(err, error_from_pb(resp->error));
+		error_give(err, convert_error(resp->error));
 		goto fail;
 	}
 	if (resp->id != req.id ||
@@ -1343,7 +1111,7 @@ client_hello(struct swerex_client *c, const char *client_name,
 		    hr->protocol_version, SWEREX_PROTOCOL_VERSION);
 		goto fail;
 	}
-	c->daemon_version = str_dup(hr->daemon_version);
+	c->daemon_version = convert_string(hr->daemon_version);
 	if (c->daemon_version == NULL) {
 		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
 		goto fail;
@@ -2219,1521 +1987,4 @@ swerex_write_file(struct swerex_client *c, const char *path, const void *data,
 		return -1;
 	return wait_result(&w, (enum swerex_reply_type)CLIENT_REPLY_WRITE_FILE,
 	    err);
-}
-
-/*
- * Transfers. An upload walks the local tree (never following a symlink in
- * it) and streams it as UploadData frames of a few entries each, files in
- * pieces read with read(): one piece and one batch of entries are in memory
- * at a time, and the output buffer is kept below CLIENT_OUT_HIGH. A
- * download writes each entry as it arrives into a staging directory beside
- * the destination and moves the result into place at the end; a download
- * that fails leaves nothing behind.
- */
-
-/* Open flags of a directory that must not be reached through a symlink. */
-#define TRANSFER_DIR_FLAGS (O_RDONLY|O_DIRECTORY|O_NOFOLLOW|O_CLOEXEC)
-
-/* Map an errno value to the kind swerexd gives the same failure. */
-static enum swerex_error_kind
-errno_kind(int error)
-{
-	switch (error) {
-	case ENOENT:
-		return SWEREX_ERR_FILE_NOT_FOUND;
-	case EISDIR:
-		return SWEREX_ERR_IS_A_DIRECTORY;
-	case ENOTDIR:
-		return SWEREX_ERR_NOT_A_DIRECTORY;
-	case EACCES:
-	case EPERM:
-	case EROFS:
-		return SWEREX_ERR_PERMISSION_DENIED;
-	case ENOSPC:
-	case EDQUOT:
-	case EFBIG:
-		return SWEREX_ERR_NO_SPACE;
-	case ENOMEM:
-		return SWEREX_ERR_NO_MEMORY;
-	default:
-		return SWEREX_ERR_FILE_ERROR;
-	}
-}
-
-/* Add a key and a value to an error's details; 0, or -1 if memory ran out. */
-static int
-error_add_extra(struct swerex_error *e, const char *key, const char *value)
-{
-	struct swerex_kv *extra;
-
-	extra = reallocarray(e->extra, e->n_extra + 1, sizeof *extra);
-	if (extra == NULL)
-		return -1;
-	e->extra = extra;
-	extra[e->n_extra].key = strdup(key);
-	extra[e->n_extra].value = strdup(value);
-	if (extra[e->n_extra].key == NULL || extra[e->n_extra].value == NULL) {
-		free(extra[e->n_extra].key);
-		free(extra[e->n_extra].value);
-		return -1;
-	}
-	e->n_extra++;
-	return 0;
-}
-
-/*
- * Create the error of a failed local file operation, worded as swerexd
- * words its own: "what: path: strerror", with extra path, errno (its name)
- * and strerror. Details that do not fit in memory are left out.
- */
-static struct swerex_error *
-error_errno(int error, const char *what, const char *path)
-{
-	struct swerex_error *e;
-	const char *name;
-
-	e = error_new(errno_kind(error), "%s: %s: %s", what, path,
-	    strerror(error));
-	if (e == NULL)
-		return NULL;
-	name = strerrorname_np(error);
-	if (error_add_extra(e, "path", path) == 0 &&
-	    error_add_extra(e, "errno", name != NULL ? name : "unknown") == 0)
-		error_add_extra(e, "strerror", strerror(error));
-	return e;
-}
-
-/* Join a directory and a name with "/"; an empty directory gives the name. */
-static char *
-path_join(const char *dir, const char *name)
-{
-	char *p;
-
-	if (*dir == '\0')
-		return strdup(name);
-	if (*name == '\0')
-		return strdup(dir);
-	if (asprintf(&p, "%s/%s", dir, name) == -1)
-		return NULL;
-	return p;
-}
-
-/* Compare two names for qsort(). */
-static int
-names_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Free a list of names. */
-static void
-names_free(char **names, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-}
-
-/*
- * Read the names in directory path, sorted, without "." and "..". A symlink
- * at path is followed only if follow is set. Return 0, or an errno value.
- */
-static int
-names_read(const char *path, bool follow, char ***namesp, size_t *np)
-{
-	struct dirent *de;
-	DIR *dir;
-	char **names = NULL, **grown;
-	size_t n = 0, size = 0;
-	int fd, error = 0;
-
-	*namesp = NULL;
-	*np = 0;
-	fd = open(path, follow ? TRANSFER_DIR_FLAGS & ~O_NOFOLLOW :
-	    TRANSFER_DIR_FLAGS);
-	if (fd == -1)
-		return errno;
-	if ((dir = fdopendir(fd)) == NULL) {
-		error = errno;
-		close(fd);
-		return error;
-	}
-	for (;;) {
-		errno = 0;
-		if ((de = readdir(dir)) == NULL) {
-			error = errno;
-			break;
-		}
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n == size) {
-			size = size == 0 ? 16 : size * 2;
-			grown = reallocarray(names, size, sizeof *names);
-			if (grown == NULL) {
-				error = ENOMEM;
-				break;
-			}
-			names = grown;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL) {
-			error = ENOMEM;
-			break;
-		}
-		n++;
-	}
-	closedir(dir);
-	if (error != 0) {
-		names_free(names, n);
-		return error;
-	}
-	if (n != 0)
-		qsort(names, n, sizeof *names, names_cmp);
-	*namesp = names;
-	*np = n;
-	return 0;
-}
-
-/* Remove path and all below it, never following symlinks; best effort. */
-static void
-rmtree(const char *path)
-{
-	struct stat st;
-	char **names, *child;
-	size_t n, i;
-
-	if (lstat(path, &st) != 0)
-		return;
-	if (!S_ISDIR(st.st_mode)) {
-		unlink(path);
-		return;
-	}
-	if (names_read(path, false, &names, &n) == 0) {
-		for (i = 0; i < n; i++) {
-			if ((child = path_join(path, names[i])) != NULL)
-				rmtree(child);
-			free(child);
-		}
-		names_free(names, n);
-	}
-	rmdir(path);
-}
-
-/* Give the file bytes per entry: 1 MiB, less if the daemon's frames are. */
-static size_t
-transfer_piece(const struct swerex_client *c)
-{
-	if (c->max_frame != 0 && c->max_frame / 4 < TRANSFER_PIECE)
-		return c->max_frame / 4 > 0 ? (size_t)(c->max_frame / 4) : 1;
-	return TRANSFER_PIECE;
-}
-
-/* Report progress, if asked; blocking calls on c are refused meanwhile. */
-static void
-transfer_progress(struct swerex_client *c, swerex_progress_cb cb, void *arg,
-    uint64_t bytes, uint64_t files)
-{
-	if (cb == NULL)
-		return;
-	c->in_callback++;
-	cb(bytes, files, arg);
-	c->in_callback--;
-}
-
-/* Read up to len bytes, fewer only at end of file; the count, or -1. */
-static ssize_t
-read_full(int fd, char *buf, size_t len)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = read(fd, buf + done, len - done);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
-/* An upload in progress, with the batch of entries for the next frame. */
-struct upload {
-	struct swerex_client *c;
-	struct client_wait *w;		/* the UploadBegin's slot */
-	uint64_t id;			/* the UploadBegin's: the transfer's */
-	size_t piece;			/* file bytes per entry */
-	char *buf;			/* a piece as read */
-	char link[PATH_MAX];		/* a symlink's target as read */
-	Swerex__V1__TransferEntry entries[TRANSFER_BATCH];
-	Swerex__V1__TransferEntry *ptrs[TRANSFER_BATCH];
-	size_t n;
-	size_t batch_bytes;		/* about their encoded size */
-	uint64_t bytes;
-	uint64_t files;
-	swerex_progress_cb progress;
-	void *progress_arg;
-	struct swerex_error *error;	/* why the upload stopped here */
-};
-
-/* Free the entries of the batch. */
-static void
-upload_clear(struct upload *u)
-{
-	Swerex__V1__TransferEntry *e;
-	size_t i;
-
-	for (i = 0; i < u->n; i++) {
-		e = &u->entries[i];
-		free(e->path);
-		if (e->type == SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_SYMLINK)
-			free(e->link_target);
-		free(e->data.data);
-	}
-	u->n = 0;
-	u->batch_bytes = 0;
-}
-
-/*
- * Let the upload make progress: write what the socket takes and handle what
- * came in, without waiting; but while more than CLIENT_OUT_HIGH is queued,
- * wait until half of it is sent. Return 0, or -1 when the transfer's final
- * reply came (it is in u->w) or the loop cannot run (u->error).
- */
-static int
-upload_pump(struct upload *u)
-{
-	struct swerex_client *c = u->c;
-	int flags = EVLOOP_NONBLOCK;
-
-	while (!u->w->done) {
-		if (event_base_loop(c->base, flags) == -1) {
-			error_set(&u->error, SWEREX_ERR_INTERNAL, "cannot run "
-			    "the event base (blocking call from inside one "
-			    "of its callbacks?)");
-			return -1;
-		}
-		if (evbuffer_get_length(c->out) <= (flags == EVLOOP_NONBLOCK ?
-		    CLIENT_OUT_HIGH : CLIENT_OUT_HIGH / 2))
-			break;
-		flags = EVLOOP_ONCE;
-	}
-	return u->w->done ? -1 : 0;
-}
-
-/*
- * Send the batch as one UploadData frame. Data frames get no reply: each
- * has an id of its own, but nothing waits for it in the pending table.
- * Return 0, or -1 (see upload_pump()).
- */
-static int
-upload_flush(struct upload *u)
-{
-	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
-	Swerex__V1__UploadData body = SWEREX__V1__UPLOAD_DATA__INIT;
-	uint64_t id;
-
-	if (u->n != 0) {
-		body.upload_id = u->id;
-		body.n_entries = u->n;
-		body.entries = u->ptrs;
-		req.body_case = SWEREX__V1__REQUEST__BODY_UPLOAD_DATA;
-		req.upload_data = &body;
-		id = client_queue(u->c, &req, &u->error);
-		upload_clear(u);
-		if (id == 0)
-			return -1;
-	}
-	return upload_pump(u);
-}
-
-/*
- * Add an entry to the batch, sending the batch first if the entry would not
- * fit. data (len bytes, from malloc, or NULL) is taken over. 0, or -1.
- */
-static int
-upload_add(struct upload *u, const char *path, Swerex__V1__EntryType type,
-    uint32_t mode, const char *target, uint8_t *data, size_t len, bool last)
-{
-	Swerex__V1__TransferEntry *e;
-	size_t cost;
-
-	cost = strlen(path) + (target != NULL ? strlen(target) : 0) + len + 32;
-	if (u->n == TRANSFER_BATCH ||
-	    (u->n != 0 && u->batch_bytes + cost > u->piece)) {
-		if (upload_flush(u) != 0) {
-			free(data);
-			return -1;
-		}
-	}
-	e = &u->entries[u->n];
-	swerex__v1__transfer_entry__init(e);
-	e->path = strdup(path);
-	if (target != NULL)
-		e->link_target = strdup(target);
-	if (e->path == NULL || e->link_target == NULL) {
-		free(e->path);
-		if (target != NULL)
-			free(e->link_target);
-		free(data);
-		error_set(&u->error, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	e->type = type;
-	e->mode = mode;
-	e->data.data = data;
-	e->data.len = len;
-	e->last = last;
-	u->ptrs[u->n++] = e;
-	u->batch_bytes += cost;
-	return 0;
-}
-
-/*
- * Send a regular file as entries of at most one piece each: the first
- * carries the mode, the last has last set; an empty file is one entry. One
- * byte is read ahead after a full piece to know whether it was the last,
- * whatever st_size said.
- */
-static int
-upload_file(struct upload *u, const char *path, const char *rel)
-{
-	struct stat st;
-	uint8_t *data;
-	ssize_t n;
-	size_t have;
-	bool first = true, last = false;
-	int fd, ahead = -1;
-	char byte;
-
-	fd = open(path, O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC);
-	if (fd == -1) {
-		u->error = error_errno(errno, "cannot open", path);
-		return -1;
-	}
-	if (fstat(fd, &st) != 0) {
-		u->error = error_errno(errno, "cannot stat", path);
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		error_set(&u->error, SWEREX_ERR_BAD_ARGUMENT,
-		    "%s: not a regular file", path);
-		goto fail;
-	}
-	while (!last) {
-		have = 0;
-		if (ahead != -1) {
-			u->buf[have++] = (char)ahead;
-			ahead = -1;
-		}
-		if ((n = read_full(fd, u->buf + have, u->piece - have)) == -1)
-			goto read_fail;
-		have += (size_t)n;
-		if (have < u->piece)
-			last = true;
-		else {
-			if ((n = read_full(fd, &byte, 1)) == -1)
-				goto read_fail;
-			if (n == 0)
-				last = true;
-			else
-				ahead = (unsigned char)byte;
-		}
-		data = NULL;
-		if (have != 0) {
-			if ((data = malloc(have)) == NULL) {
-				error_set(&u->error, SWEREX_ERR_NO_MEMORY,
-				    "out of memory");
-				goto fail;
-			}
-			memcpy(data, u->buf, have);
-		}
-		if (upload_add(u, rel, SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_FILE,
-		    first ? (uint32_t)(st.st_mode & 07777) : 0, NULL, data,
-		    have, last) != 0)
-			goto fail;
-		first = false;
-		u->bytes += have;
-		if (last)
-			u->files++;
-		transfer_progress(u->c, u->progress, u->progress_arg, u->bytes,
-		    u->files);
-	}
-	close(fd);
-	return 0;
-
-read_fail:
-	u->error = error_errno(errno, "cannot read", path);
-fail:
-	close(fd);
-	return -1;
-}
-
-/*
- * Send the entries below a directory, each directory before its contents
- * so that empty ones arrive too. Symlinks are sent as symlinks (and count
- * as files, as the daemon counts them); sockets, fifos and devices cannot
- * be sent and are skipped.
- */
-static int
-upload_dir(struct upload *u, const char *path, const char *rel)
-{
-	struct stat st;
-	char **names, *cpath, *crel;
-	size_t n, i;
-	ssize_t len;
-	bool follow;
-	int error, rc = 0;
-
-	/* Only the source itself may be a symlink, followed as stat() did. */
-	follow = *rel == '\0';
-	if ((error = names_read(path, follow, &names, &n)) != 0) {
-		u->error = error_errno(error, "cannot read directory", path);
-		return -1;
-	}
-	for (i = 0; i < n && rc == 0; i++) {
-		cpath = path_join(path, names[i]);
-		crel = path_join(rel, names[i]);
-		if (cpath == NULL || crel == NULL) {
-			error_set(&u->error, SWEREX_ERR_NO_MEMORY,
-			    "out of memory");
-			rc = -1;
-		} else if (lstat(cpath, &st) != 0) {
-			u->error = error_errno(errno, "cannot stat", cpath);
-			rc = -1;
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = upload_add(u, crel,
-			    SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_DIRECTORY,
-			    st.st_mode & 07777, NULL, NULL, 0, false);
-			if (rc == 0)
-				rc = upload_dir(u, cpath, crel);
-		} else if (S_ISLNK(st.st_mode)) {
-			len = readlink(cpath, u->link, sizeof u->link);
-			if (len == -1 || (size_t)len == sizeof u->link) {
-				u->error = error_errno(len == -1 ? errno :
-				    ENAMETOOLONG, "cannot read link", cpath);
-				rc = -1;
-			} else {
-				u->link[len] = '\0';
-				rc = upload_add(u, crel,
-				    SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_SYMLINK,
-				    st.st_mode & 07777, u->link, NULL, 0, true);
-				u->files++;
-			}
-		} else if (S_ISREG(st.st_mode))
-			rc = upload_file(u, cpath, crel);
-		free(cpath);
-		free(crel);
-	}
-	names_free(names, n);
-	return rc;
-}
-
-/*
- * Give up an upload from this side: tell the daemon to discard it and
- * forget its UploadBegin, whose reply (if any) is then dropped.
- */
-static void
-upload_abort(struct upload *u)
-{
-	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
-	Swerex__V1__UploadEnd end = SWEREX__V1__UPLOAD_END__INIT;
-	struct swerex_client *c = u->c;
-
-	client_forget(c, u->id);
-	if (c->dead)
-		return;
-	end.upload_id = u->id;
-	end.abort = 1;
-	req.body_case = SWEREX__V1__REQUEST__BODY_UPLOAD_END;
-	req.upload_end = &end;
-	if (client_queue(c, &req, NULL) != 0)
-		client_write_cb(c->fd, EV_WRITE, c);
-}
-
-/*
- * Wait for the final reply of the UploadBegin, or an error answering the
- * UploadEnd (whose reply the contract does not promise). 0, or -1.
- */
-static int
-upload_wait(struct upload *u, struct client_wait *w_end)
-{
-	struct swerex_client *c = u->c;
-
-	client_write_cb(c->fd, EV_WRITE, c);
-	while (!u->w->done &&
-	    !(w_end->done && w_end->type == SWEREX_REPLY_ERROR)) {
-		if (event_base_loop(c->base, EVLOOP_ONCE) != 0) {
-			error_set(&u->error, SWEREX_ERR_INTERNAL, "cannot run "
-			    "the event base (blocking call from inside one "
-			    "of its callbacks?)");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Copy a local file or directory tree to remote_dst, blocking. */
-int
-swerex_upload(struct swerex_client *c, const char *local_src,
-    const char *remote_dst, swerex_progress_cb progress, void *progress_arg,
-    struct swerex_error **err)
-{
-	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
-	Swerex__V1__UploadBegin begin = SWEREX__V1__UPLOAD_BEGIN__INIT;
-	Swerex__V1__UploadEnd end = SWEREX__V1__UPLOAD_END__INIT;
-	struct client_wait w, w_end;
-	struct upload *u;
-	struct stat st;
-	uint64_t end_id = 0;
-	int rc;
-
-	if (err != NULL)
-		*err = NULL;
-	if (client_can_block(c, err) != 0)
-		return -1;
-	if (local_src == NULL || remote_dst == NULL) {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-		    "no source or destination");
-		return -1;
-	}
-	/* The source itself is followed if it is a symlink, as cp does. */
-	if (stat(local_src, &st) != 0) {
-		error_give(err, error_errno(errno, "cannot upload", local_src));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-		    "%s: not a regular file or a directory", local_src);
-		return -1;
-	}
-	if ((u = calloc(1, sizeof *u)) == NULL) {
-		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	u->c = c;
-	u->w = &w;
-	u->piece = transfer_piece(c);
-	u->progress = progress;
-	u->progress_arg = progress_arg;
-	if ((u->buf = malloc(u->piece)) == NULL) {
-		free(u);
-		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	memset(&w, 0, sizeof w);
-	memset(&w_end, 0, sizeof w_end);
-
-	begin.target_path = (char *)remote_dst;
-	begin.is_directory = S_ISDIR(st.st_mode);
-	req.body_case = SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN;
-	req.upload_begin = &begin;
-	if ((u->id = client_submit(c, &req, NULL, NULL, &w, err)) == 0) {
-		rc = -1;
-		goto out;
-	}
-
-	/* A directory's own mode goes first, as "" (downloads do the same). */
-	if (S_ISDIR(st.st_mode)) {
-		rc = upload_add(u, "",
-		    SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_DIRECTORY,
-		    st.st_mode & 07777, NULL, NULL, 0, false);
-		if (rc == 0)
-			rc = upload_dir(u, local_src, "");
-	} else
-		rc = upload_file(u, local_src, "");
-	if (rc == 0)
-		rc = upload_flush(u);
-	if (rc == 0) {
-		end.upload_id = u->id;
-		req.body_case = SWEREX__V1__REQUEST__BODY_UPLOAD_END;
-		req.upload_end = &end;
-		end_id = client_submit(c, &req, NULL, NULL, &w_end, &u->error);
-		if (end_id != 0)
-			upload_wait(u, &w_end);
-	}
-
-	if (w.done) {
-		/* The transfer's final reply: success only after the end. */
-		rc = wait_result(&w,
-		    (enum swerex_reply_type)CLIENT_REPLY_UPLOAD, err);
-		if (rc == 0 && end_id == 0) {
-			error_set(err, SWEREX_ERR_PROTOCOL, "swerexd finished "
-			    "the upload before it was sent");
-			rc = -1;
-		}
-	} else if (w_end.done && w_end.type == SWEREX_REPLY_ERROR) {
-		client_forget(c, u->id);
-		rc = wait_result(&w_end, SWEREX_REPLY_ERROR, err);
-	} else {
-		upload_abort(u);
-		error_give(err, u->error);
-		u->error = NULL;
-		rc = -1;
-	}
-	client_forget(c, end_id);
-	wait_clear(&w_end);
-out:
-	swerex_error_free(u->error);
-	upload_clear(u);
-	free(u->buf);
-	free(u);
-	return rc;
-}
-
-/* A directory whose mode is set once the download is in place. */
-struct download_dir {
-	char *path;			/* the entry's path */
-	mode_t mode;
-};
-
-/* A download being written into its staging directory. */
-struct download {
-	struct swerex_client *c;
-	const char *dst;
-	char *stage;			/* ".<name>.swx-dl-XXXXXX" beside dst */
-	int stage_fd;
-	bool root_made;			/* stage/root, the download, exists */
-	bool root_is_dir;
-	int fd;				/* the file being written, or -1 */
-	char *file;			/* its entry path */
-	mode_t file_mode;
-	struct download_dir *dirs;
-	size_t n_dirs;
-	uint64_t bytes;
-	uint64_t files;
-	swerex_progress_cb progress;
-	void *progress_arg;
-	struct swerex_error *error;	/* why the download stopped here */
-};
-
-/*
- * Check an entry's path: "" (the root) or relative components that are not
- * empty, "." or "..". Whatever the daemon sends stays below the root.
- */
-static bool
-download_path_ok(const char *path)
-{
-	const char *p, *slash;
-	size_t len;
-
-	if (*path == '\0')
-		return true;
-	if (*path == '/' || strlen(path) >= PATH_MAX / 2)
-		return false;
-	for (p = path;; p = slash + 1) {
-		slash = strchr(p, '/');
-		len = slash != NULL ? (size_t)(slash - p) : strlen(p);
-		if (len == 0 || (len == 1 && p[0] == '.') ||
-		    (len == 2 && p[0] == '.' && p[1] == '.'))
-			return false;
-		if (slash == NULL)
-			return true;
-	}
-}
-
-/* Record a failed local operation on an entry, naming its local path. */
-static void
-download_fail(struct download *d, int error, const char *what,
-    const char *path)
-{
-	char *local;
-
-	local = path_join(d->dst, path);
-	d->error = error_errno(error, what, local != NULL ? local : d->dst);
-	free(local);
-}
-
-/* Make stage/root a directory, unless it is one already. */
-static int
-download_root_dir(struct download *d)
-{
-	if (d->root_made) {
-		if (d->root_is_dir)
-			return 0;
-		d->error = error_new(SWEREX_ERR_PROTOCOL, "swerexd sent "
-		    "entries below a download that is not a directory");
-		return -1;
-	}
-	if (mkdirat(d->stage_fd, "root", 0777) != 0) {
-		d->error = error_errno(errno, "cannot create", d->stage);
-		return -1;
-	}
-	d->root_made = d->root_is_dir = true;
-	return 0;
-}
-
-/*
- * Open the directory an entry goes into, creating missing directories on
- * the way, and point *name at the entry's last component (in *copy, to be
- * freed). Every directory is opened with O_NOFOLLOW: no entry reaches
- * through a symlink, sent earlier or not, out of the staging directory.
- */
-static int
-download_parent(struct download *d, const char *path, int *dfdp,
-    char **copyp, const char **namep)
-{
-	char *copy, *p, *slash;
-	int dfd, nfd;
-
-	*dfdp = -1;
-	*copyp = NULL;
-	if (*path == '\0') {
-		if (d->root_made) {
-			d->error = error_new(SWEREX_ERR_PROTOCOL,
-			    "swerexd sent the root of a download twice");
-			return -1;
-		}
-		if ((*dfdp = fcntl(d->stage_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-			download_fail(d, errno, "cannot open", "");
-			return -1;
-		}
-		*namep = "root";
-		return 0;
-	}
-	if (download_root_dir(d) != 0)
-		return -1;
-	if ((copy = strdup(path)) == NULL) {
-		error_set(&d->error, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	if ((dfd = openat(d->stage_fd, "root", TRANSFER_DIR_FLAGS)) == -1) {
-		download_fail(d, errno, "cannot open", "");
-		free(copy);
-		return -1;
-	}
-	for (p = copy; (slash = strchr(p, '/')) != NULL; p = slash + 1) {
-		*slash = '\0';
-		nfd = openat(dfd, p, TRANSFER_DIR_FLAGS);
-		if (nfd == -1 && errno == ENOENT) {
-			if (mkdirat(dfd, p, 0777) != 0 && errno != EEXIST) {
-				download_fail(d, errno, "cannot create", path);
-				goto fail;
-			}
-			nfd = openat(dfd, p, TRANSFER_DIR_FLAGS);
-		}
-		if (nfd == -1) {
-			if (errno == ELOOP || errno == ENOTDIR)
-				d->error = error_new(SWEREX_ERR_PROTOCOL,
-				    "refusing entry \"%s\" from swerexd: it is "
-				    "below a symlink or a file", path);
-			else
-				download_fail(d, errno, "cannot open", path);
-			goto fail;
-		}
-		close(dfd);
-		dfd = nfd;
-	}
-	*dfdp = dfd;
-	*copyp = copy;
-	*namep = p;
-	return 0;
-
-fail:
-	close(dfd);
-	free(copy);
-	return -1;
-}
-
-/*
- * Create a directory entry (or find it made already as a parent). Its mode
- * is set now with the owner's rwx added so its contents can be written;
- * a mode without them is set again once the download is in place. Mode 0
- * is the default: 0777 less the umask.
- */
-static int
-download_mkdir(struct download *d, const char *path, mode_t mode)
-{
-	struct download_dir *dirs;
-	struct stat st;
-	const char *name;
-	char *copy;
-	int dfd, rc = -1;
-
-	if (*path == '\0' && d->root_made && d->root_is_dir) {
-		/* Made as the parent of entries that came first. */
-		if ((dfd = fcntl(d->stage_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-			download_fail(d, errno, "cannot open", "");
-			return -1;
-		}
-		name = "root";
-		copy = NULL;
-	} else if (download_parent(d, path, &dfd, &copy, &name) != 0)
-		return -1;
-	else if (mkdirat(dfd, name, mode != 0 ? 0700 : 0777) != 0) {
-		if (errno != EEXIST) {
-			download_fail(d, errno, "cannot create", path);
-			goto out;
-		}
-		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    !S_ISDIR(st.st_mode)) {
-			d->error = error_new(SWEREX_ERR_PROTOCOL,
-			    "swerexd sent \"%s\" twice", path);
-			goto out;
-		}
-	}
-	if (*path == '\0')
-		d->root_made = d->root_is_dir = true;
-	mode &= 07777;
-	if (mode == 0) {
-		rc = 0;
-		goto out;
-	}
-	if (fchmodat(dfd, name, mode | 0700, 0) != 0) {
-		download_fail(d, errno, "cannot set the mode of", path);
-		goto out;
-	}
-	if ((mode & 0700) != 0700) {
-		dirs = reallocarray(d->dirs, d->n_dirs + 1, sizeof *dirs);
-		if (dirs == NULL) {
-			error_set(&d->error, SWEREX_ERR_NO_MEMORY,
-			    "out of memory");
-			goto out;
-		}
-		d->dirs = dirs;
-		if ((dirs[d->n_dirs].path = strdup(path)) == NULL) {
-			error_set(&d->error, SWEREX_ERR_NO_MEMORY,
-			    "out of memory");
-			goto out;
-		}
-		dirs[d->n_dirs++].mode = mode;
-	}
-	rc = 0;
-out:
-	close(dfd);
-	free(copy);
-	return rc;
-}
-
-/* Create a symlink entry. */
-static int
-download_symlink(struct download *d, const char *path, const char *target)
-{
-	const char *name;
-	char *copy;
-	int dfd, rc = 0;
-
-	if (download_parent(d, path, &dfd, &copy, &name) != 0)
-		return -1;
-	if (symlinkat(target != NULL ? target : "", dfd, name) != 0) {
-		download_fail(d, errno, "cannot create symlink", path);
-		rc = -1;
-	} else {
-		d->files++;
-		if (*path == '\0') {
-			d->root_made = true;
-			d->root_is_dir = false;
-		}
-	}
-	close(dfd);
-	free(copy);
-	return rc;
-}
-
-/* Create the file of an entry and keep it open for its pieces. */
-static int
-download_open(struct download *d, const char *path, mode_t mode)
-{
-	const char *name;
-	char *copy;
-	int dfd;
-
-	if (download_parent(d, path, &dfd, &copy, &name) != 0)
-		return -1;
-	d->fd = openat(dfd, name, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC,
-	    0600);
-	if (d->fd == -1)
-		download_fail(d, errno, "cannot create", path);
-	close(dfd);
-	free(copy);
-	if (d->fd == -1)
-		return -1;
-	if ((d->file = strdup(path)) == NULL) {
-		error_set(&d->error, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	/* Mode 0 is the default, as the wire says. */
-	d->file_mode = mode != 0 ? mode & 07777 : 0644;
-	if (*path == '\0') {
-		d->root_made = true;
-		d->root_is_dir = false;
-	}
-	return 0;
-}
-
-/* Append a piece to the open file; close it with its mode after the last. */
-static int
-download_write(struct download *d, const uint8_t *data, size_t len,
-    bool last)
-{
-	ssize_t n;
-	size_t done = 0;
-	int fd;
-
-	while (done < len) {
-		n = write(d->fd, data + done, len - done);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			download_fail(d, errno, "cannot write", d->file);
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	d->bytes += len;
-	if (!last)
-		return 0;
-	fd = d->fd;
-	d->fd = -1;
-	if (fchmod(fd, d->file_mode) != 0) {
-		download_fail(d, errno, "cannot set the mode of", d->file);
-		close(fd);
-		return -1;
-	}
-	if (close(fd) != 0) {
-		download_fail(d, errno, "cannot write", d->file);
-		return -1;
-	}
-	free(d->file);
-	d->file = NULL;
-	d->files++;
-	return 0;
-}
-
-/* Write one streamed entry of a download (a client_entry_cb). */
-static int
-download_entry(struct client_wait *w, const Swerex__V1__TransferEntry *e)
-{
-	struct download *d = w->entry_arg;
-	const char *path = e->path != NULL ? e->path : "";
-	int rc;
-
-	if (!download_path_ok(path)) {
-		d->error = error_new(SWEREX_ERR_PROTOCOL, "refusing entry "
-		    "\"%s\" from swerexd: not a relative path below the "
-		    "destination", path);
-		goto fail;
-	}
-	if (d->fd != -1) {
-		if (e->type != SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_FILE ||
-		    strcmp(path, d->file) != 0) {
-			d->error = error_new(SWEREX_ERR_PROTOCOL,
-			    "swerexd sent \"%s\" before the end of \"%s\"",
-			    path, d->file);
-			goto fail;
-		}
-		rc = 0;
-	} else {
-		switch (e->type) {
-		case SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_DIRECTORY:
-			rc = download_mkdir(d, path, e->mode);
-			break;
-		case SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_SYMLINK:
-			rc = download_symlink(d, path, e->link_target);
-			break;
-		case SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_FILE:
-			rc = download_open(d, path, e->mode);
-			break;
-		default:
-			d->error = error_new(SWEREX_ERR_PROTOCOL,
-			    "swerexd sent an entry of unknown type %d",
-			    (int)e->type);
-			rc = -1;
-			break;
-		}
-	}
-	if (rc != 0)
-		goto fail;
-	if (e->type == SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_FILE) {
-		if (download_write(d, e->data.data, e->data.len, e->last) != 0)
-			goto fail;
-		transfer_progress(d->c, d->progress, d->progress_arg, d->bytes,
-		    d->files);
-	}
-	return 0;
-
-fail:
-	w->error = d->error;
-	d->error = NULL;
-	return -1;
-}
-
-/*
- * Move the entries of directory src into the existing directory dst,
- * merging directories found on both sides; a file replaces a file.
- */
-static int
-download_merge(struct download *d, const char *src, const char *dst)
-{
-	struct stat st;
-	char **names, *s, *t;
-	size_t n, i;
-	int error, rc = 0;
-
-	if ((error = names_read(src, false, &names, &n)) != 0) {
-		d->error = error_errno(error, "cannot read directory", src);
-		return -1;
-	}
-	for (i = 0; i < n && rc == 0; i++) {
-		s = path_join(src, names[i]);
-		t = path_join(dst, names[i]);
-		if (s == NULL || t == NULL) {
-			error_set(&d->error, SWEREX_ERR_NO_MEMORY,
-			    "out of memory");
-			rc = -1;
-		} else if (rename(s, t) != 0) {
-			error = errno;
-			if ((error == EEXIST || error == ENOTEMPTY) &&
-			    lstat(t, &st) == 0 && S_ISDIR(st.st_mode))
-				rc = download_merge(d, s, t);
-			else {
-				d->error = error_errno(error,
-				    "cannot move into place", t);
-				rc = -1;
-			}
-		}
-		free(s);
-		free(t);
-	}
-	names_free(names, n);
-	return rc;
-}
-
-/*
- * Check that the download ended cleanly and move it into place: a
- * directory's contents land at dst (merged into dst if it is a directory),
- * a file or symlink replaces dst. Then set the modes left for last.
- */
-static int
-download_finish(struct download *d, const struct client_wait *w)
-{
-	struct stat st;
-	char *root, *path;
-	size_t i;
-	int fd, rc;
-
-	if (d->fd != -1) {
-		d->error = error_new(SWEREX_ERR_PROTOCOL, "the download ended "
-		    "in the middle of \"%s\"", d->file);
-		return -1;
-	}
-	if (!d->root_made) {
-		/* Nothing was sent: an empty directory or an empty file. */
-		if (w->is_directory)
-			rc = mkdirat(d->stage_fd, "root", 0777);
-		else if ((fd = openat(d->stage_fd, "root", O_WRONLY|O_CREAT|
-		    O_EXCL|O_CLOEXEC, 0666)) == -1)
-			rc = -1;
-		else
-			rc = close(fd);
-		if (rc != 0) {
-			d->error = error_errno(errno, "cannot create",
-			    d->stage);
-			return -1;
-		}
-		d->root_made = true;
-		d->root_is_dir = w->is_directory;
-	} else if (d->root_is_dir != w->is_directory) {
-		d->error = error_new(SWEREX_ERR_PROTOCOL, "swerexd sent a %s "
-		    "but called it a %s", d->root_is_dir ? "directory" : "file",
-		    w->is_directory ? "directory" : "file");
-		return -1;
-	}
-
-	if ((root = path_join(d->stage, "root")) == NULL) {
-		error_set(&d->error, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	if (d->root_is_dir && stat(d->dst, &st) == 0 && S_ISDIR(st.st_mode))
-		rc = download_merge(d, root, d->dst);
-	else if ((rc = rename(root, d->dst)) != 0)
-		d->error = error_errno(errno, "cannot move into place", d->dst);
-	free(root);
-	if (rc != 0)
-		return -1;
-
-	/* Children were created after their parents: set theirs first. */
-	for (i = d->n_dirs; i-- > 0;) {
-		if ((path = path_join(d->dst, d->dirs[i].path)) == NULL) {
-			error_set(&d->error, SWEREX_ERR_NO_MEMORY,
-			    "out of memory");
-			return -1;
-		}
-		rc = chmod(path, d->dirs[i].mode);
-		if (rc != 0)
-			d->error = error_errno(errno, "cannot set the mode of",
-			    path);
-		free(path);
-		if (rc != 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Create the missing directories of path, as mkdir -p does. */
-static int
-download_mkparents(struct download *d, char *path)
-{
-	struct stat st;
-	char *p, c;
-	int error;
-
-	for (p = path + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		c = *p;
-		*p = '\0';
-		error = mkdir(path, 0777) != 0 ? errno : 0;
-		if (error != 0 && error != EEXIST &&
-		    (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))) {
-			d->error = error_errno(error, "cannot create", path);
-			*p = c;
-			return -1;
-		}
-		*p = c;
-		if (c == '\0')
-			return 0;
-	}
-}
-
-/* Create the staging directory beside dst, and its missing parents. */
-static int
-download_stage(struct download *d)
-{
-	char *copy, *slash, *name;
-	const char *dir;
-	size_t len;
-	int rc = -1;
-
-	if ((copy = strdup(d->dst)) == NULL) {
-		error_set(&d->error, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	len = strlen(copy);
-	while (len > 1 && copy[len - 1] == '/')
-		copy[--len] = '\0';
-	if ((slash = strrchr(copy, '/')) == NULL) {
-		dir = ".";
-		name = copy;
-	} else if (slash == copy) {
-		dir = "/";
-		name = slash + 1;
-	} else {
-		*slash = '\0';
-		dir = copy;
-		name = slash + 1;
-	}
-	if (*name == '\0' || strcmp(name, ".") == 0 ||
-	    strcmp(name, "..") == 0) {
-		error_set(&d->error, SWEREX_ERR_BAD_ARGUMENT,
-		    "bad destination: %s", d->dst);
-		goto out;
-	}
-	if (dir == copy && download_mkparents(d, copy) != 0)
-		goto out;
-	if (asprintf(&d->stage, "%s/.%.200s.swx-dl-XXXXXX", dir, name) == -1) {
-		d->stage = NULL;
-		error_set(&d->error, SWEREX_ERR_NO_MEMORY, "out of memory");
-		goto out;
-	}
-	if (mkdtemp(d->stage) == NULL) {
-		d->error = error_errno(errno, "cannot create", d->stage);
-		free(d->stage);
-		d->stage = NULL;
-		goto out;
-	}
-	if ((d->stage_fd = open(d->stage, TRANSFER_DIR_FLAGS)) == -1) {
-		d->error = error_errno(errno, "cannot open", d->stage);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(copy);
-	return rc;
-}
-
-/* Remove what is left of a download's staging and free its state. */
-static void
-download_free(struct download *d)
-{
-	size_t i;
-
-	if (d->fd != -1)
-		close(d->fd);
-	if (d->stage_fd != -1)
-		close(d->stage_fd);
-	if (d->stage != NULL)
-		rmtree(d->stage);
-	free(d->stage);
-	free(d->file);
-	for (i = 0; i < d->n_dirs; i++)
-		free(d->dirs[i].path);
-	free(d->dirs);
-	swerex_error_free(d->error);
-}
-
-/* Copy a remote file or directory tree to local_dst, blocking. */
-int
-swerex_download(struct swerex_client *c, const char *remote_src,
-    const char *local_dst, swerex_progress_cb progress, void *progress_arg,
-    struct swerex_error **err)
-{
-	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
-	Swerex__V1__DownloadRequest body = SWEREX__V1__DOWNLOAD_REQUEST__INIT;
-	struct client_wait w;
-	struct download d;
-	uint64_t id;
-	int rc = -1;
-
-	if (err != NULL)
-		*err = NULL;
-	if (client_can_block(c, err) != 0)
-		return -1;
-	if (remote_src == NULL || local_dst == NULL) {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-		    "no source or destination");
-		return -1;
-	}
-	memset(&d, 0, sizeof d);
-	d.c = c;
-	d.dst = local_dst;
-	d.fd = -1;
-	d.stage_fd = -1;
-	d.progress = progress;
-	d.progress_arg = progress_arg;
-	if (download_stage(&d) != 0)
-		goto fail;
-
-	memset(&w, 0, sizeof w);
-	w.on_entry = download_entry;
-	w.entry_arg = &d;
-	body.path = (char *)remote_src;
-	req.body_case = SWEREX__V1__REQUEST__BODY_DOWNLOAD;
-	req.download = &body;
-	id = client_submit(c, &req, NULL, NULL, &w, err);
-	if (id == 0 || client_wait(c, id, &w, err) != 0)
-		goto out;
-	if (wait_result(&w, (enum swerex_reply_type)CLIENT_REPLY_DOWNLOAD,
-	    err) != 0)
-		goto out;
-	if (download_finish(&d, &w) != 0)
-		goto fail;
-	rc = 0;
-	goto out;
-
-fail:
-	error_give(err, d.error);
-	d.error = NULL;
-out:
-	download_free(&d);
-	return rc;
-}
-
-/* Copy an observation. */
-struct swerex_observation *
-swerex_observation_dup(const struct swerex_observation *o)
-{
-	struct swerex_observation *copy;
-
-	if (o == NULL)
-		return NULL;
-	copy = calloc(1, sizeof *copy);
-	if (copy == NULL)
-		return NULL;
-	*copy = *o;
-	copy->output = bytes_dup(o->output, o->output != NULL ?
-	    o->output_len : 0);
-	copy->output_len = o->output != NULL ? o->output_len : 0;
-	copy->failure_reason = str_dup(o->failure_reason);
-	copy->expect_string = str_dup(o->expect_string);
-	if (copy->output == NULL || copy->failure_reason == NULL ||
-	    copy->expect_string == NULL) {
-		swerex_observation_free(copy);
-		return NULL;
-	}
-	return copy;
-}
-
-/* Copy an execute's result. */
-struct swerex_exec_result *
-swerex_exec_result_dup(const struct swerex_exec_result *r)
-{
-	struct swerex_exec_result *copy;
-
-	if (r == NULL)
-		return NULL;
-	copy = calloc(1, sizeof *copy);
-	if (copy == NULL)
-		return NULL;
-	*copy = *r;
-	copy->stdout_len = r->stdout_data != NULL ? r->stdout_len : 0;
-	copy->stdout_data = bytes_dup(r->stdout_data, copy->stdout_len);
-	copy->stderr_len = r->stderr_data != NULL ? r->stderr_len : 0;
-	copy->stderr_data = bytes_dup(r->stderr_data, copy->stderr_len);
-	copy->failure_reason = str_dup(r->failure_reason);
-	if (copy->stdout_data == NULL || copy->stderr_data == NULL ||
-	    copy->failure_reason == NULL) {
-		swerex_exec_result_free(copy);
-		return NULL;
-	}
-	return copy;
-}
-
-/* Copy an error, with its extra entries, observation and execute result. */
-struct swerex_error *
-swerex_error_dup(const struct swerex_error *e)
-{
-	struct swerex_error *copy;
-	size_t i;
-
-	if (e == NULL)
-		return NULL;
-	copy = calloc(1, sizeof *copy);
-	if (copy == NULL)
-		return NULL;
-	copy->kind = e->kind;
-	copy->message = str_dup(e->message);
-	if (copy->message == NULL)
-		goto fail;
-	if (e->n_extra != 0 && e->extra != NULL) {
-		copy->extra = calloc(e->n_extra, sizeof *copy->extra);
-		if (copy->extra == NULL)
-			goto fail;
-		copy->n_extra = e->n_extra;
-		for (i = 0; i < e->n_extra; i++) {
-			copy->extra[i].key = str_dup(e->extra[i].key);
-			copy->extra[i].value = str_dup(e->extra[i].value);
-			if (copy->extra[i].key == NULL ||
-			    copy->extra[i].value == NULL)
-				goto fail;
-		}
-	}
-	if (e->observation != NULL) {
-		copy->observation = swerex_observation_dup(e->observation);
-		if (copy->observation == NULL)
-			goto fail;
-	}
-	if (e->exec_result != NULL) {
-		copy->exec_result = swerex_exec_result_dup(e->exec_result);
-		if (copy->exec_result == NULL)
-			goto fail;
-	}
-	return copy;
-
-fail:
-	swerex_error_free(copy);
-	return NULL;
-}
-
-/* Free an observation. */
-void
-swerex_observation_free(struct swerex_observation *o)
-{
-	if (o == NULL)
-		return;
-	free(o->output);
-	free(o->failure_reason);
-	free(o->expect_string);
-	free(o);
-}
-
-/* Free an error. */
-void
-swerex_error_free(struct swerex_error *e)
-{
-	size_t i;
-
-	if (e == NULL)
-		return;
-	free(e->message);
-	for (i = 0; i < e->n_extra; i++) {
-		free(e->extra[i].key);
-		free(e->extra[i].value);
-	}
-	free(e->extra);
-	swerex_observation_free(e->observation);
-	swerex_exec_result_free(e->exec_result);
-	free(e);
-}
-
-/* Free an execute's result. */
-void
-swerex_exec_result_free(struct swerex_exec_result *r)
-{
-	if (r == NULL)
-		return;
-	free(r->stdout_data);
-	free(r->stderr_data);
-	free(r->failure_reason);
-	free(r);
-}
-
-/* Free a session list from swerex_list_sessions(). */
-void
-swerex_sessions_free(struct swerex_session_info *s, size_t n)
-{
-	size_t i;
-
-	if (s == NULL)
-		return;
-	for (i = 0; i < n; i++) {
-		free(s[i].name);
-		free(s[i].last_command);
-	}
-	free(s);
-}
-
-/* Give the value of key in e->extra, or NULL. */
-const char *
-swerex_error_extra(const struct swerex_error *e, const char *key)
-{
-	size_t i;
-
-	if (e == NULL || key == NULL)
-		return NULL;
-	for (i = 0; i < e->n_extra; i++) {
-		if (e->extra[i].key != NULL && strcmp(e->extra[i].key, key) == 0)
-			return e->extra[i].value;
-	}
-	return NULL;
-}
-
-/* Give the upper-case name of an error kind. */
-const char *
-swerex_error_kind_name(enum swerex_error_kind kind)
-{
-	switch (kind) {
-	case SWEREX_ERR_UNSPECIFIED: return "UNSPECIFIED";
-	case SWEREX_ERR_SESSION_EXISTS: return "SESSION_EXISTS";
-	case SWEREX_ERR_SESSION_DOES_NOT_EXIST: return "SESSION_DOES_NOT_EXIST";
-	case SWEREX_ERR_SESSION_BUSY: return "SESSION_BUSY";
-	case SWEREX_ERR_SESSION_DIED: return "SESSION_DIED";
-	case SWEREX_ERR_COMMAND_TIMEOUT: return "COMMAND_TIMEOUT";
-	case SWEREX_ERR_NON_ZERO_EXIT_CODE: return "NON_ZERO_EXIT_CODE";
-	case SWEREX_ERR_NO_EXIT_CODE: return "NO_EXIT_CODE";
-	case SWEREX_ERR_BASH_INCORRECT_SYNTAX: return "BASH_INCORRECT_SYNTAX";
-	case SWEREX_ERR_INVALID_REQUEST: return "INVALID_REQUEST";
-	case SWEREX_ERR_UNSUPPORTED_VERSION: return "UNSUPPORTED_VERSION";
-	case SWEREX_ERR_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-	case SWEREX_ERR_INTERNAL: return "INTERNAL";
-	case SWEREX_ERR_PROTOCOL: return "PROTOCOL_ERROR";
-	case SWEREX_ERR_SESSION_START_FAILED: return "SESSION_START_FAILED";
-	case SWEREX_ERR_INTERRUPTED: return "INTERRUPTED";
-	case SWEREX_ERR_FILE_NOT_FOUND: return "FILE_NOT_FOUND";
-	case SWEREX_ERR_IS_A_DIRECTORY: return "IS_A_DIRECTORY";
-	case SWEREX_ERR_NOT_A_DIRECTORY: return "NOT_A_DIRECTORY";
-	case SWEREX_ERR_PERMISSION_DENIED: return "PERMISSION_DENIED";
-	case SWEREX_ERR_NO_SPACE: return "NO_SPACE";
-	case SWEREX_ERR_FILE_ERROR: return "FILE_ERROR";
-	case SWEREX_ERR_CONNECT: return "CONNECT";
-	case SWEREX_ERR_DISCONNECTED: return "DISCONNECTED";
-	case SWEREX_ERR_BAD_ARGUMENT: return "BAD_ARGUMENT";
-	case SWEREX_ERR_NO_MEMORY: return "NO_MEMORY";
-	}
-	return "UNKNOWN";
 }
