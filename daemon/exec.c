@@ -33,7 +33,6 @@
 
 #define EXEC_DRAIN 1.0          /* seconds to wait for EOF after the exit */
 #define EXEC_READ_SIZE 65536
-#define EXEC_MAX_TIMEOUT 1e7
 
 extern char **environ;
 
@@ -104,19 +103,6 @@ exec_free(struct exec_job *j)
 	free(j);
 }
 
-/* Arm a timer for a number of seconds. */
-static void
-exec_arm(struct event *ev, double seconds)
-{
-	struct timeval tv;
-
-	if (seconds > EXEC_MAX_TIMEOUT)
-		seconds = EXEC_MAX_TIMEOUT;
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	evtimer_add(ev, &tv);
-}
-
 /* Stop reading a pipe for good. */
 static void
 exec_pipe_close(struct exec_pipe *p)
@@ -137,7 +123,7 @@ exec_kill(struct exec_job *j)
 	j->killing = true;
 	proc_kill_tree(j->pid, SIGTERM);
 	proc_kill_tree(j->pid, SIGCONT);
-	exec_arm(&j->ev_kill, j->srv->cfg.kill_grace);
+	server_timer_add(&j->ev_kill, j->srv->cfg.kill_grace);
 }
 
 /* Send SIGKILL to whatever is left of the tree. */
@@ -190,7 +176,7 @@ exec_check_done(struct exec_job *j)
 	}
 	/* A background process holds a pipe: give it a moment, not for ever. */
 	if (!evtimer_pending(&j->ev_timer, NULL))
-		exec_arm(&j->ev_timer, EXEC_DRAIN);
+		server_timer_add(&j->ev_timer, EXEC_DRAIN);
 }
 
 /* Read a pipe; EOF closes it. */
@@ -673,7 +659,7 @@ exec_start(struct server *srv, struct req *r, const Swerex__V1__ExecuteRequest *
 	srv->n_execs++;
 	if (m->has_timeout_case == SWEREX__V1__EXECUTE_REQUEST__HAS_TIMEOUT_TIMEOUT) {
 		j->timeout = m->timeout;
-		exec_arm(&j->ev_timer, m->timeout);
+		server_timer_add(&j->ev_timer, m->timeout);
 	}
 	log_debug("execute: pid %ld: %s", (long)j->pid, j->what);
 	free(argv);

@@ -29,6 +29,19 @@
 /* After SIGTERM, give up waiting for sessions after the grace plus this. */
 #define SERVER_STOP_EXTRA 3.0
 
+/* Arm a timer for a number of seconds, capped at about four months. */
+void
+server_timer_add(struct event *ev, double seconds)
+{
+	struct timeval tv;
+
+	if (seconds > SERVER_MAX_TIMER)
+		seconds = SERVER_MAX_TIMER;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	evtimer_add(ev, &tv);
+}
+
 /* Fill in the defaults. */
 void
 server_config_defaults(struct server_config *cfg)

@@ -14,6 +14,7 @@ struct conn;
 
 #define SERVER_MAX_LISTEN 8
 #define SERVER_SESSION_BUCKETS 4096
+#define SERVER_MAX_TIMER 1e7    /* seconds: longer timeouts are cut to this */
 
 struct server_config {
 	const char *listen[SERVER_MAX_LISTEN];
@@ -61,6 +62,7 @@ int server_init(struct server *srv);
 int server_run(struct server *srv);
 void server_free(struct server *srv);
 void server_check_stopped(struct server *srv);
+void server_timer_add(struct event *ev, double seconds);
 char *server_default_socket(void);
 
 #endif

@@ -47,7 +47,6 @@
 #define SESSION_INTR_TIMEOUT 0.2
 #define SESSION_INTR_RETRY 3
 #define SESSION_KILL_WAIT 2.0      /* after SIGKILL of a job, wait for the prompt */
-#define SESSION_MAX_TIMEOUT 1e7    /* about four months */
 #define SESSION_LINE 1024          /* encoded bytes per physical line */
 #define SESSION_READ_SIZE 65536
 #define SESSION_READS_PER_EVENT 4  /* then yield to other sessions */
@@ -221,19 +220,6 @@ static bool
 session_timeout_ok(double t)
 {
 	return isfinite(t) && t >= 0;
-}
-
-/* Arm a timer for a number of seconds. */
-static void
-session_arm(struct event *ev, double seconds)
-{
-	struct timeval tv;
-
-	if (seconds > SESSION_MAX_TIMEOUT)
-		seconds = SESSION_MAX_TIMEOUT;
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	evtimer_add(ev, &tv);
 }
 
 /* Forget the waiter's state (its request has been answered or dropped). */
@@ -715,13 +701,13 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (w->intr_left > 0) {
 			w->intr_left--;
 			session_signal_fg(s, SIGINT);
-			session_arm(&s->ev_timer, w->intr_timeout);
+			server_timer_add(&s->ev_timer, w->intr_timeout);
 		} else if (!w->killed && tcgetpgrp(s->fd) != s->pid &&
 		    tcgetpgrp(s->fd) > 0) {
 			w->killed = true;
 			session_signal_fg(s, SIGCONT);
 			session_signal_fg(s, SIGKILL);
-			session_arm(&s->ev_timer, SESSION_KILL_WAIT);
+			server_timer_add(&s->ev_timer, SESSION_KILL_WAIT);
 		} else {
 			snprintf(t, sizeof t, "%g", w->intr_timeout);
 			session_fail(s, SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT, NULL,
@@ -1006,7 +992,7 @@ session_create(struct server *srv, struct req *r,
 	s->state = SESSION_STARTING;
 	session_wait(s, SESSION_WAIT_CREATE, r);
 	session_send_setup(s, m->startup_source, m->n_startup_source);
-	session_arm(&s->ev_timer, timeout);
+	server_timer_add(&s->ev_timer, timeout);
 	log_debug("session %s: started bash pid %ld", name, (long)s->pid);
 }
 
@@ -1096,7 +1082,7 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	    m->max_output > 0 ? m->max_output : srv->cfg.max_output);
 	if (m->has_timeout_case == SWEREX__V1__BASH_ACTION__HAS_TIMEOUT_TIMEOUT) {
 		w->intr_timeout = m->timeout;
-		session_arm(&s->ev_timer, m->timeout);
+		server_timer_add(&s->ev_timer, m->timeout);
 	}
 	if (interactive) {
 		/* Input as typed: the program running sees it on its terminal. */
@@ -1169,7 +1155,7 @@ session_interrupt(struct server *srv, struct req *r,
 	w->intr_timeout = timeout;
 	w->intr_left = n_retry > 0 ? n_retry - 1 : 0;
 	session_signal_fg(s, SIGINT);
-	session_arm(&s->ev_timer, timeout);
+	server_timer_add(&s->ev_timer, timeout);
 }
 
 /* Handle CloseSessionRequest: SIGHUP now, SIGKILL after the grace period. */
@@ -1193,7 +1179,7 @@ session_close(struct server *srv, struct req *r, const char *raw)
 	session_signal_fg(s, SIGHUP);
 	session_signal_fg(s, SIGCONT);
 	kill(-s->pid, SIGHUP);
-	session_arm(&s->ev_kill, srv->cfg.kill_grace);
+	server_timer_add(&s->ev_kill, srv->cfg.kill_grace);
 }
 
 /* Answer whoever waits on a dead session and free it if it was closed. */
