@@ -514,7 +514,6 @@ exec_spawn(struct exec_job *j, const Swerex__V1__ExecuteRequest *m,
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, in[2] = { -1, -1 };
-	sigset_t all, none;
 	int r;
 
 	if (pipe2(out, O_CLOEXEC) < 0 ||
@@ -524,13 +523,7 @@ exec_spawn(struct exec_job *j, const Swerex__V1__ExecuteRequest *m,
 		r = -errno;
 		goto fail;
 	}
-	sigfillset(&all);
-	sigemptyset(&none);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
-	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
+	proc_spawnattr_init(&attr);
 	posix_spawn_file_actions_init(&fa);
 	if (in[0] >= 0)
 		posix_spawn_file_actions_adddup2(&fa, in[0], 0);

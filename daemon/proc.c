@@ -1,9 +1,10 @@
-/* Process trees: signal everything a session leader left behind. */
+/* Processes: clean spawn attributes, and signalling what a session leader left behind. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,3 +56,22 @@ proc_kill_tree(pid_t sid, int sig)
 	closedir(d);
 }
 
+
+/*
+ * Set up spawn attributes for a child that starts clean: in a session (and
+ * process group) of its own, every signal at its default disposition and
+ * none blocked, whatever the daemon ignores or blocks.
+ */
+void
+proc_spawnattr_init(posix_spawnattr_t *attr)
+{
+	sigset_t all, none;
+
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_init(attr);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID |
+	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	posix_spawnattr_setsigdefault(attr, &all);
+	posix_spawnattr_setsigmask(attr, &none);
+}

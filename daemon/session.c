@@ -13,8 +13,6 @@
  * anything and without bash waiting for a continuation line, and without a
  * fork. Everything the pty prints up to the next marker is the output.
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -786,7 +784,6 @@ session_spawn(struct session *s)
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	struct winsize ws = { .ws_row = SESSION_ROWS, .ws_col = SESSION_COLS };
-	sigset_t all, none;
 	char slave[128], token[FILTER_TOKEN_LEN + 1], **env;
 	size_t n;
 	int fd, r;
@@ -815,13 +812,7 @@ session_spawn(struct session *s)
 		return -ENOMEM;
 	}
 
-	sigfillset(&all);
-	sigemptyset(&none);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
-	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
+	proc_spawnattr_init(&attr);
 	posix_spawn_file_actions_init(&fa);
 	/* Opened after setsid and without O_NOCTTY: it becomes bash's terminal. */
 	posix_spawn_file_actions_addopen(&fa, 0, slave, O_RDWR, 0);
@@ -1344,13 +1335,6 @@ session_shutdown_all(struct server *srv)
 
 	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
 		session_close(srv, NULL, s->name);
-}
-
-/* Count sessions, named or still being reaped. */
-size_t
-session_count(const struct server *srv)
-{
-	return srv->n_sessions + (TAILQ_EMPTY(&srv->closing) ? 0 : 1);
 }
 
 /* Kill and free every session at once (last resort at exit). */

@@ -22,7 +22,6 @@ int session_list(struct server *srv, Swerex__V1__ListSessionsResponse *out);
 void session_list_free(Swerex__V1__ListSessionsResponse *out);
 bool session_reaped(struct server *srv, pid_t pid, int status);
 void session_shutdown_all(struct server *srv);
-size_t session_count(const struct server *srv);
 void session_free_all(struct server *srv);
 
 #endif

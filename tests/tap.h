@@ -53,6 +53,26 @@ tap_mem_eq(const void *p, size_t n, const char *s)
 	return p != NULL && n == strlen(s) && memcmp(p, s, n) == 0;
 }
 
+/* Compare two byte strings, naming the first difference. */
+static inline void
+tap_bytes_at(const char *file, int line, const char *what, const void *got,
+	     size_t got_len, const void *want, size_t want_len)
+{
+	const unsigned char *a = got, *b = want;
+	size_t i, n = got_len < want_len ? got_len : want_len;
+
+	if (got_len == want_len && (n == 0 || (a != NULL && memcmp(a, b, n) == 0)))
+		return;
+	for (i = 0; a != NULL && i < n && a[i] == b[i]; i++)
+		;
+	tap_diag(file, line, "%s: %zu bytes, expected %zu; first difference at "
+		 "offset %zu", what, got_len, want_len, i);
+	if (a != NULL && i < n)
+		printf("#   got 0x%02x, expected 0x%02x\n", a[i], b[i]);
+}
+#define CHECK_BYTES(what, p, n, q, m) \
+	tap_bytes_at(__FILE__, __LINE__, (what), (p), (n), (q), (m))
+
 static inline void
 tap_show(const char *label, const void *p, size_t n)
 {

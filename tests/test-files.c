@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 
 #include "harness.h"
+#include "raw.h"
 #include "swerex.h"
 #include "tap.h"
 #include "wire.h"
@@ -36,26 +37,6 @@ tpath(struct harness *h, char *buf, size_t size, const char *name)
 	snprintf(buf, size, "%s/%s", harness_dir(h), name);
 	return buf;
 }
-
-/* Compare two byte strings, naming the first difference. */
-static void
-check_bytes_at(const char *file, int line, const char *what, const void *got,
-	       size_t got_len, const void *want, size_t want_len)
-{
-	const unsigned char *a = got, *b = want;
-	size_t i, n = got_len < want_len ? got_len : want_len;
-
-	if (got_len == want_len && (n == 0 || (a != NULL && memcmp(a, b, n) == 0)))
-		return;
-	for (i = 0; a != NULL && i < n && a[i] == b[i]; i++)
-		;
-	tap_diag(file, line, "%s: %zu bytes, expected %zu; first difference at "
-		 "offset %zu", what, got_len, want_len, i);
-	if (a != NULL && i < n)
-		printf("#   got 0x%02x, expected 0x%02x\n", a[i], b[i]);
-}
-#define CHECK_BYTES(what, p, n, q, m) \
-	check_bytes_at(__FILE__, __LINE__, (what), (p), (n), (q), (m))
 
 /* Fill a buffer with pseudo-random bytes, continuing the xorshift state *x. */
 static void
@@ -1092,144 +1073,6 @@ HTEST(transfer_errors)
 	}
 }
 
-/* A raw connection: socket and input buffer. */
-struct raw {
-	int fd;
-	struct evbuffer *in;
-};
-
-/* Close a raw connection. */
-static void
-raw_close(struct raw *r)
-{
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-	if (r->in != NULL)
-		evbuffer_free(r->in);
-	r->in = NULL;
-}
-
-/* Send one framed request; false on error. */
-static bool
-raw_send(struct raw *r, const Request *req)
-{
-	struct evbuffer *out = evbuffer_new();
-	const char *p;
-	size_t n;
-	ssize_t w;
-	bool ok = true;
-
-	if (out == NULL)
-		return false;
-	wire_put(out, &req->base);
-	n = evbuffer_get_length(out);
-	p = (const char *)evbuffer_pullup(out, -1);
-	while (n > 0) {
-		w = send(r->fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			ok = false;
-			break;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	evbuffer_free(out);
-	return ok;
-}
-
-/*
- * Receive one response within timeout: 1 got one, 0 EOF, -1 timeout,
- * -2 undecodable frame.
- */
-static int
-raw_recv(struct raw *r, Response **resp, double timeout)
-{
-	double deadline = harness_now() + timeout;
-	struct pollfd pfd = { r->fd, POLLIN, 0 };
-	int ms, t;
-
-	*resp = NULL;
-	for (;;) {
-		t = wire_take(r->in, 1u << 30, &swerex__v1__response__descriptor,
-			      (ProtobufCMessage **)resp);
-		if (t == WIRE_OK)
-			return 1;
-		if (t != WIRE_AGAIN)
-			return -2;
-		ms = (int)((deadline - harness_now()) * 1000);
-		if (ms <= 0)
-			return -1;
-		if (poll(&pfd, 1, ms) <= 0)
-			continue;
-		t = evbuffer_read(r->in, r->fd, 65536);
-		if (t == 0 || (t < 0 && errno != EINTR && errno != EAGAIN))
-			return 0;
-	}
-}
-
-/* Free a response. */
-static void
-resp_free(Response *resp)
-{
-	if (resp != NULL)
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
-}
-
-/* Print a response as a TAP comment. */
-static void
-resp_show(const char *label, const Response *resp)
-{
-	if (resp == NULL) {
-		printf("#   %s: none\n", label);
-		return;
-	}
-	printf("#   %s: id %llu body case %d", label, (unsigned long long)resp->id,
-	       (int)resp->body_case);
-	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR)
-		printf(" error %s \"%s\"",
-		       swerex_error_kind_name((enum swerex_error_kind)resp->error->kind),
-		       resp->error->message);
-	printf("\n");
-}
-
-/* Connect to the daemon and say Hello; fd -1 (after a diagnostic) on failure. */
-static struct raw
-raw_connect_hello(struct harness *h)
-{
-	struct raw r = { -1, evbuffer_new() };
-	struct sockaddr_un sa = { 0 };
-	Swerex__V1__Hello hello = SWEREX__V1__HELLO__INIT;
-	Request req = SWEREX__V1__REQUEST__INIT;
-	Response *resp = NULL;
-
-	sa.sun_family = AF_UNIX;
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", harness_socket_path(h));
-	r.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (r.fd < 0 || connect(r.fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		tap_diag(__FILE__, __LINE__, "connect: %s", strerror(errno));
-		raw_close(&r);
-		r.in = evbuffer_new();
-		return r;
-	}
-	hello.protocol_version = SWEREX_PROTOCOL_VERSION;
-	hello.client_name = "test-files";
-	req.id = 1;
-	req.body_case = SWEREX__V1__REQUEST__BODY_HELLO;
-	req.hello = &hello;
-	if (!raw_send(&r, &req) || raw_recv(&r, &resp, 20) != 1 ||
-	    resp->body_case != SWEREX__V1__RESPONSE__BODY_HELLO) {
-		tap_diag(__FILE__, __LINE__, "handshake failed");
-		resp_show("reply", resp);
-		close(r.fd);
-		r.fd = -1;
-	}
-	resp_free(resp);
-	return r;
-}
-
 /* Send UploadBegin with id for a single file or a tree at target. */
 static bool
 raw_upload_begin(struct raw *r, uint64_t id, const char *target, bool is_dir)
@@ -1315,10 +1158,10 @@ raw_round_trip(struct raw *r, uint64_t id, unsigned *others)
 		if (resp->id == id)
 			found = true;
 		else {
-			resp_show("response before the round trip", resp);
+			raw_resp_show("response before the round trip", resp);
 			(*others)++;
 		}
-		resp_free(resp);
+		raw_resp_free(resp);
 	}
 	return found;
 }
@@ -1468,10 +1311,10 @@ HTEST(aborted_upload_keeps_target)
 	got_resp = raw_recv(&r, &resp, 20);
 	CHECK_INT(got_resp, 1);
 	if (got_resp == 1) {
-		resp_show("abort answered", resp);
+		raw_resp_show("abort answered", resp);
 		CHECK(resp->id == 2 || resp->id == 4);
 	}
-	resp_free(resp);
+	raw_resp_free(resp);
 	got = slurp(target, &len);
 	CHECK_MEM(got, len, "original\n");
 	free(got);
@@ -1516,11 +1359,11 @@ HTEST(upload_refuses_escaping_paths)
 				error_seen = true;
 			else if (final) {
 				tap_diag(__FILE__, __LINE__, "entry \"%s\" accepted", bad[i]);
-				resp_show("response", resp);
+				raw_resp_show("response", resp);
 			}
 			if (resp->id == 5)
 				alive_seen = true;
-			resp_free(resp);
+			raw_resp_free(resp);
 			if (final || (error_seen && alive_seen))
 				break;
 		}
@@ -1604,10 +1447,10 @@ HTEST(special_files_do_not_block)
 		if (fd >= 0)
 			close(fd);
 	} else {
-		resp_show("read_file of a FIFO", resp);
+		raw_resp_show("read_file of a FIFO", resp);
 		CHECK_INT(resp->id, 2);
 	}
-	resp_free(resp);
+	raw_resp_free(resp);
 	CHECK(raw_round_trip(&r, 3, &others));
 	raw_close(&r);
 
@@ -1665,22 +1508,22 @@ HTEST(special_files_do_not_block)
 	got = raw_recv(&r2, &resp, 20);
 	CHECK_INT(got, 1);
 	if (got == 1) {
-		resp_show("read_file of /dev/zero", resp);
+		raw_resp_show("read_file of /dev/zero", resp);
 		CHECK(resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR);
 	}
-	resp_free(resp);
+	raw_resp_free(resp);
 	REQUIRE(raw_read_file(&r2, 3, "/dev/zero", 10));
 	got = raw_recv(&r2, &resp, 20);
 	CHECK_INT(got, 1);
 	if (got == 1) {
-		resp_show("read_file of 10 bytes of /dev/zero", resp);
+		raw_resp_show("read_file of 10 bytes of /dev/zero", resp);
 		if (resp->body_case == SWEREX__V1__RESPONSE__BODY_READ_FILE)
 			CHECK_BYTES("10 bytes of /dev/zero", resp->read_file->content.data,
 				    resp->read_file->content.len, "\0\0\0\0\0\0\0\0\0\0", 10);
 		else
 			CHECK(resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR);
 	}
-	resp_free(resp);
+	raw_resp_free(resp);
 	CHECK(raw_round_trip(&r2, 4, &others));
 	CHECK_INT(others, 0);
 	raw_close(&r2);

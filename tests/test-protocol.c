@@ -17,171 +17,11 @@
 #include <event2/buffer.h>
 
 #include "harness.h"
+#include "raw.h"
 #include "wire.h"
 
 typedef Swerex__V1__Request Request;
 typedef Swerex__V1__Response Response;
-
-/* A raw connection: socket and input buffer. */
-struct raw {
-	int fd;
-	struct evbuffer *in;
-};
-
-/* Connect to a Unix socket path; fd -1 on failure. */
-static struct raw
-raw_connect(const char *path)
-{
-	struct raw r = { -1, NULL };
-	struct sockaddr_un sa = { 0 };
-
-	sa.sun_family = AF_UNIX;
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-	r.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (r.fd >= 0 && connect(r.fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(r.fd);
-		r.fd = -1;
-	}
-	r.in = evbuffer_new();
-	return r;
-}
-
-/* Close a raw connection. */
-static void
-raw_close(struct raw *r)
-{
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-	if (r->in != NULL)
-		evbuffer_free(r->in);
-	r->in = NULL;
-}
-
-/* Write all bytes; false on error (EPIPE when the daemon closed). */
-static bool
-raw_write(struct raw *r, const void *p, size_t n)
-{
-	const char *c = p;
-	ssize_t w;
-
-	while (n > 0) {
-		w = send(r->fd, c, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		c += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* Append a framed request to out. */
-static void
-frame_request(struct evbuffer *out, const Request *req)
-{
-	wire_put(out, &req->base);
-}
-
-/* Send the bytes buffered in out and empty it. */
-static bool
-raw_flush(struct raw *r, struct evbuffer *out)
-{
-	size_t n = evbuffer_get_length(out);
-	unsigned char *p = evbuffer_pullup(out, -1);
-	bool ok = raw_write(r, p, n);
-
-	evbuffer_drain(out, n);
-	return ok;
-}
-
-/* Send one framed request. */
-static bool
-raw_send(struct raw *r, const Request *req)
-{
-	struct evbuffer *out = evbuffer_new();
-	bool ok;
-
-	frame_request(out, req);
-	ok = raw_flush(r, out);
-	evbuffer_free(out);
-	return ok;
-}
-
-/*
- * Receive one response within timeout: 1 got one, 0 EOF, -1 timeout,
- * -2 undecodable frame.
- */
-static int
-raw_recv(struct raw *r, Response **resp, double timeout)
-{
-	double deadline = harness_now() + timeout;
-	struct pollfd pfd = { r->fd, POLLIN, 0 };
-	int ms, t;
-
-	*resp = NULL;
-	for (;;) {
-		t = wire_take(r->in, 1u << 30, &swerex__v1__response__descriptor,
-			      (ProtobufCMessage **)resp);
-		if (t == WIRE_OK)
-			return 1;
-		if (t != WIRE_AGAIN)
-			return -2;
-		ms = (int)((deadline - harness_now()) * 1000);
-		if (ms <= 0)
-			return -1;
-		if (poll(&pfd, 1, ms) <= 0)
-			continue;
-		t = evbuffer_read(r->in, r->fd, 65536);
-		if (t == 0 || (t < 0 && errno == ECONNRESET))
-			return 0;
-		if (t < 0 && errno != EINTR && errno != EAGAIN)
-			return 0;
-	}
-}
-
-/* Free a response. */
-static void
-resp_free(Response *resp)
-{
-	if (resp != NULL)
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
-}
-
-/* Name the body of a response. */
-static const char *
-resp_body_name(const Response *resp)
-{
-	switch (resp->body_case) {
-	case SWEREX__V1__RESPONSE__BODY_ERROR: return "error";
-	case SWEREX__V1__RESPONSE__BODY_CHUNK: return "chunk";
-	case SWEREX__V1__RESPONSE__BODY_HELLO: return "hello";
-	case SWEREX__V1__RESPONSE__BODY_IS_ALIVE: return "is_alive";
-	case SWEREX__V1__RESPONSE__BODY_CREATE_SESSION: return "create_session";
-	case SWEREX__V1__RESPONSE__BODY_OBSERVATION: return "observation";
-	case SWEREX__V1__RESPONSE__BODY_CLOSE_SESSION: return "close_session";
-	case SWEREX__V1__RESPONSE__BODY_LIST_SESSIONS: return "list_sessions";
-	default: return "none";
-	}
-}
-
-/* Print a response as TAP comments. */
-static void
-resp_show(const char *label, const Response *resp)
-{
-	if (resp == NULL) {
-		printf("#   %s: none\n", label);
-		return;
-	}
-	printf("#   %s: id %llu body %s", label, (unsigned long long)resp->id,
-	       resp_body_name(resp));
-	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR)
-		printf(" kind %s message \"%s\"",
-		       swerex_error_kind_name((enum swerex_error_kind)resp->error->kind),
-		       resp->error->message);
-	printf("\n");
-}
 
 /* Receive a response and check it is an error of kind; return it or NULL. */
 static Response *
@@ -200,8 +40,8 @@ expect_error_at(const char *file, int line, struct raw *r, int kind)
 	    (int)resp->error->kind != kind) {
 		tap_diag(file, line, "expected an Error %s",
 			 swerex_error_kind_name((enum swerex_error_kind)kind));
-		resp_show("got", resp);
-		resp_free(resp);
+		raw_resp_show("got", resp);
+		raw_resp_free(resp);
 		return NULL;
 	}
 	return resp;
@@ -219,8 +59,8 @@ expect_eof_at(const char *file, int line, struct raw *r)
 		return;
 	if (got == 1) {
 		tap_diag(file, line, "expected the connection to close, got another frame");
-		resp_show("frame", resp);
-		resp_free(resp);
+		raw_resp_show("frame", resp);
+		raw_resp_free(resp);
 	} else {
 		tap_diag(file, line, "expected the connection to close, %s",
 			 got == -1 ? "it stayed open for 20 s" : "got an undecodable frame");
@@ -241,28 +81,6 @@ send_hello(struct raw *r, uint64_t id, uint32_t version)
 	req.body_case = SWEREX__V1__REQUEST__BODY_HELLO;
 	req.hello = &hello;
 	return raw_send(r, &req);
-}
-
-/* Connect and complete the handshake; fd -1 (after a diagnostic) on failure. */
-static struct raw
-raw_connect_hello(struct harness *h)
-{
-	struct raw r = raw_connect(harness_socket_path(h));
-	Response *resp = NULL;
-
-	if (r.fd < 0) {
-		tap_diag(__FILE__, __LINE__, "connect: %s", strerror(errno));
-		return r;
-	}
-	if (!send_hello(&r, 1, 1) || raw_recv(&r, &resp, 20) != 1 ||
-	    resp->body_case != SWEREX__V1__RESPONSE__BODY_HELLO) {
-		tap_diag(__FILE__, __LINE__, "handshake failed");
-		resp_show("reply", resp);
-		close(r.fd);
-		r.fd = -1;
-	}
-	resp_free(resp);
-	return r;
 }
 
 /* Fill an is_alive request with id. */
@@ -311,7 +129,7 @@ HTEST(hello_current_version)
 	REQUIRE(send_hello(&r, 42, 1));
 	REQUIRE(raw_recv(&r, &resp, 20) == 1);
 	CHECK_INT(resp->id, 42);
-	CHECK_STR(resp_body_name(resp), "hello");
+	CHECK_STR(raw_resp_body_name(resp), "hello");
 	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_HELLO) {
 		CHECK_INT(resp->hello->protocol_version, 1);
 		CHECK(resp->hello->daemon_version != NULL && *resp->hello->daemon_version != '\0');
@@ -319,9 +137,9 @@ HTEST(hello_current_version)
 		printf("# daemon_version \"%s\" max_frame %llu\n", resp->hello->daemon_version,
 		       (unsigned long long)resp->hello->max_frame);
 	} else {
-		resp_show("reply", resp);
+		raw_resp_show("reply", resp);
 	}
-	resp_free(resp);
+	raw_resp_free(resp);
 	raw_close(&r);
 }
 
@@ -335,7 +153,7 @@ HTEST(hello_unsupported_version)
 	resp = expect_error(&r, SWEREX_ERR_UNSUPPORTED_VERSION);
 	if (resp != NULL)
 		CHECK_INT(resp->id, 5);
-	resp_free(resp);
+	raw_resp_free(resp);
 	raw_close(&r);
 	check_still_serving(h);
 }
@@ -351,7 +169,7 @@ HTEST(request_before_hello)
 	is_alive_request(&req, &body, 3);
 	REQUIRE(raw_send(&r, &req));
 	resp = expect_error(&r, SWEREX_ERR_INVALID_REQUEST);
-	resp_free(resp);
+	raw_resp_free(resp);
 	expect_eof(&r);
 	raw_close(&r);
 	check_still_serving(h);
@@ -368,13 +186,13 @@ HTEST(bad_flag_byte)
 	REQUIRE(r.fd >= 0);
 	out = evbuffer_new();
 	is_alive_request(&req, &body, 4);
-	frame_request(out, &req);
+	wire_put(out, &req.base);
 	/* Flag 1 means compressed in gRPC; we do not support it. */
 	*evbuffer_pullup(out, 1) = 1;
 	REQUIRE(raw_flush(&r, out));
 	evbuffer_free(out);
 	resp = expect_error(&r, SWEREX_ERR_PROTOCOL);
-	resp_free(resp);
+	raw_resp_free(resp);
 	expect_eof(&r);
 	raw_close(&r);
 	check_still_serving(h);
@@ -389,7 +207,7 @@ HTEST(huge_length)
 	REQUIRE(r.fd >= 0);
 	REQUIRE(raw_write(&r, frame, sizeof frame));
 	resp = expect_error(&r, SWEREX_ERR_PROTOCOL);
-	resp_free(resp);
+	raw_resp_free(resp);
 	expect_eof(&r);
 	raw_close(&r);
 	check_still_serving(h);
@@ -408,10 +226,10 @@ HTEST_ARGS(frame_above_max_frame, small_frame_args)
 	REQUIRE(r.fd >= 0);
 	REQUIRE(send_hello(&r, 1, 1));
 	REQUIRE(raw_recv(&r, &resp, 20) == 1);
-	CHECK_STR(resp_body_name(resp), "hello");
+	CHECK_STR(raw_resp_body_name(resp), "hello");
 	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_HELLO)
 		CHECK_INT(resp->hello->max_frame, 1024);
-	resp_free(resp);
+	raw_resp_free(resp);
 
 	memset(cmd, 'x', sizeof cmd - 1);
 	cmd[sizeof cmd - 1] = '\0';
@@ -421,7 +239,7 @@ HTEST_ARGS(frame_above_max_frame, small_frame_args)
 	req.run = &run;
 	REQUIRE(raw_send(&r, &req));
 	resp = expect_error(&r, SWEREX_ERR_PROTOCOL);
-	resp_free(resp);
+	raw_resp_free(resp);
 	expect_eof(&r);
 	raw_close(&r);
 	check_still_serving(h);
@@ -440,14 +258,14 @@ HTEST(garbage_payload)
 	got = raw_recv(&r, &resp, 20);
 	if (got != 1 || resp->body_case != SWEREX__V1__RESPONSE__BODY_ERROR) {
 		tap_diag(__FILE__, __LINE__, "expected an Error for an undecodable payload (got %d)", got);
-		resp_show("reply", resp);
+		raw_resp_show("reply", resp);
 	} else {
 		printf("# garbage payload answered with %s\n",
 		       swerex_error_kind_name((enum swerex_error_kind)resp->error->kind));
 		CHECK(resp->error->kind == SWEREX__V1__ERROR_KIND__PROTOCOL_ERROR ||
 		      resp->error->kind == SWEREX__V1__ERROR_KIND__INVALID_REQUEST);
 	}
-	resp_free(resp);
+	raw_resp_free(resp);
 	expect_eof(&r);
 	raw_close(&r);
 	check_still_serving(h);
@@ -484,7 +302,7 @@ HTEST(responses_carry_request_ids)
 	out = evbuffer_new();
 	for (i = 0; i < 3; i++) {
 		is_alive_request(&req[i], &body[i], 7 + (uint64_t)i);
-		frame_request(out, &req[i]);
+		wire_put(out, &req[i].base);
 	}
 	/* Three frames in one write. */
 	REQUIRE(raw_flush(&r, out));
@@ -495,14 +313,14 @@ HTEST(responses_carry_request_ids)
 			tap_diag(__FILE__, __LINE__, "only %d of 3 responses", i);
 			break;
 		}
-		CHECK_STR(resp_body_name(resp), "is_alive");
+		CHECK_STR(raw_resp_body_name(resp), "is_alive");
 		if (resp->id >= 7 && resp->id <= 9 && !seen[resp->id - 7])
 			seen[resp->id - 7] = true;
 		else
-			resp_show("unexpected", resp);
+			raw_resp_show("unexpected", resp);
 		if (resp->body_case == SWEREX__V1__RESPONSE__BODY_IS_ALIVE)
 			CHECK(resp->is_alive->is_alive);
-		resp_free(resp);
+		raw_resp_free(resp);
 	}
 	CHECK(seen[0] && seen[1] && seen[2]);
 	raw_close(&r);
