@@ -76,6 +76,7 @@ enum swerex_error_kind {
 	SWEREX_ERR_PERMISSION_DENIED = 19,
 	SWEREX_ERR_NO_SPACE = 20,
 	SWEREX_ERR_FILE_ERROR = 21,      /* other I/O errors; extra "errno" */
+	SWEREX_ERR_UNAUTHENTICATED = 22, /* missing or wrong token */
 	SWEREX_ERR_CONNECT = 100,      /* could not reach the daemon */
 	SWEREX_ERR_DISCONNECTED = 101, /* connection lost with the request pending */
 	SWEREX_ERR_BAD_ARGUMENT = 102, /* rejected by the library before sending */
@@ -218,9 +219,11 @@ struct swerex_interrupt_opts {
 };
 
 /*
- * Connection. url is "unix:/path", a bare path, or NULL for $SWEREX_URL, else
- * the daemon's default socket ($XDG_RUNTIME_DIR/swerexd.sock, else
- * /tmp/swerexd-$UID/swerexd.sock). client_name is sent in the Hello.
+ * Connection. url is "unix:/path", a bare path, "tls://HOST:PORT" (IPv6 as
+ * "[ADDR]:PORT"), or NULL for $SWEREX_URL, else the daemon's default socket
+ * ($XDG_RUNTIME_DIR/swerexd.sock, else /tmp/swerexd-$UID/swerexd.sock).
+ * client_name is sent in the Hello. TLS settings and the token come from the
+ * environment as described at struct swerex_connect_opts.
  */
 SWEREX_API int swerex_connect(const char *url, const char *client_name,
 		   struct swerex_client **out, struct swerex_error **err);
@@ -237,6 +240,57 @@ SWEREX_API void swerex_client_free(struct swerex_client *c);
 SWEREX_API const char *swerex_daemon_version(const struct swerex_client *c);
 /* Resolve url as swerex_connect() does; returns a malloc'd path or NULL. */
 SWEREX_API char *swerex_socket_path(const char *url);
+
+/*
+ * Options of swerex_connect_with(). Initialise with swerex_connect_opts_init()
+ * (later versions may add fields), then set what you need. NULL or 0 means
+ * the default named.
+ */
+struct swerex_connect_opts {
+	const char *url;          /* as for swerex_connect() */
+	const char *client_name;  /* sent in the Hello; NULL: "libswerex" */
+	struct event_base *base;  /* NULL: a private base (blocking use) */
+	/* tls:// only. The daemon's certificate is verified against ca_file
+	 * (NULL: $SWEREX_CA, else the system's store) and must match
+	 * server_name (NULL: the URL's host). */
+	const char *ca_file;
+	const char *server_name;
+	const char *cert_file;    /* client certificate (mTLS); NULL: $SWEREX_CERT */
+	const char *key_file;     /* its key; NULL: $SWEREX_KEY */
+	/* Token for TCP listeners: token, else the first line of token_file,
+	 * else $SWEREX_TOKEN, else the file named by $SWEREX_TOKEN_FILE. */
+	const char *token;
+	const char *token_file;
+	double connect_timeout;   /* connect + TLS + Hello, seconds; 0: 10 */
+	/* When the connection has been quiet this long while the client's base
+	 * runs, send a ping; with no frame for twice as long, the daemon is
+	 * taken as gone. Seconds; 0: 10; < 0: no pings. TCP keepalive is on
+	 * for tls:// regardless. */
+	double keepalive;
+	/*
+	 * On a lost connection, reconnect with backoff instead of failing the
+	 * pending requests, and send them again. The client presents the same
+	 * random identity on every connection; swerexd answers a request it
+	 * already ran from its cache of recent responses (or lets the retry
+	 * join the first attempt still running) instead of running it twice.
+	 * If swerexd no longer knows the identity (restarted, or the client was
+	 * away too long), only requests that are safe to repeat (is_alive,
+	 * list_sessions, read_file, download) are sent again; the others fail
+	 * with SWEREX_ERR_DISCONNECTED. Streams that had delivered output or
+	 * entries, and uploads, always fail: their data cannot be replayed.
+	 */
+	bool reconnect;
+	double reconnect_timeout; /* give up after this many seconds; 0: 30 */
+};
+
+/* Fill o with the defaults. */
+SWEREX_API void swerex_connect_opts_init(struct swerex_connect_opts *o);
+/* Connect with options; the handshake is done on return. 0, or -1 and *err. */
+SWEREX_API int swerex_connect_with(const struct swerex_connect_opts *o,
+			struct swerex_client **out,
+			struct swerex_error **err);
+/* How many times the client has reconnected (0 without reconnect). */
+SWEREX_API unsigned swerex_reconnects(const struct swerex_client *c);
 
 /* Blocking calls. Return 0, or -1 with *err set (free with swerex_error_free). */
 SWEREX_API int swerex_is_alive(struct swerex_client *c, bool *alive, char **message,
