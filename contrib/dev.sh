@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
-      ninja-build pkg-config gcc libc6-dev python3 bash procps less)
+      ninja-build pkg-config gcc libc6-dev python3 bash procps less openssl)
 
 deps() {
 	local missing=() p
