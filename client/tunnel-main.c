@@ -612,7 +612,7 @@ int
 main(int argc, char **argv)
 {
 	enum { O_CA = 256, O_SERVER_NAME, O_CERT, O_KEY, O_CLIENT_CA,
-	    O_TOKEN_FILE, O_INSECURE, O_AUTH_TIMEOUT, O_CONNECT_TIMEOUT,
+	    O_TOKEN_FILE, O_TOKEN, O_INSECURE, O_AUTH_TIMEOUT, O_CONNECT_TIMEOUT,
 	    O_KEEPALIVE, O_MAX_CONNS, O_READY_FD, O_LOG_LEVEL };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -623,6 +623,8 @@ main(int argc, char **argv)
 		{ "key", required_argument, NULL, O_KEY },
 		{ "client-ca", required_argument, NULL, O_CLIENT_CA },
 		{ "token-file", required_argument, NULL, O_TOKEN_FILE },
+		/* Exact, so that getopt does not take it for --token-file. */
+		{ "token", required_argument, NULL, O_TOKEN },
 		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT },
 		{ "connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT },
@@ -668,6 +670,11 @@ main(int argc, char **argv)
 		case O_TOKEN_FILE:
 			t.opt.token_file = optarg;
 			break;
+		case O_TOKEN:
+			tunnel_main_usage_error("the token is never taken from "
+			    "the command line (other users can read it there); "
+			    "use --token-file, $SWEREX_TOKEN or "
+			    "$SWEREX_TOKEN_FILE");
 		case O_INSECURE:
 			t.opt.insecure = true;
 			break;

@@ -62,6 +62,8 @@
 
 /* Bytes one direction may hold for a slow reader before its source pauses. */
 #define TUNNEL_BUF_HIGH (1024u * 1024)
+/* Largest TLS record payload: the chain size for TLS outputs. */
+#define TUNNEL_RECORD 16384u
 /* Largest first frame from a local client (forward). */
 #define TUNNEL_HELLO_MAX (64u * 1024)
 /* Largest frame from a peer that has not authenticated yet (reverse). */
@@ -295,6 +297,36 @@ tunnel_paused(struct tunnel_conn *c, struct bufferevent *src)
 }
 
 /*
+ * Append in to a TLS side's output in chains of up to TUNNEL_RECORD bytes.
+ * bufferevent_openssl makes one TLS record (and one write) per chain, and
+ * libevent 2.1 reads sockets 4 KiB at a time: moving the chains as they are
+ * would send 4 KiB records, four times the syscalls on both ends. 0 or -1.
+ */
+static int
+tunnel_coalesce(struct evbuffer *out, struct evbuffer *in)
+{
+	struct evbuffer_iovec v;
+	size_t n;
+
+	while ((n = evbuffer_get_length(in)) > 0) {
+		/* The free room of the last chain, else a new full-size chain. */
+		if (evbuffer_reserve_space(out, 1, &v, 1) != 1)
+			return -1;
+		if (v.iov_len < 1024 && v.iov_len < n &&
+		    evbuffer_reserve_space(out, TUNNEL_RECORD, &v, 1) != 1)
+			return -1;
+		if (n > v.iov_len)
+			n = v.iov_len;
+		if (evbuffer_remove(in, v.iov_base, n) != (int)n)
+			return -1;
+		v.iov_len = n;
+		if (evbuffer_commit_space(out, &v, 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
  * Move what src has read to dst's output. When dst holds TUNNEL_BUF_HIGH or
  * more, stop reading src: the kernel then makes its writer wait.
  */
@@ -304,8 +336,15 @@ tunnel_copy(struct tunnel_conn *c, struct bufferevent *src,
 {
 	struct evbuffer *in = bufferevent_get_input(src);
 	bool *paused = tunnel_paused(c, src);
+	int r = 0;
 
-	if (evbuffer_get_length(in) > 0 && bufferevent_write_buffer(dst, in) < 0) {
+	if (evbuffer_get_length(in) > 0) {
+		if (bufferevent_openssl_get_ssl(dst) != NULL)
+			r = tunnel_coalesce(bufferevent_get_output(dst), in);
+		else
+			r = bufferevent_write_buffer(dst, in);
+	}
+	if (r < 0) {
 		tunnel_log(TUNNEL_LOG_ERROR, "%s: out of memory", c->name);
 		tunnel_conn_free(c);
 		return;
@@ -724,13 +763,16 @@ tunnel_up_failed(struct tunnel_conn *c, const char *why)
 		delay = TUNNEL_BACKOFF_MAX;
 	c->round++;
 	left = c->connect_by - tunnel_now();
-	if (left <= delay) {
+	if (left <= 0.001) {
 		tunnel_log(TUNNEL_LOG_WARN, "%s: cannot reach %s within %g s "
 		    "(%s); closing", c->name, t->opt.connect,
 		    t->opt.connect_timeout, c->up_err);
 		tunnel_conn_free(c);
 		return;
 	}
+	/* The last attempt is made at the deadline, not skipped. */
+	if (delay > left)
+		delay = left;
 	evtimer_assign(&c->ev_step, t->base, tunnel_up_backoff_cb, c);
 	tunnel_timer_add(&c->ev_step, delay);
 }
