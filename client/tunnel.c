@@ -618,8 +618,8 @@ static bool
 tunnel_hello_rewrite(struct tunnel_conn *c, Swerex__V1__Request *req)
 {
 	struct tunnel *t = c->t;
-	Swerex__V1__Hello *hello = req->hello;
-	char *given = hello->token;
+	Swerex__V1__Hello *hello;
+	char *given;
 	int r;
 
 	if (req->body_case != SWEREX__V1__REQUEST__BODY_HELLO) {
@@ -633,6 +633,9 @@ tunnel_hello_rewrite(struct tunnel_conn *c, Swerex__V1__Request *req)
 			    "the first request must be a Hello");
 		return false;
 	}
+	/* Only now: the body is a union, hello means nothing for others. */
+	hello = req->hello;
+	given = hello->token;
 	if (t->reverse) {
 		if (!tls_token_equal(t->token, given)) {
 			tunnel_reject(c, req->id,
