@@ -398,10 +398,32 @@ TEST(connect_errors)
 	swerex_error_free(e);
 
 	e = NULL;
-	CHECK_INT(swerex_connect("tls://host:1234", "x", &c, &e), -1);
+	CHECK_INT(swerex_connect("http://host:1234", "x", &c, &e), -1);
 	REQUIRE(e != NULL);
 	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
 	CHECK(strstr(e->message, "unsupported URL scheme") != NULL);
+	swerex_error_free(e);
+
+	/* tls:// and tcp:// need HOST:PORT. */
+	e = NULL;
+	CHECK_INT(swerex_connect("tls://host", "x", &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	CHECK(strstr(e->message, "HOST:PORT") != NULL);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK_INT(swerex_connect("tcp://[::1:7", "x", &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+
+	/* Nothing listens on port 1 of loopback: refused at once. */
+	e = NULL;
+	CHECK_INT(swerex_connect("tcp://127.0.0.1:1", "x", &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_CONNECT);
+	CHECK(strstr(e->message, "127.0.0.1:1") != NULL);
+	CHECK(strstr(e->message, strerror(ECONNREFUSED)) != NULL);
 	swerex_error_free(e);
 
 	/* A NULL err must not crash. */
@@ -441,6 +463,8 @@ TEST(socket_path_resolution)
 	CHECK_STR(p, "/e.sock");
 	free(p);
 	CHECK(swerex_socket_path("tls://h:1") == NULL);
+	CHECK(swerex_socket_path("tcp://[::1]:1") == NULL);
+	CHECK(swerex_socket_path("ftp://h:1") == NULL);
 	CHECK(swerex_socket_path("unix:") == NULL);
 	unsetenv("SWEREX_URL");
 }
