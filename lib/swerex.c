@@ -1455,6 +1455,17 @@ client_seconds(double v, bool negative_ok, const char *what,
 	return 0;
 }
 
+/* Check that a file named by an option can be read; 0, or -1 with *err. */
+static int
+client_readable(const char *path, const char *what, struct swerex_error **err)
+{
+	if (path == NULL || access(path, R_OK) == 0)
+		return 0;
+	error_set(err, SWEREX_ERR_BAD_ARGUMENT, "%s %s: %s", what, path,
+	    strerror(errno));
+	return -1;
+}
+
 /* Take the settings of o into c, with defaults. 0, or -1 with *err set. */
 static int
 client_configure(struct swerex_client *c, const struct swerex_connect_opts *o,
@@ -1491,6 +1502,11 @@ client_configure(struct swerex_client *c, const struct swerex_connect_opts *o,
 		ca = client_opt_env(o->ca_file, "SWEREX_CA");
 		cert = client_opt_env(o->cert_file, "SWEREX_CERT");
 		key = client_opt_env(o->key_file, "SWEREX_KEY");
+		/* OpenSSL's words for a missing file are "system lib". */
+		if (client_readable(ca, "CA file", err) != 0 ||
+		    client_readable(cert, "certificate", err) != 0 ||
+		    client_readable(key, "key", err) != 0)
+			return -1;
 		c->ssl_ctx = tls_client_ctx(ca, cert, key, msg, sizeof msg);
 		if (c->ssl_ctx == NULL) {
 			error_set(err, SWEREX_ERR_BAD_ARGUMENT, "%s", msg);
