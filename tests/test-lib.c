@@ -308,8 +308,17 @@ fake_accept(void)
 	fake_ssl = SSL_new(fake_ctx);
 	FAKE_REQUIRE(fake_ssl != NULL && SSL_set_fd(fake_ssl, fd) == 1);
 	if (SSL_accept(fake_ssl) != 1) {
+		/*
+		 * Read what the client sent until it closes: closing with
+		 * unread data would send a reset that can overtake the alert.
+		 */
+		char buf[4096];
+
 		SSL_free(fake_ssl);
 		fake_ssl = NULL;
+		shutdown(fd, SHUT_WR);
+		while (read(fd, buf, sizeof buf) > 0)
+			;
 		close(fd);
 		return -1;
 	}
