@@ -3487,12 +3487,12 @@ TEST(reconnect_gives_up)
 static bool
 certs_make(const char *dir, bool expired)
 {
-	const char *script = getenv("SWEREX_CERTS_SH");
+	const char *script = getenv("SWEREX_CERTS");
 	pid_t pid;
 	int status;
 
 	if (script == NULL) {
-		tap_diag(__FILE__, __LINE__, "SWEREX_CERTS_SH is not set "
+		tap_diag(__FILE__, __LINE__, "SWEREX_CERTS is not set "
 		    "(run through meson test)");
 		return false;
 	}
