@@ -300,8 +300,10 @@ struct swerex_connect_opts {
 	 * after 30 s: <last error>"). Reconnecting runs from a timer on the
 	 * client's base (so, like keepalive, only while it runs), and each
 	 * attempt blocks that base for at most min(connect_timeout, time left):
-	 * connect, TLS and Hello are done synchronously. The first connection
-	 * is not retried: swerex_connect_with() fails if it fails.
+	 * connect, TLS and Hello are done synchronously (a name lookup, too,
+	 * and that one is bounded only by the resolver's own timeouts). The
+	 * first connection is not retried: swerex_connect_with() fails if it
+	 * fails.
 	 */
 	bool reconnect;
 	double reconnect_timeout; /* give up after this many seconds; 0: 30 */
