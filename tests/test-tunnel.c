@@ -2,7 +2,8 @@
  * Integration tests of swerex-tunnel ($SWEREX_TUNNEL). The end-to-end chain
  * is: client (libswerex, unix URL) -> forward tunnel (unix listen, TLS
  * connect) -> reverse tunnel (TLS listen on 127.0.0.1:0, unix connect) ->
- * swerexd (the harness's, on a Unix socket). Certificates and tokens come
+ * swerexd (the harness's, on a Unix socket); one test also points the
+ * forward tunnel at swerexd's own TLS listener. Certificates and tokens come
  * from contrib/swerex-certs.sh ($SWEREX_CERTS), made in the test's own temp
  * dir at test time.
  *
@@ -654,144 +655,45 @@ file_text(const char *path)
 	return buf;
 }
 
-/* A TLS client speaking raw frames, for what libswerex will not send. */
-struct tlsc {
-	int fd;
-	SSL_CTX *ctx;
-	SSL *ssl;
-	struct evbuffer *in;
-};
-
-/* Connect a plain TCP socket to 127.0.0.1:port; -1 on failure. */
-static int
-tcp_connect(int port)
+/* "127.0.0.1:port" in a static buffer. */
+static const char *
+loopback(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	static char buf[32];
 
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	snprintf(buf, sizeof buf, "127.0.0.1:%d", port);
+	return buf;
 }
 
-/* Set a socket's receive and send timeouts. */
-static void
-sock_timeouts(int fd, double seconds)
+/*
+ * A raw client over TLS to 127.0.0.1:port trusting ca, for frames libswerex
+ * will not send; fd -1 after a diagnostic.
+ */
+static struct raw
+tls_raw(int port, const char *ca)
 {
-	struct timeval tv;
-
-	if (seconds < 0.001)
-		seconds = 0.001;
-	tv.tv_sec = (time_t)seconds;
-	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-/* Close a TLS client. */
-static void
-tlsc_close(struct tlsc *tc)
-{
-	if (tc->ssl != NULL)
-		SSL_free(tc->ssl);
-	if (tc->ctx != NULL)
-		SSL_CTX_free(tc->ctx);
-	if (tc->fd >= 0)
-		close(tc->fd);
-	if (tc->in != NULL)
-		evbuffer_free(tc->in);
-	memset(tc, 0, sizeof *tc);
-	tc->fd = -1;
-}
-
-/* Connect over TLS to 127.0.0.1:port trusting ca; false after a diagnostic. */
-static bool
-tlsc_open(struct tlsc *tc, int port, const char *ca)
-{
+	struct raw r = raw_connect_tcp(loopback(port));
 	char err[512];
+	SSL_CTX *ctx;
 
-	memset(tc, 0, sizeof *tc);
-	tc->fd = tcp_connect(port);
-	tc->in = evbuffer_new();
-	tc->ctx = tls_client_ctx(ca, NULL, NULL, err, sizeof err);
-	if (tc->fd < 0 || tc->ctx == NULL || tc->in == NULL) {
-		tap_diag(__FILE__, __LINE__, "TLS client set-up: %s",
-		    tc->ctx == NULL ? err : strerror(errno));
-		tlsc_close(tc);
-		return false;
+	if (r.fd < 0) {
+		tap_diag(__FILE__, __LINE__, "connect to port %d: %s", port,
+		    strerror(errno));
+		return r;
 	}
-	sock_timeouts(tc->fd, 10);
-	tc->ssl = SSL_new(tc->ctx);
-	if (tc->ssl == NULL || tls_client_verify_name(tc->ssl, "127.0.0.1") < 0 ||
-	    SSL_set_fd(tc->ssl, tc->fd) != 1 || SSL_connect(tc->ssl) != 1) {
+	if ((ctx = tls_client_ctx(ca, NULL, NULL, err, sizeof err)) == NULL) {
+		tap_diag(__FILE__, __LINE__, "TLS client context: %s", err);
+		raw_close(&r);
+		return r;
+	}
+	/* The SSL keeps its own reference to the context. */
+	if (!raw_start_tls(&r, ctx, "127.0.0.1")) {
 		tls_error_string(err, sizeof err);
 		tap_diag(__FILE__, __LINE__, "TLS handshake: %s", err);
-		tlsc_close(tc);
-		return false;
+		raw_close(&r);
 	}
-	return true;
-}
-
-/* Write bytes over TLS; false on error. */
-static bool
-tlsc_write(struct tlsc *tc, const void *p, size_t n)
-{
-	return n == 0 || SSL_write(tc->ssl, p, (int)n) == (int)n;
-}
-
-/* Send one framed request over TLS. */
-static bool
-tlsc_send(struct tlsc *tc, const Swerex__V1__Request *req)
-{
-	struct evbuffer *out = evbuffer_new();
-	size_t n;
-	bool ok;
-
-	if (out == NULL || wire_put(out, &req->base) < 0)
-		return false;
-	n = evbuffer_get_length(out);
-	ok = tlsc_write(tc, evbuffer_pullup(out, -1), n);
-	evbuffer_free(out);
-	return ok;
-}
-
-/* Receive one response: 1, 0 on EOF (or reset), -1 on timeout, -2 bad frame. */
-static int
-tlsc_recv(struct tlsc *tc, Swerex__V1__Response **resp, double timeout)
-{
-	double deadline = harness_now() + timeout;
-	char buf[16384];
-	int r, t, e;
-
-	*resp = NULL;
-	for (;;) {
-		t = wire_take(tc->in, 1u << 30, &swerex__v1__response__descriptor,
-		    (ProtobufCMessage **)resp);
-		if (t == WIRE_OK)
-			return 1;
-		if (t != WIRE_AGAIN)
-			return -2;
-		if (harness_now() >= deadline)
-			return -1;
-		sock_timeouts(tc->fd, deadline - harness_now());
-		r = SSL_read(tc->ssl, buf, sizeof buf);
-		if (r > 0) {
-			evbuffer_add(tc->in, buf, (size_t)r);
-			continue;
-		}
-		e = SSL_get_error(tc->ssl, r);
-		ERR_clear_error();
-		if (e == SSL_ERROR_ZERO_RETURN)
-			return 0;
-		if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN ||
-		    errno == EWOULDBLOCK) && r < 0)
-			return -1;
-		return 0;
-	}
+	SSL_CTX_free(ctx);
+	return r;
 }
 
 /* Wait for EOF on a plain socket (reading and dropping data); true if seen. */
@@ -1158,7 +1060,7 @@ TTEST(missing_token)
 	Swerex__V1__Response *resp = NULL;
 	struct chain ch = { .port = 0 };
 	struct swerex_error *err;
-	struct tlsc tc;
+	struct raw tc;
 	char sock[PATH_MAX], url[PATH_MAX + 8], ca[PATH_MAX];
 	double took;
 	int r;
@@ -1172,10 +1074,11 @@ TTEST(missing_token)
 	swerex_error_free(err);
 
 	join(ca, sizeof ca, ch.certs, "ca.pem");
-	REQUIRE(tlsc_open(&tc, ch.port, ca));
+	tc = tls_raw(ch.port, ca);
+	REQUIRE(tc.fd >= 0);
 	hello_init(&req, &hello, 7, NULL, NULL);
-	REQUIRE(tlsc_send(&tc, &req));
-	r = tlsc_recv(&tc, &resp, 10);
+	REQUIRE(raw_send(&tc, &req));
+	r = raw_recv(&tc, &resp, 10);
 	CHECK_INT(r, 1);
 	if (r == 1) {
 		CHECK_INT(resp->id, 7);
@@ -1185,16 +1088,17 @@ TTEST(missing_token)
 		    strcmp(resp->error->message, "invalid token") == 0);
 		raw_resp_free(resp);
 	}
-	CHECK_INT(tlsc_recv(&tc, &resp, 10), 0);
-	tlsc_close(&tc);
+	CHECK_INT(raw_recv(&tc, &resp, 10), 0);
+	raw_close(&tc);
 
-	REQUIRE(tlsc_open(&tc, ch.port, ca));
+	tc = tls_raw(ch.port, ca);
+	REQUIRE(tc.fd >= 0);
 	swerex__v1__request__init(&req);
 	req.id = 9;
 	req.body_case = SWEREX__V1__REQUEST__BODY_IS_ALIVE;
 	req.is_alive = &alive;
-	REQUIRE(tlsc_send(&tc, &req));
-	r = tlsc_recv(&tc, &resp, 10);
+	REQUIRE(raw_send(&tc, &req));
+	r = raw_recv(&tc, &resp, 10);
 	CHECK_INT(r, 1);
 	if (r == 1) {
 		CHECK_INT(resp->id, 9);
@@ -1202,13 +1106,14 @@ TTEST(missing_token)
 		    resp->error->kind == SWEREX__V1__ERROR_KIND__UNAUTHENTICATED);
 		raw_resp_free(resp);
 	}
-	CHECK_INT(tlsc_recv(&tc, &resp, 10), 0);
-	tlsc_close(&tc);
+	CHECK_INT(raw_recv(&tc, &resp, 10), 0);
+	raw_close(&tc);
 
-	REQUIRE(tlsc_open(&tc, ch.port, ca));
+	tc = tls_raw(ch.port, ca);
+	REQUIRE(tc.fd >= 0);
 	hello_init(&req, &hello, 3, file_text(ch.token), NULL);
-	REQUIRE(tlsc_send(&tc, &req));
-	r = tlsc_recv(&tc, &resp, 10);
+	REQUIRE(raw_send(&tc, &req));
+	r = raw_recv(&tc, &resp, 10);
 	CHECK_INT(r, 1);
 	if (r == 1) {
 		CHECK_INT(resp->id, 3);
@@ -1216,7 +1121,7 @@ TTEST(missing_token)
 		raw_resp_show("hello with the token", resp);
 		raw_resp_free(resp);
 	}
-	tlsc_close(&tc);
+	raw_close(&tc);
 }
 
 static const char *const quick_auth[] = { "--auth-timeout", "1", NULL };
@@ -1230,9 +1135,10 @@ TTEST(slow_loris_closed_by_deadline)
 {
 	struct chain ch = { .port = 0 };
 	struct swerex_client *c;
-	struct tlsc tc;
+	struct raw tc;
 	Swerex__V1__Response *resp = NULL;
 	char ca[PATH_MAX];
+	struct raw loris_raw;
 	double t0, took;
 	int loris, i;
 
@@ -1241,7 +1147,8 @@ TTEST(slow_loris_closed_by_deadline)
 	REQUIRE(c != NULL);
 	REQUIRE(harness_create(c, "busy") == 0);
 
-	loris = tcp_connect(ch.port);
+	loris_raw = raw_connect_tcp(loopback(ch.port));
+	loris = loris_raw.fd;
 	REQUIRE(loris >= 0);
 	t0 = harness_now();
 	REQUIRE(send(loris, "\x16", 1, MSG_NOSIGNAL) == 1);
@@ -1252,15 +1159,16 @@ TTEST(slow_loris_closed_by_deadline)
 	took = harness_now() - t0;
 	printf("# slow loris closed after %.2f s (auth timeout 1 s)\n", took);
 	CHECK(took >= 0.9 && took < 5);
-	close(loris);
+	raw_close(&loris_raw);
 
 	join(ca, sizeof ca, ch.certs, "ca.pem");
-	REQUIRE(tlsc_open(&tc, ch.port, ca));
+	tc = tls_raw(ch.port, ca);
+	REQUIRE(tc.fd >= 0);
 	t0 = harness_now();
-	CHECK_INT(tlsc_recv(&tc, &resp, 10), 0);
+	CHECK_INT(raw_recv(&tc, &resp, 10), 0);
 	took = harness_now() - t0;
 	CHECK(took < 5);
-	tlsc_close(&tc);
+	raw_close(&tc);
 	CHECK(run_is(c, "busy", "echo still", "still\n"));
 	swerex_client_free(c);
 }
@@ -1278,40 +1186,42 @@ TTEST(preauth_frame_over_4k_closes)
 	Swerex__V1__Hello hello;
 	Swerex__V1__Response *resp = NULL;
 	struct chain ch = { .port = 0 };
-	struct tlsc tc;
+	struct raw tc;
 	char ca[PATH_MAX];
 	double t0;
 	int r;
 
 	chain_start(h, &ch, NULL, NULL);
 	join(ca, sizeof ca, ch.certs, "ca.pem");
-	REQUIRE(tlsc_open(&tc, ch.port, ca));
+	tc = tls_raw(ch.port, ca);
+	REQUIRE(tc.fd >= 0);
 	t0 = harness_now();
-	REQUIRE(tlsc_write(&tc, big, sizeof big));
-	r = tlsc_recv(&tc, &resp, 10);
+	REQUIRE(raw_write(&tc, big, sizeof big));
+	r = raw_recv(&tc, &resp, 10);
 	if (r == 1) {
 		raw_resp_show("answer to a 5000-byte frame", resp);
 		CHECK(resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR &&
 		    resp->error->kind == SWEREX__V1__ERROR_KIND__PROTOCOL_ERROR);
 		raw_resp_free(resp);
-		r = tlsc_recv(&tc, &resp, 10);
+		r = raw_recv(&tc, &resp, 10);
 	}
 	CHECK_INT(r, 0);
 	CHECK(harness_now() - t0 < 5);
-	tlsc_close(&tc);
+	raw_close(&tc);
 
 	memset(name, 'n', sizeof name - 1);
-	REQUIRE(tlsc_open(&tc, ch.port, ca));
+	tc = tls_raw(ch.port, ca);
+	REQUIRE(tc.fd >= 0);
 	hello_init(&req, &hello, 1, file_text(ch.token), name);
 	CHECK(protobuf_c_message_get_packed_size(&req.base) < 4096);
-	REQUIRE(tlsc_send(&tc, &req));
-	r = tlsc_recv(&tc, &resp, 10);
+	REQUIRE(raw_send(&tc, &req));
+	r = raw_recv(&tc, &resp, 10);
 	CHECK_INT(r, 1);
 	if (r == 1) {
 		CHECK(resp->body_case == SWEREX__V1__RESPONSE__BODY_HELLO);
 		raw_resp_free(resp);
 	}
-	tlsc_close(&tc);
+	raw_close(&tc);
 }
 
 /*
@@ -1921,7 +1831,7 @@ TTEST(insecure_tcp_loopback)
 	Swerex__V1__Hello hello;
 	Swerex__V1__Response *resp = NULL;
 	struct tproc *p;
-	struct raw r = { -1, NULL };
+	struct raw r;
 	const char *args[8];
 	static const char *const env[] = { "SWEREX_TOKEN=plain-secret", NULL };
 	int port, rr;
@@ -1938,8 +1848,7 @@ TTEST(insecure_tcp_loopback)
 	REQUIRE(strncmp(p->listen, "tcp://127.0.0.1:", 16) == 0);
 	port = atoi(strrchr(p->listen, ':') + 1);
 
-	r.in = evbuffer_new();
-	r.fd = tcp_connect(port);
+	r = raw_connect_tcp(loopback(port));
 	REQUIRE(r.fd >= 0);
 	hello_init(&req, &hello, 5, "wrong", NULL);
 	REQUIRE(raw_send(&r, &req));
@@ -1952,8 +1861,7 @@ TTEST(insecure_tcp_loopback)
 	}
 	raw_close(&r);
 
-	r.in = evbuffer_new();
-	r.fd = tcp_connect(port);
+	r = raw_connect_tcp(loopback(port));
 	REQUIRE(r.fd >= 0);
 	hello_init(&req, &hello, 6, "plain-secret", NULL);
 	REQUIRE(raw_send(&r, &req));
@@ -2159,6 +2067,134 @@ TTEST(sighup_reloads_token)
 	swerex_client_free(before);
 }
 
+/*
+ * A forward tunnel straight to swerexd's own TLS listener: the tunnel's
+ * token gets the client in, a wrong one is refused by the daemon itself,
+ * and a network drop leaves the session usable.
+ */
+TTEST(forward_to_daemon_tls_listener)
+{
+	struct swerex_client *c;
+	struct swerex_error *err;
+	struct harness *d;
+	struct tproc *fwd;
+	char certs[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], token[PATH_MAX];
+	char wrong[PATH_MAX], sock[PATH_MAX], url[PATH_MAX + 8];
+	const char *args[12], *addr;
+	double took;
+	int pid;
+
+	certs_make(certs, sizeof certs, "certs", NULL);
+	join(cert, sizeof cert, certs, "server.pem");
+	join(key, sizeof key, certs, "server.key");
+	join(token, sizeof token, certs, "token");
+	args[0] = "--listen";
+	args[1] = "tls://127.0.0.1:0";
+	args[2] = "--tls-cert";
+	args[3] = cert;
+	args[4] = "--tls-key";
+	args[5] = key;
+	args[6] = "--token-file";
+	args[7] = token;
+	args[8] = NULL;
+	d = harness_spawn(NULL, args);
+	REQUIRE(d != NULL);
+	REQUIRE(harness_wait_ready(d, 20) == 1);
+	addr = harness_listen(d, "tls://");
+	REQUIRE(addr != NULL);
+
+	tpath(sock, sizeof sock, "direct.sock");
+	snprintf(url, sizeof url, "unix:%s", sock);
+	fwd = start_forward(sock, addr, certs, token, NULL);
+	REQUIRE(fwd != NULL);
+	c = connect_url(url);
+	REQUIRE(c != NULL);
+	REQUIRE(harness_create(c, "tls") == 0);
+	CHECK(run_is(c, "tls", "cd /tmp; echo $PWD", "/tmp\n"));
+	pid = harness_session_pid(c, "tls");
+	swerex_client_free(c);
+
+	/* A drop between the tunnel and the daemon: the session stays. */
+	CHECK(exited_with(tproc_stop(fwd), 0));
+	fwd = start_forward(sock, addr, certs, token, NULL);
+	REQUIRE(fwd != NULL);
+	c = connect_url(url);
+	REQUIRE(c != NULL);
+	CHECK_INT(harness_session_pid(c, "tls"), pid);
+	CHECK(run_is(c, "tls", "pwd", "/tmp\n"));
+	swerex_client_free(c);
+
+	tpath(wrong, sizeof wrong, "wrong-token");
+	write_file(wrong, "nope\n");
+	tpath(sock, sizeof sock, "wrong.sock");
+	snprintf(url, sizeof url, "unix:%s", sock);
+	REQUIRE(start_forward(sock, addr, certs, wrong, NULL) != NULL);
+	err = connect_error(url, &took);
+	CHECK(err != NULL && err->kind == SWEREX_ERR_UNAUTHENTICATED);
+	if (err != NULL && err->kind != SWEREX_ERR_UNAUTHENTICATED)
+		harness_show_error("wrong token at swerexd", err);
+	swerex_error_free(err);
+}
+
+/* Connect with options; NULL after a diagnostic. */
+static struct swerex_client *
+connect_opts(const struct swerex_connect_opts *o)
+{
+	struct swerex_client *c = NULL;
+	struct swerex_error *err = NULL;
+
+	if (swerex_connect_with(o, &c, &err) != 0) {
+		tap_diag(__FILE__, __LINE__, "swerex_connect_with(%s) failed",
+		    o->url);
+		harness_show_error("connect", err);
+		swerex_error_free(err);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * libswerex's own transports with the tunnels: tls:// straight to a
+ * reverse tunnel (token from a file), and a unix: client with reconnect on
+ * that rides out a restart of its forward tunnel (the Hello, client
+ * identity included, is passed on intact).
+ */
+TTEST(libswerex_tls_and_reconnect)
+{
+	struct swerex_connect_opts o;
+	struct chain ch = { .port = 0 };
+	struct swerex_client *c;
+	char ca[PATH_MAX];
+
+	chain_start(h, &ch, NULL, NULL);
+	join(ca, sizeof ca, ch.certs, "ca.pem");
+	swerex_connect_opts_init(&o);
+	o.url = ch.rev->listen;
+	o.ca_file = ca;
+	o.token_file = ch.token;
+	c = connect_opts(&o);
+	REQUIRE(c != NULL);
+	REQUIRE(harness_create(c, "direct-tls") == 0);
+	CHECK(run_is(c, "direct-tls", "echo over tls", "over tls\n"));
+	swerex_client_free(c);
+
+	swerex_connect_opts_init(&o);
+	o.url = ch.url;
+	o.reconnect = true;
+	o.reconnect_timeout = 20;
+	c = connect_opts(&o);
+	REQUIRE(c != NULL);
+	REQUIRE(harness_create(c, "re") == 0);
+	CHECK(run_is(c, "re", "V=before; echo $V", "before\n"));
+	CHECK(exited_with(tproc_stop(ch.fwd), 0));
+	ch.fwd = start_forward(ch.sock, ch.rev->listen, ch.certs, ch.token,
+	    NULL);
+	REQUIRE(ch.fwd != NULL);
+	CHECK(run_is(c, "re", "echo $V again", "before again\n"));
+	CHECK(swerex_reconnects(c) >= 1);
+	swerex_client_free(c);
+}
+
 TAP_MAIN(
 	TAP_T(chain_run_stream_transfer),
 	TAP_T(hundred_sessions_one_connection),
@@ -2177,4 +2213,6 @@ TAP_MAIN(
 	TAP_T(connect_retry_then_give_up),
 	TAP_T(mutual_tls),
 	TAP_T(sighup_reloads_token),
+	TAP_T(forward_to_daemon_tls_listener),
+	TAP_T(libswerex_tls_and_reconnect),
 )
