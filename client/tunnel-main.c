@@ -125,8 +125,9 @@ tunnel_main_add_listener(struct tunnel *t, int fd, const char *name)
 		close(fd);
 		return -1;
 	}
+	/* Backlog 0: the socket is listening already. */
 	l = evconnlistener_new(t->base, tunnel_accept_cb, t,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l == NULL) {
 		tunnel_log(TUNNEL_LOG_ERROR, "cannot listen on %s", name);
 		close(fd);
@@ -146,6 +147,7 @@ tunnel_main_listen_unix(struct tunnel *t, const char *path)
 {
 	struct sockaddr_un sa;
 	char name[sizeof sa.sun_path + 8];
+	struct stat st;
 	mode_t old;
 	int fd, r;
 
@@ -164,11 +166,17 @@ tunnel_main_listen_unix(struct tunnel *t, const char *path)
 		close(fd);
 		return -1;
 	}
-	if (errno == ECONNREFUSED) {
+	close(fd);
+	/* Only a socket file is ours to replace, never a file of another kind. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			tunnel_log(TUNNEL_LOG_ERROR, "%s exists and is not a "
+			    "socket", path);
+			return -1;
+		}
 		tunnel_log(TUNNEL_LOG_INFO, "replacing stale socket %s", path);
 		unlink(path);
 	}
-	close(fd);
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {

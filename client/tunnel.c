@@ -125,7 +125,6 @@ static void tunnel_up_round(struct tunnel_conn *c);
 static void tunnel_up_attempt(struct tunnel_conn *c);
 static void tunnel_event_cb(struct bufferevent *bev, short what, void *arg);
 
-
 /* Print one log line with a timestamp and the level. */
 void
 tunnel_log(enum tunnel_log_level level, const char *fmt, ...)
@@ -326,6 +325,17 @@ tunnel_coalesce(struct evbuffer *out, struct evbuffer *in)
 	return 0;
 }
 
+/* Move all of in to dst's output (coalesced when dst is TLS); 0 or -1. */
+static int
+tunnel_append(struct bufferevent *dst, struct evbuffer *in)
+{
+	if (evbuffer_get_length(in) == 0)
+		return 0;
+	if (bufferevent_openssl_get_ssl(dst) != NULL)
+		return tunnel_coalesce(bufferevent_get_output(dst), in);
+	return bufferevent_write_buffer(dst, in);
+}
+
 /*
  * Move what src has read to dst's output. When dst holds TUNNEL_BUF_HIGH or
  * more, stop reading src: the kernel then makes its writer wait.
@@ -334,17 +344,9 @@ static void
 tunnel_copy(struct tunnel_conn *c, struct bufferevent *src,
 	    struct bufferevent *dst)
 {
-	struct evbuffer *in = bufferevent_get_input(src);
 	bool *paused = tunnel_paused(c, src);
-	int r = 0;
 
-	if (evbuffer_get_length(in) > 0) {
-		if (bufferevent_openssl_get_ssl(dst) != NULL)
-			r = tunnel_coalesce(bufferevent_get_output(dst), in);
-		else
-			r = bufferevent_write_buffer(dst, in);
-	}
-	if (r < 0) {
+	if (tunnel_append(dst, bufferevent_get_input(src)) < 0) {
 		tunnel_log(TUNNEL_LOG_ERROR, "%s: out of memory", c->name);
 		tunnel_conn_free(c);
 		return;
@@ -412,8 +414,7 @@ tunnel_drain(struct tunnel_conn *c, struct bufferevent *dead)
 	struct evbuffer *in = bufferevent_get_input(dead);
 
 	/* The dead side's last bytes: at most one read's worth. */
-	if (evbuffer_get_length(in) > 0)
-		bufferevent_write_buffer(live, in);
+	tunnel_append(live, in);
 	if (dead == c->down)
 		c->down = NULL;
 	else
@@ -744,10 +745,11 @@ tunnel_up_failed(struct tunnel_conn *c, const char *why)
 	if (c->up_fd >= 0)
 		close(c->up_fd);
 	c->up_fd = -1;
-	if (why != NULL)
+	if (why != NULL) {
 		snprintf(c->up_err, sizeof c->up_err, "%s", why);
-	tunnel_log(TUNNEL_LOG_DEBUG, "%s: connect to %s failed: %s", c->name,
-	    t->opt.connect, c->up_err);
+		tunnel_log(TUNNEL_LOG_DEBUG, "%s: connect to %s failed: %s",
+		    c->name, t->opt.connect, why);
+	}
 	if (t->connect.scheme != TUNNEL_UNIX && t->addrs != NULL) {
 		struct evutil_addrinfo *ai = t->addrs;
 		unsigned i;
@@ -1044,8 +1046,12 @@ tunnel_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	if (t->n_conns >= t->opt.max_conns) {
-		tunnel_log(TUNNEL_LOG_WARN, "connection limit (%u) reached; "
-		    "refusing a connection", t->opt.max_conns);
+		/* One line a second at most: a flood must not flood the log. */
+		if (tunnel_now() - t->limit_logged >= 1.0) {
+			t->limit_logged = tunnel_now();
+			tunnel_log(TUNNEL_LOG_WARN, "connection limit (%u) "
+			    "reached; refusing connections", t->opt.max_conns);
+		}
 		close(fd);
 		return;
 	}

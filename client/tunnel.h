@@ -85,6 +85,7 @@ struct tunnel {
 	TAILQ_HEAD(, tunnel_conn) conns;
 	unsigned n_conns;
 	unsigned next_id;
+	double limit_logged;		/* when "connection limit" was last said */
 	struct evutil_addrinfo *addrs;	/* remote addresses (forward) */
 	double addrs_at;
 	bool addrs_stale;

@@ -1722,6 +1722,54 @@ TTEST(sigterm_and_socket_rules)
 	close(fd);
 	CHECK(exited_with(tproc_stop(p), 0));
 	CHECK(access(stale, F_OK) != 0);
+
+	/* A path that is not a socket is never replaced. */
+	write_file(stale, "precious\n");
+	snprintf(listen, sizeof listen, "unix:%s", stale);
+	args[1] = listen;
+	CHECK(exited_with(tunnel_run(args, NULL, out, sizeof out), 1));
+	CHECK(strstr(out, "not a socket") != NULL);
+	CHECK_STR(file_text(stale), "precious");
+}
+
+static const char *const one_conn[] = { "--max-connections", "1", NULL };
+
+/*
+ * --max-connections: a connection beyond the limit is closed at once (the
+ * client's connect fails, nothing hangs) and the one inside keeps working;
+ * once it is gone, a new one gets in.
+ */
+TTEST(connection_limit)
+{
+	struct chain ch = { .port = 0 };
+	struct swerex_client *a, *b = NULL;
+	struct swerex_error *err;
+	double took, deadline;
+
+	chain_start(h, &ch, NULL, one_conn);
+	a = connect_url(ch.url);
+	REQUIRE(a != NULL);
+	REQUIRE(harness_create(a, "one") == 0);
+	err = connect_error(ch.url, &took);
+	CHECK(err != NULL && err->kind == SWEREX_ERR_CONNECT);
+	swerex_error_free(err);
+	CHECK(took < 2);
+	CHECK(run_is(a, "one", "echo still", "still\n"));
+	swerex_client_free(a);
+	/* The tunnel frees the slot when it sees the EOF: retry until then. */
+	deadline = harness_now() + 10;
+	while (b == NULL && harness_now() < deadline) {
+		struct swerex_error *e = NULL;
+
+		if (swerex_connect(ch.url, "tunnel-tests", &b, &e) != 0) {
+			swerex_error_free(e);
+			b = NULL;
+			poll(NULL, 0, 10);
+		}
+	}
+	REQUIRE(b != NULL);
+	CHECK(run_is(b, "one", "echo next", "next\n"));
+	swerex_client_free(b);
 }
 
 /* Expect the tunnel to exit with code and print want (NULL: anything). */
@@ -2208,6 +2256,7 @@ TAP_MAIN(
 	TAP_T(non_reading_client_bounded_memory),
 	TAP_T(measure_direct_vs_tunnels),
 	TAP_T(sigterm_and_socket_rules),
+	TAP_T(connection_limit),
 	TAP_T(usage_and_startup_errors),
 	TAP_T(insecure_tcp_loopback),
 	TAP_T(connect_retry_then_give_up),
