@@ -67,7 +67,7 @@
 /* Largest first frame from a local client (forward). */
 #define TUNNEL_HELLO_MAX (64u * 1024)
 /* Largest frame from a peer that has not authenticated yet (reverse). */
-#define TUNNEL_AUTH_MAX 4096u
+#define TUNNEL_AUTH_MAX 8192u
 /* Seconds a closing connection may take to flush what it still holds. */
 #define TUNNEL_LINGER 5.0
 /* Seconds one connect attempt may take before the next address is tried. */
@@ -978,7 +978,7 @@ tunnel_hello_cb(struct bufferevent *bev, void *arg)
 	if (r != WIRE_OK) {
 		tunnel_reject(c, 0, SWEREX__V1__ERROR_KIND__PROTOCOL_ERROR,
 		    r == WIRE_E_SIZE ? (c->t->reverse ?
-		    "first frame above 4096 bytes before authentication" :
+		    "first frame above 8192 bytes before authentication" :
 		    "first frame above 65536 bytes") : wire_strerror(r));
 		return;
 	}

@@ -192,6 +192,14 @@ server_listen_unix(struct server *srv, const char *path)
 		return -EADDRINUSE;
 	}
 	if (errno == ECONNREFUSED) {
+		struct stat st;
+
+		/* connect() to a regular file is refused too: never delete one. */
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket", path);
+			close(fd);
+			return -EEXIST;
+		}
 		log_info("replacing stale socket %s", path);
 		unlink(path);
 	}

@@ -394,6 +394,30 @@ HTEST(stale_socket_replaced)
 	harness_free(h2);
 }
 
+HTEST(regular_file_at_socket_path_kept)
+{
+	struct harness *h2;
+	char path[512], buf[16] = "";
+	FILE *f;
+	int st;
+
+	snprintf(path, sizeof path, "%s/not-a-socket", harness_dir(h));
+	REQUIRE((f = fopen(path, "w")) != NULL);
+	fputs("precious", f);
+	fclose(f);
+	h2 = harness_spawn(path, NULL);
+	REQUIRE(h2 != NULL);
+	CHECK(harness_wait_ready(h2, 20) == 0);
+	st = harness_wait_exit(h2, 20);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	harness_free(h2);
+	/* The file is still there, untouched. */
+	REQUIRE((f = fopen(path, "r")) != NULL);
+	CHECK(fgets(buf, sizeof buf, f) != NULL);
+	fclose(f);
+	CHECK_STR(buf, "precious");
+}
+
 TAP_MAIN(
 	TAP_T(hello_current_version),
 	TAP_T(hello_unsupported_version),
@@ -406,4 +430,5 @@ TAP_MAIN(
 	TAP_T(responses_carry_request_ids),
 	TAP_T(second_daemon_on_same_path),
 	TAP_T(stale_socket_replaced),
+	TAP_T(regular_file_at_socket_path_kept),
 )

@@ -1174,14 +1174,15 @@ TTEST(slow_loris_closed_by_deadline)
 }
 
 /*
- * Before authentication a frame may hold 4 KiB: a header announcing more
+ * Before authentication a frame may hold 8 KiB (as in swerexd, so a Hello
+ * with the longest token fits): a header announcing more
  * closes the connection without waiting for the payload; a Hello just under
  * the limit is accepted.
  */
-TTEST(preauth_frame_over_4k_closes)
+TTEST(preauth_frame_over_8k_closes)
 {
-	static const unsigned char big[5] = { 0, 0, 0, 0x13, 0x88 }; /* 5000 */
-	static char name[3900];
+	static const unsigned char big[5] = { 0, 0, 0, 0x27, 0x10 }; /* 10000 */
+	static char name[8000];
 	Swerex__V1__Request req;
 	Swerex__V1__Hello hello;
 	Swerex__V1__Response *resp = NULL;
@@ -1199,7 +1200,7 @@ TTEST(preauth_frame_over_4k_closes)
 	REQUIRE(raw_write(&tc, big, sizeof big));
 	r = raw_recv(&tc, &resp, 10);
 	if (r == 1) {
-		raw_resp_show("answer to a 5000-byte frame", resp);
+		raw_resp_show("answer to a 10000-byte frame", resp);
 		CHECK(resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR &&
 		    resp->error->kind == SWEREX__V1__ERROR_KIND__PROTOCOL_ERROR);
 		raw_resp_free(resp);
@@ -1213,7 +1214,7 @@ TTEST(preauth_frame_over_4k_closes)
 	tc = tls_raw(ch.port, ca);
 	REQUIRE(tc.fd >= 0);
 	hello_init(&req, &hello, 1, file_text(ch.token), name);
-	CHECK(protobuf_c_message_get_packed_size(&req.base) < 4096);
+	CHECK(protobuf_c_message_get_packed_size(&req.base) < 8192);
 	REQUIRE(raw_send(&tc, &req));
 	r = raw_recv(&tc, &resp, 10);
 	CHECK_INT(r, 1);
@@ -2250,7 +2251,7 @@ TAP_MAIN(
 	TAP_T(wrong_token_unauthenticated),
 	TAP_T(missing_token),
 	TAP_T(slow_loris_closed_by_deadline),
-	TAP_T(preauth_frame_over_4k_closes),
+	TAP_T(preauth_frame_over_8k_closes),
 	TAP_T(bad_remote_certificate_fails_connect),
 	TAP_T(network_drop_session_survives),
 	TAP_T(non_reading_client_bounded_memory),
