@@ -11,10 +11,13 @@ cd "$top"
 
 pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
       ninja-build pkg-config gcc libc6-dev python3 bash procps less openssl)
+# Only the tests need these: file and readelf for the static binary, a
+# private sshd (the system's ssh service is never used), socket activation.
+test_pkgs=(file binutils openssh-client openssh-server systemd)
 
 deps() {
 	local missing=() p
-	for p in "${pkgs[@]}"; do
+	for p in "${pkgs[@]}" "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")
 	done
@@ -72,7 +75,7 @@ run)
 	build build
 	exec build/daemon/swerexd "$@" ;;
 test)
-	deps
+	deps "${test_pkgs[@]}"
 	build build
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false
 	build build-static -Dstatic=true -Ddefault_library=static \

@@ -8,10 +8,12 @@ tap_pids=()
 url=
 rc=0
 
-# Stop every process still listed (TERM, then reap), then remove the dir.
+# Stop every process still listed, last started first (TERM, then reap),
+# then remove the dir.
 tap_cleanup() {
-	local p
-	for p in "${tap_pids[@]}"; do
+	local i p
+	for ((i = ${#tap_pids[@]} - 1; i >= 0; i--)); do
+		p=${tap_pids[i]}
 		kill -TERM "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
@@ -68,6 +70,35 @@ tap_start_ready() {
 	rm -f "$fifo"
 	[ "$line" = READY=1 ] && return 0
 	echo "# no READY=1 from $what (got '$line')"
+	diag_file "log" "$log"
+	return 1
+}
+
+# Start "$@" in the background with stderr on a fifo and wait (at most 30 s
+# a line) for a line of it starting with $2, for programs that announce
+# readiness only in their log. Sets tap_pid; every line goes to the file $1,
+# the rest drained there by a tracked cat so the program never blocks on it.
+tap_start_logline() {
+	local log=$1 want=$2 fifo line ready=0
+	shift 2
+	fifo=$(mktemp -u "$tap_dir/log.XXXXXX")
+	mkfifo "$fifo" || return 1
+	"$@" 2>"$fifo" </dev/null &
+	tap_pid=$!
+	tap_track "$tap_pid"
+	exec 5<"$fifo"
+	rm -f "$fifo"
+	while IFS= read -r -t 30 -u 5 line; do
+		printf '%s\n' "$line" >>"$log"
+		case $line in
+		"$want"*) ready=1; break ;;
+		esac
+	done
+	cat <&5 >>"$log" &
+	tap_track $!
+	exec 5<&-
+	[ "$ready" -eq 1 ] && return 0
+	echo "# no '$want' from $1"
 	diag_file "log" "$log"
 	return 1
 }
