@@ -1,13 +1,22 @@
 /*
  * Client connections. A connection is a socket with an input and an output
- * buffer, plus the requests it is waiting on. Responses are written at once
- * (one loop pass less per round trip); what the socket does not take waits
- * for EV_WRITE. Frames are taken as soon as they are complete; the length is
- * checked before the payload is waited for. Any loss (EOF, error, protocol
- * violation) goes down conn_free(), which detaches the pending requests:
- * sessions belong to the daemon and keep running.
+ * buffer, plus the requests it is waiting on. Frames are taken as soon as
+ * they are complete; the length is checked before the payload is waited for.
+ * Any loss (EOF, error, protocol violation, keepalive) goes down conn_free(),
+ * which detaches (or, for clients with an identity, parks) the pending
+ * requests: sessions belong to the daemon and keep running.
+ *
+ * Two transports share everything above the buffers. Unix and plain TCP
+ * sockets use raw events, and responses are written at once (one loop pass
+ * less per round trip). TLS connections are a bufferevent_openssl that owns
+ * the socket, the SSL and both buffers; it writes on its own.
+ *
+ * Peers on TCP listeners must present the token in their Hello within
+ * --auth-timeout, and until then may send only small frames.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,36 +24,52 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "exec.h"
 #include "file.h"
+#include "ident.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 #include "wire.h"
 
 /* Stop reading requests while this much output waits for a slow reader. */
 #define CONN_OUT_HIGH (8u * 1024 * 1024)
 /* Requests handled per read callback before yielding to other peers. */
 #define CONN_REQS_PER_EVENT 64
+/* Largest frame before the Hello: a Hello with a token fits easily. */
+#define CONN_PREAUTH_FRAME 8192
 
 struct conn {
 	struct server *srv;
 	int fd;
+	struct bufferevent *bev;  /* TLS: owns fd, SSL and both buffers */
 	struct evbuffer *in;
 	struct evbuffer *out;
-	struct event ev_read;
+	struct event ev_read;     /* raw transports only */
 	struct event ev_write;
+	struct event ev_more;     /* take the frames left by a yield */
+	struct event ev_auth;     /* Hello deadline, or a delayed refusal */
 	bool dead;      /* torn down; memory freed from the loop */
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, req) reqs;
 	bool hello;
+	bool need_token;          /* accepted on a TCP listener */
 	bool closing;   /* flush what is queued, then free */
 	bool paused;    /* not reading: the peer does not read its responses */
+	struct req *refused;      /* a Hello to refuse once its delay passed */
+	struct ident *ident;      /* the client's identity, if it sent one */
 	unsigned id;
+	char peer[72];            /* "HOST:PORT" for TCP peers */
 };
 
 static void conn_process(struct conn *c);
@@ -55,9 +80,26 @@ conn_release(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	evbuffer_free(c->in);
-	evbuffer_free(c->out);
+	if (c->bev == NULL) {
+		evbuffer_free(c->in);
+		evbuffer_free(c->out);
+	}
 	free(c);
+}
+
+/* Start or stop reading requests. */
+static void
+conn_reading(struct conn *c, bool on)
+{
+	if (c->bev != NULL) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+	} else if (on)
+		event_add(&c->ev_read, NULL);
+	else
+		event_del(&c->ev_read);
 }
 
 /* Call the resume callbacks of requests that waited for the peer to read. */
@@ -76,7 +118,10 @@ conn_resume(struct conn *c)
 	}
 }
 
-/* Tear a connection down; pending requests stay with their owners. */
+/*
+ * Tear a connection down; pending requests stay with their owners, parked
+ * with the client's identity when it has one.
+ */
 static void
 conn_free(struct conn *c)
 {
@@ -85,6 +130,11 @@ conn_free(struct conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	if ((r = c->refused) != NULL) {
+		c->refused = NULL;
+		TAILQ_REMOVE(&c->reqs, r, entry);
+		free(r);
+	}
 	while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
 		TAILQ_REMOVE(&c->reqs, r, entry);
 		r->conn = NULL;
@@ -94,18 +144,44 @@ conn_free(struct conn *c)
 			r->resume = NULL;
 			fn(r->resume_arg);
 		}
-		if (r->detach != NULL)
+		if (c->ident != NULL && !r->no_park)
+			ident_park(c->ident, r);
+		else if (r->detach != NULL)
 			r->detach(r, r->detach_arg);
 	}
+	if (c->ident != NULL)
+		ident_bind(c->ident, NULL);
 	TAILQ_REMOVE(&c->srv->conns, c, entry);
 	c->srv->n_conns--;
-	event_del(&c->ev_read);
-	event_del(&c->ev_write);
-	close(c->fd);
+	event_del(&c->ev_more);
+	event_del(&c->ev_auth);
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);   /* closes the socket, frees the SSL */
+	} else {
+		event_del(&c->ev_read);
+		event_del(&c->ev_write);
+		close(c->fd);
+	}
 	log_debug("connection %u closed", c->id);
 	if (event_base_once(c->srv->base, -1, EV_TIMEOUT, conn_release, c,
 	    NULL) < 0)
 		log_error("connection %u: cannot schedule its release", c->id);
+}
+
+/* All output is written: close a closing one, resume a paused one. */
+static void
+conn_drained(struct conn *c)
+{
+	if (c->closing) {
+		conn_free(c);
+		return;
+	}
+	conn_resume(c);
+	if (c->paused) {
+		c->paused = false;
+		conn_reading(c, true);
+		conn_process(c);
+	}
 }
 
 /* Write what the socket takes; close a broken one, resume a paused one. */
@@ -114,6 +190,12 @@ conn_flush(struct conn *c)
 {
 	if (c->dead)
 		return;
+	if (c->bev != NULL) {
+		/* The bufferevent writes by itself and reports the drain. */
+		if (evbuffer_get_length(c->out) == 0)
+			conn_drained(c);
+		return;
+	}
 	if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN &&
 	    errno != EINTR) {
 		conn_free(c);
@@ -124,16 +206,15 @@ conn_flush(struct conn *c)
 		return;
 	}
 	event_del(&c->ev_write);
-	if (c->closing) {
-		conn_free(c);
-		return;
-	}
-	conn_resume(c);
-	if (c->paused) {
-		c->paused = false;
-		event_add(&c->ev_read, NULL);
-		conn_process(c);
-	}
+	conn_drained(c);
+}
+
+/* Write queued output, unless a paused peer still has plenty to read. */
+static void
+conn_push(struct conn *c)
+{
+	if (!c->paused || evbuffer_get_length(c->out) < CONN_OUT_HIGH / 2)
+		conn_flush(c);
 }
 
 /* Queue a response frame and write it. */
@@ -146,15 +227,35 @@ conn_send(struct conn *c, Swerex__V1__Response *resp)
 		log_error("connection %u: cannot queue a response", c->id);
 		return;
 	}
-	if (!c->paused || evbuffer_get_length(c->out) < CONN_OUT_HIGH / 2)
-		conn_flush(c);
+	conn_push(c);
 }
 
-/* Tell whether a request's connection is still there. */
+/*
+ * Encode a final response once, for the peer (if any) and for its identity's
+ * cache, so that a retry of the request gets the same bytes.
+ */
+static void
+conn_send_kept(struct conn *c, struct ident *i, Swerex__V1__Response *resp)
+{
+	uint8_t *frame;
+	size_t len;
+
+	if (wire_encode(&resp->base, &frame, &len) < 0) {
+		log_error("cannot encode a response");
+		return;
+	}
+	if (c != NULL && !c->dead && evbuffer_add(c->out, frame, len) < 0)
+		log_error("connection %u: cannot queue a response", c->id);
+	ident_keep(i, resp->id, frame, len);
+	if (c != NULL && !c->dead)
+		conn_push(c);
+}
+
+/* Tell whether a request's connection is still there (or it is parked). */
 bool
 conn_req_attached(const struct req *r)
 {
-	return r != NULL && r->conn != NULL;
+	return r != NULL && (r->conn != NULL || r->ident != NULL);
 }
 
 /*
@@ -177,15 +278,23 @@ conn_backlogged(struct req *r, void (*resume)(void *), void *arg)
 void
 conn_reply(struct req *r, Swerex__V1__Response *resp)
 {
+	struct ident *i;
 	struct conn *c;
 
 	if (r == NULL)
 		return;
+	resp->id = r->id;
 	if ((c = r->conn) != NULL) {
 		/* Unlinked first: a failed write tears the connection down. */
 		TAILQ_REMOVE(&c->reqs, r, entry);
-		resp->id = r->id;
-		conn_send(c, resp);
+		if (c->ident != NULL && !r->no_park)
+			conn_send_kept(c, c->ident, resp);
+		else
+			conn_send(c, resp);
+	} else if ((i = r->ident) != NULL) {
+		/* Parked: kept for the retry the client will send. */
+		ident_unlink(i, r);
+		conn_send_kept(NULL, i, resp);
 	}
 	free(r);
 }
@@ -242,6 +351,8 @@ conn_req_drop(struct req *r)
 		return;
 	if (r->conn != NULL)
 		TAILQ_REMOVE(&r->conn->reqs, r, entry);
+	else if (r->ident != NULL)
+		ident_unlink(r->ident, r);
 	free(r);
 }
 
@@ -335,12 +446,62 @@ conn_abort(struct conn *c, uint64_t id, Swerex__V1__ErrorKind kind,
 	c->closing = true;
 }
 
-/* Answer Hello: check the version, state ours. */
+/* Refuse a Hello whose token was wrong, once its delay has passed. */
+static void
+conn_refuse(struct conn *c)
+{
+	struct req *r = c->refused;
+
+	c->refused = NULL;
+	c->closing = true;
+	conn_reply_error(r, SWEREX__V1__ERROR_KIND__UNAUTHENTICATED, NULL, NULL,
+	    "invalid or missing token: this listener requires the daemon's "
+	    "token in the Hello");
+	conn_flush(c);
+}
+
+/* Close a peer that did not authenticate in time, or refuse one that failed. */
+static void
+conn_auth_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->refused != NULL) {
+		conn_refuse(c);
+		return;
+	}
+	log_info("connection %u (%s): no valid Hello within %g s; closing",
+	    c->id, c->peer, c->srv->cfg.auth_timeout);
+	conn_free(c);
+}
+
+/* Take the client's identity over, closing a connection that still has it. */
+static bool
+conn_identify(struct conn *c, const ProtobufCBinaryData *id)
+{
+	struct conn *old;
+	bool resumed;
+
+	c->ident = ident_get(c->srv, id->data, id->len, &resumed, &old);
+	if (c->ident == NULL)
+		return false;
+	if (old != NULL && old != c) {
+		/* Its pending requests are parked for this one to retry. */
+		log_debug("connection %u takes over the identity of "
+		    "connection %u", c->id, old->id);
+		conn_free(old);
+	}
+	ident_bind(c->ident, c);
+	return resumed;
+}
+
+/* Answer Hello: check the version and the token, state ours. */
 static void
 conn_hello(struct conn *c, struct req *r, const Swerex__V1__Hello *m)
 {
 	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
 	Swerex__V1__HelloResponse hr = SWEREX__V1__HELLO_RESPONSE__INIT;
+	double delay;
 
 	if (m->protocol_version != SWEREX__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__UNSUPPORTED_VERSION,
@@ -351,14 +512,46 @@ conn_hello(struct conn *c, struct req *r, const Swerex__V1__Hello *m)
 		c->closing = true;
 		return;
 	}
+	if (c->hello) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST,
+		    NULL, NULL, "Hello was already answered on this connection");
+		return;
+	}
+	if (c->need_token && !auth_token_ok(c->srv, m->token)) {
+		char addr[sizeof c->peer], *colon;
+
+		snprintf(addr, sizeof addr, "%s", c->peer);
+		if ((colon = strrchr(addr, ':')) != NULL)
+			*colon = '\0';
+		delay = auth_failed(c->srv, addr);
+		/* Nothing more is read; the answer waits for the delay. */
+		conn_reading(c, false);
+		c->refused = r;
+		event_del(&c->ev_auth);
+		server_timer_add(&c->ev_auth, delay);
+		return;
+	}
 	c->hello = true;
+	if (c->need_token) {
+		event_del(&c->ev_auth);
+		if (c->bev != NULL)
+			bufferevent_setwatermark(c->bev, EV_READ, 0,
+			    c->srv->cfg.max_frame + WIRE_HEADER_LEN);
+	}
+	/* Unlinked while the identity is taken: it may close a connection. */
+	if (m->client_id.len > 0) {
+		TAILQ_REMOVE(&c->reqs, r, entry);
+		hr.resumed = conn_identify(c, &m->client_id);
+		TAILQ_INSERT_TAIL(&c->reqs, r, entry);
+	}
 	hr.protocol_version = SWEREX__V1__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
 	hr.daemon_version = SWEREX_VERSION;
 	hr.max_frame = c->srv->cfg.max_frame;
 	resp.body_case = SWEREX__V1__RESPONSE__BODY_HELLO;
 	resp.hello = &hr;
-	log_debug("connection %u: hello from '%.100s' %.40s", c->id,
-	    m->client_name, m->client_version);
+	log_debug("connection %u: hello from '%.100s' %.40s%s", c->id,
+	    m->client_name, m->client_version, c->ident == NULL ? "" :
+	    hr.resumed ? " (identity resumed)" : " (new identity)");
 	conn_reply(r, &resp);
 }
 
@@ -386,8 +579,25 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 {
 	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
 	Swerex__V1__IsAliveResponse ar = SWEREX__V1__IS_ALIVE_RESPONSE__INIT;
+	Swerex__V1__Pong pong = SWEREX__V1__PONG__INIT;
 	struct req *r;
 
+	if (c->ident != NULL) {
+		/* A retry: answered from the cache, or joins the first attempt. */
+		if (ident_replay(c->ident, m->id, c->out)) {
+			log_debug("connection %u: request %llu answered from the "
+			    "cache", c->id, (unsigned long long)m->id);
+			conn_push(c);
+			return;
+		}
+		if ((r = ident_unpark(c->ident, m->id)) != NULL) {
+			log_debug("connection %u: request %llu rejoins its first "
+			    "attempt", c->id, (unsigned long long)m->id);
+			r->conn = c;
+			TAILQ_INSERT_TAIL(&c->reqs, r, entry);
+			return;
+		}
+	}
 	r = calloc(1, sizeof *r);
 	if (r == NULL) {
 		conn_abort(c, m->id, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
@@ -396,6 +606,12 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 	}
 	r->conn = c;
 	r->id = m->id;
+	/* Transfers hold per-connection state and stream what a retry could
+	 * not get again: they end with their connection. */
+	r->no_park = m->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN ||
+	    m->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_DATA ||
+	    m->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_END ||
+	    m->body_case == SWEREX__V1__REQUEST__BODY_DOWNLOAD;
 	TAILQ_INSERT_TAIL(&c->reqs, r, entry);
 
 	if (!c->hello && m->body_case != SWEREX__V1__REQUEST__BODY_HELLO) {
@@ -455,12 +671,25 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 	case SWEREX__V1__REQUEST__BODY_DOWNLOAD:
 		file_download(c->srv, r, m->download);
 		break;
+	case SWEREX__V1__REQUEST__BODY_PING:
+		pong.payload = m->ping->payload;
+		resp.body_case = SWEREX__V1__RESPONSE__BODY_PONG;
+		resp.pong = &pong;
+		conn_reply(r, &resp);
+		break;
 	default:
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
 		    NULL, "unknown or empty request (oneof case %d); this swerexd "
 		    "is version %s", (int)m->body_case, SWEREX_VERSION);
 		break;
 	}
+}
+
+/* Give the largest frame the peer may send now. */
+static size_t
+conn_frame_limit(const struct conn *c)
+{
+	return c->hello ? c->srv->cfg.max_frame : CONN_PREAUTH_FRAME;
 }
 
 /* Take and handle every complete frame. */
@@ -470,19 +699,19 @@ conn_process(struct conn *c)
 	ProtobufCMessage *msg;
 	int r, n = 0;
 
-	while (!c->closing && !c->dead) {
+	while (!c->closing && !c->dead && c->refused == NULL) {
 		if (evbuffer_get_length(c->out) > CONN_OUT_HIGH) {
 			/* A reader that does not keep up gets no more work. */
-			event_del(&c->ev_read);
+			conn_reading(c, false);
 			c->paused = true;
 			return;
 		}
 		if (n++ == CONN_REQS_PER_EVENT) {
 			/* Let other peers in; the rest is taken on the next pass. */
-			event_active(&c->ev_read, EV_READ, 0);
+			event_active(&c->ev_more, EV_TIMEOUT, 0);
 			return;
 		}
-		r = wire_take(c->in, c->srv->cfg.max_frame,
+		r = wire_take(c->in, conn_frame_limit(c),
 		    &swerex__v1__request__descriptor, &msg);
 		if (r == WIRE_AGAIN)
 			return;
@@ -497,7 +726,7 @@ conn_process(struct conn *c)
 	if (c->dead)
 		return;
 	/* A refused hello or a protocol error: close once the report is out. */
-	event_del(&c->ev_read);
+	conn_reading(c, false);
 	conn_flush(c);
 }
 
@@ -509,7 +738,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	int n;
 
 	/* Never buffer more than one frame of the largest allowed size. */
-	if (evbuffer_get_length(c->in) <= c->srv->cfg.max_frame + WIRE_HEADER_LEN) {
+	if (evbuffer_get_length(c->in) <= conn_frame_limit(c) + WIRE_HEADER_LEN) {
 		n = evbuffer_read(c->in, fd, 65536);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			conn_free(c);
@@ -526,12 +755,118 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	conn_flush(arg);
 }
 
+/* Take the frames a yield left in the input buffer. */
+static void
+conn_more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_process(arg);
+}
+
+/* TLS: requests arrived. */
+static void
+conn_bev_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+/* TLS: the output buffer is empty. */
+static void
+conn_bev_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (!c->dead)
+		conn_drained(c);
+}
+
+/* TLS: handshake done, or the peer is gone. */
+static void
+conn_bev_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	char err[256];
+	SSL *ssl;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		ssl = bufferevent_openssl_get_ssl(bev);
+		log_debug("connection %u (%s): %s, %s", c->id, c->peer,
+		    SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e != 0)
+			ERR_error_string_n(e, err, sizeof err);
+		else
+			snprintf(err, sizeof err, "%s", errno != 0 ?
+			    strerror(errno) : "connection reset");
+		log_info("connection %u (%s): %s: %s", c->id, c->peer,
+		    c->hello ? "TLS error" : "TLS handshake failed", err);
+	}
+	conn_free(c);
+}
+
+/*
+ * Set up a TCP peer's socket: no Nagle delay (requests are small and
+ * latency-bound), and keepalive so that a peer whose host or network died
+ * is noticed within --keepalive even while nothing is being sent.
+ */
+static void
+conn_tcp_setup(int fd, double keepalive)
+{
+	int one = 1, idle, intvl, cnt = 3;
+	unsigned timeout_ms;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (keepalive <= 0)
+		return;
+	idle = (int)(keepalive / 2) > 0 ? (int)(keepalive / 2) : 1;
+	intvl = (int)(keepalive / 6) > 0 ? (int)(keepalive / 6) : 1;
+	timeout_ms = (unsigned)(keepalive * 1000);
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	/* Unacknowledged data (a peer that vanished mid-write) too. */
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
+	    sizeof timeout_ms);
+}
+
+/* Put the socket under a TLS bufferevent; 0 or -1 (fd not taken). */
+static int
+conn_tls_setup(struct conn *c)
+{
+	SSL *ssl;
+
+	if ((ssl = SSL_new(c->srv->tls_ctx)) == NULL)
+		return -1;
+	c->bev = bufferevent_openssl_socket_new(c->srv->base, c->fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* A peer that just closes its socket is gone, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	c->in = bufferevent_get_input(c->bev);
+	c->out = bufferevent_get_output(c->bev);
+	bufferevent_setcb(c->bev, conn_bev_read_cb, conn_bev_write_cb,
+	    conn_bev_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	    CONN_PREAUTH_FRAME + WIRE_HEADER_LEN);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
 /* Take a freshly accepted socket. */
 void
-conn_accept(struct server *srv, int fd)
+conn_accept(struct server *srv, int fd, enum server_transport t,
+	    const struct sockaddr *sa)
 {
 	static unsigned next_id;
 	struct conn *c;
+	unsigned uid;
 
 	if (srv->n_conns >= srv->cfg.max_conns || srv->stopping) {
 		log_warn("refusing a connection: %s", srv->stopping ?
@@ -539,28 +874,60 @@ conn_accept(struct server *srv, int fd)
 		close(fd);
 		return;
 	}
-	c = calloc(1, sizeof *c);
-	if (c == NULL || (c->in = evbuffer_new()) == NULL ||
-	    (c->out = evbuffer_new()) == NULL) {
-		if (c != NULL && c->in != NULL)
-			evbuffer_free(c->in);
-		free(c);
+	if (t == SERVER_UNIX && !auth_uid_allowed(srv, fd, &uid)) {
+		log_warn("refusing a connection from uid %d: not in --allow-uid",
+		    (int)uid);
 		close(fd);
 		return;
 	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL)
+		goto fail;
 	c->srv = srv;
 	c->fd = fd;
 	c->id = ++next_id;
 	TAILQ_INIT(&c->reqs);
 	evutil_make_socket_nonblocking(fd);
-	event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST,
-	    conn_read_cb, c);
-	event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST,
-	    conn_write_cb, c);
-	event_add(&c->ev_read, NULL);
+	if (t != SERVER_UNIX) {
+		c->need_token = true;
+		tls_addr_format(sa, c->peer, sizeof c->peer);
+		conn_tcp_setup(fd, srv->cfg.keepalive);
+	}
+	if (t == SERVER_TLS) {
+		if (conn_tls_setup(c) < 0)
+			goto fail;
+	} else {
+		if ((c->in = evbuffer_new()) == NULL ||
+		    (c->out = evbuffer_new()) == NULL)
+			goto fail;
+		event_assign(&c->ev_read, srv->base, fd, EV_READ | EV_PERSIST,
+		    conn_read_cb, c);
+		event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST,
+		    conn_write_cb, c);
+		event_add(&c->ev_read, NULL);
+	}
+	event_assign(&c->ev_more, srv->base, -1, 0, conn_more_cb, c);
+	evtimer_assign(&c->ev_auth, srv->base, conn_auth_cb, c);
+	if (c->need_token)
+		server_timer_add(&c->ev_auth, srv->cfg.auth_timeout);
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->n_conns++;
-	log_debug("connection %u opened", c->id);
+	log_debug("connection %u opened%s%s", c->id, c->need_token ? " from " :
+	    "", c->peer);
+	return;
+
+fail:
+	log_warn("cannot set up a connection: out of memory");
+	if (c != NULL && c->bev != NULL) {
+		bufferevent_free(c->bev);   /* closes fd */
+	} else {
+		if (c != NULL && c->in != NULL)
+			evbuffer_free(c->in);
+		if (c != NULL && c->out != NULL)
+			evbuffer_free(c->out);
+		close(fd);
+	}
+	free(c);
 }
 
 /* Close every connection (shutdown). */

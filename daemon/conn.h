@@ -9,7 +9,10 @@
 #include "swerex.pb-c.h"
 
 struct conn;
+struct ident;
 struct server;
+struct sockaddr;
+enum server_transport;
 
 /*
  * A request waiting for its reply. Owned by whoever will answer it; the
@@ -18,7 +21,10 @@ struct server;
  */
 struct req {
 	struct conn *conn;
+	/* While parked (conn NULL): the client identity that may retry it. */
+	struct ident *ident;
 	uint64_t id;
+	bool no_park;	/* a transfer: detached at once, its reply not kept */
 	TAILQ_ENTRY(req) entry;
 	/* Called once the connection drained (or went away) after
 	 * conn_backlogged() said it was behind. */
@@ -31,13 +37,18 @@ struct req {
 };
 
 /*
+ * A request whose peer went away is detached at once, unless the peer had a
+ * client identity (see ident.c): then it is parked, still attached as far as
+ * its owner can tell, and its final reply is kept for a retry.
+ *
  * Re-entrancy: conn_reply(), conn_reply_error(), conn_stream() and
  * conn_chunk() write at once, and a failed write tears the connection down.
  * That runs the resume and then the detach hooks of its other pending
  * requests before the call returns, possibly including a request the caller
  * is streaming for: callers that stream in a loop must check for that.
  */
-void conn_accept(struct server *srv, int fd);
+void conn_accept(struct server *srv, int fd, enum server_transport t,
+		 const struct sockaddr *sa);
 void conn_free_all(struct server *srv);
 void conn_reply(struct req *r, Swerex__V1__Response *resp);
 void conn_reply_error(struct req *r, Swerex__V1__ErrorKind kind,

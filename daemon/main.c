@@ -1,11 +1,13 @@
 /* swerexd: command line and start-up. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "server.h"
@@ -13,12 +15,31 @@
 
 static const char usage_text[] =
 "Usage: swerexd [OPTION]...\n"
-"Serve pty-backed bash sessions to swerex clients over a Unix socket.\n"
+"Serve pty-backed bash sessions to swerex clients over Unix sockets and TLS.\n"
 "\n"
-"  -l, --listen ADDR        listen on ADDR (unix:PATH or an absolute path);\n"
-"                           repeatable; default $XDG_RUNTIME_DIR/swerexd.sock,\n"
-"                           else /tmp/swerexd-$UID/swerexd.sock (dir 0700);\n"
-"                           the socket is created 0600\n"
+"  -l, --listen ADDR        listen on ADDR; repeatable (at most 8):\n"
+"                             unix:PATH or /PATH  a Unix socket, created 0600;\n"
+"                               default $XDG_RUNTIME_DIR/swerexd.sock, else\n"
+"                               /tmp/swerexd-$UID/swerexd.sock (dir 0700)\n"
+"                             tls://HOST:PORT     TLS over TCP ([V6]:PORT; port 0\n"
+"                               picks one); needs --tls-cert, --tls-key, a token\n"
+"                             tcp://HOST:PORT     plain TCP: only with --insecure\n"
+"                               and only on loopback; needs a token\n"
+"                           Sockets passed by systemd (LISTEN_FDS) are served\n"
+"                           too; then no default socket is made.\n"
+"      --tls-cert FILE      server certificate chain (PEM)\n"
+"      --tls-key FILE       its private key (PEM)\n"
+"      --tls-client-ca FILE require client certificates signed by this CA (mTLS)\n"
+"      --token-file FILE    the token TCP clients must send (first line);\n"
+"                           default $SWEREXD_TOKEN. Never on the command line.\n"
+"      --insecure           allow tcp:// (plain) listeners on loopback\n"
+"      --allow-uid UID      Unix sockets: accept only these peer uids\n"
+"                           (repeatable; default: whoever can open the socket)\n"
+"      --keepalive SECONDS  notice a dead TCP peer within this (default 30)\n"
+"      --auth-timeout SECONDS  TCP peers must authenticate within this (10)\n"
+"      --resume-timeout SECONDS  keep a reconnecting client's identity, its\n"
+"                           cached responses and running requests this long\n"
+"                           after its connection is lost (default 120)\n"
 "      --max-sessions N     refuse new sessions beyond N (default 4096)\n"
 "      --max-connections N  refuse connections beyond N (default 4096)\n"
 "      --max-frame BYTES    largest request frame accepted (default 16777216)\n"
@@ -26,15 +47,45 @@ static const char usage_text[] =
 "                           and tail are kept (default 67108864)\n"
 "      --kill-grace SECONDS time between SIGHUP and SIGKILL when a session\n"
 "                           is closed (default 1)\n"
-"      --ready-fd N         write \"READY=1\\n\" to fd N and close it once\n"
-"                           serving\n"
+"      --ready-fd N         once serving, write a line LISTEN=ADDR per\n"
+"                           listener, then READY=1, to fd N and close it\n"
 "      --log-level LEVEL    error, warn, info (default) or debug\n"
 "  -h, --help               show this help and exit\n"
 "  -V, --version            show the version and exit\n"
 "\n"
 "SIGTERM or SIGINT: stop accepting, end every session's processes, remove\n"
-"the socket and exit 0. Exit status 1 on start-up errors (e.g. another\n"
-"swerexd already serving on the socket), 2 on bad usage.\n";
+"the socket and exit 0. SIGHUP: reload the certificates and the token (new\n"
+"connections use them; sessions and connections are kept). Exit status 1 on\n"
+"start-up errors (e.g. another swerexd already serving on the socket, a\n"
+"missing certificate or token), 2 on bad usage. With --ready-fd, one line\n"
+"LISTEN=ADDR per listener (with the real port) precedes READY=1.\n";
+
+/* Parse a number of seconds in [min, max] or exit. */
+static double
+main_seconds(const char *opt, const char *s, double min, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= min) || v > max) {
+		fprintf(stderr, "swerexd: %s: invalid value '%s' (seconds, %g "
+		    "to %g)\n", opt, s, min, max);
+		exit(2);
+	}
+	return v;
+}
+
+/* Tell whether systemd passed us listening sockets. */
+static bool
+main_activated(void)
+{
+	const char *pid = getenv("LISTEN_PID");
+
+	return pid != NULL && getenv("LISTEN_FDS") != NULL &&
+	    strtol(pid, NULL, 10) == (long)getpid();
+}
 
 /* Parse a size argument or exit. */
 static size_t
@@ -58,7 +109,9 @@ int
 main(int argc, char **argv)
 {
 	enum { O_MAX_SESSIONS = 256, O_MAX_CONNS, O_MAX_FRAME, O_MAX_OUTPUT,
-	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL };
+	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
+	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
+	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -68,6 +121,15 @@ main(int argc, char **argv)
 		{ "kill-grace", required_argument, NULL, O_KILL_GRACE },
 		{ "ready-fd", required_argument, NULL, O_READY_FD },
 		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
+		{ "tls-key", required_argument, NULL, O_TLS_KEY },
+		{ "tls-client-ca", required_argument, NULL, O_TLS_CLIENT_CA },
+		{ "token-file", required_argument, NULL, O_TOKEN_FILE },
+		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "allow-uid", required_argument, NULL, O_ALLOW_UID },
+		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
+		{ "auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT },
+		{ "resume-timeout", required_argument, NULL, O_RESUME_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -127,6 +189,42 @@ main(int argc, char **argv)
 			}
 			log_set_level((enum log_level)level);
 			break;
+		case O_TLS_CERT:
+			srv.cfg.tls_cert = optarg;
+			break;
+		case O_TLS_KEY:
+			srv.cfg.tls_key = optarg;
+			break;
+		case O_TLS_CLIENT_CA:
+			srv.cfg.tls_client_ca = optarg;
+			break;
+		case O_TOKEN_FILE:
+			srv.cfg.token_file = optarg;
+			break;
+		case O_INSECURE:
+			srv.cfg.insecure = true;
+			break;
+		case O_ALLOW_UID:
+			if (srv.cfg.n_allow_uid == SERVER_MAX_UIDS) {
+				fprintf(stderr, "swerexd: at most %d --allow-uid\n",
+				    SERVER_MAX_UIDS);
+				return 2;
+			}
+			srv.cfg.allow_uid[srv.cfg.n_allow_uid++] =
+			    (unsigned)main_size("--allow-uid", optarg, 0);
+			break;
+		case O_KEEPALIVE:
+			srv.cfg.keepalive = main_seconds("--keepalive", optarg, 1,
+			    86400);
+			break;
+		case O_AUTH_TIMEOUT:
+			srv.cfg.auth_timeout = main_seconds("--auth-timeout",
+			    optarg, 0.01, 3600);
+			break;
+		case O_RESUME_TIMEOUT:
+			srv.cfg.resume_timeout = main_seconds("--resume-timeout",
+			    optarg, 0, 86400);
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -144,7 +242,11 @@ main(int argc, char **argv)
 		fputs(usage_text, stderr);
 		return 2;
 	}
-	if (srv.cfg.n_listen == 0) {
+	if ((srv.cfg.tls_cert == NULL) != (srv.cfg.tls_key == NULL)) {
+		fprintf(stderr, "swerexd: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (srv.cfg.n_listen == 0 && !main_activated()) {
 		def = server_default_socket();
 		if (def == NULL)
 			return 1;

@@ -1,9 +1,12 @@
 /*
- * The daemon as a whole: the event loop, Unix socket listeners, signals
- * (SIGCHLD reaping, SIGTERM/SIGINT shutdown) and readiness.
+ * The daemon as a whole: the event loop, listeners (Unix sockets, TLS and
+ * loopback TCP, or sockets inherited through systemd's socket activation),
+ * signals (SIGCHLD reaping, SIGTERM/SIGINT shutdown, SIGHUP reload) and
+ * readiness.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +20,23 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
+#include "auth.h"
 #include "conn.h"
 #include "exec.h"
 #include "file.h"
+#include "ident.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 #include "wire.h"
 
 /* After SIGTERM, give up waiting for sessions after the grace plus this. */
 #define SERVER_STOP_EXTRA 3.0
+/* The first fd systemd passes (SD_LISTEN_FDS_START). */
+#define SERVER_LISTEN_FDS_START 3
 
 /* Arm a timer for a number of seconds, capped at about four months. */
 void
@@ -53,6 +62,9 @@ server_config_defaults(struct server_config *cfg)
 	cfg->max_output = 64u * 1024 * 1024;
 	cfg->kill_grace = 1.0;
 	cfg->ready_fd = -1;
+	cfg->keepalive = 30;
+	cfg->auth_timeout = 10;
+	cfg->resume_timeout = 120;
 }
 
 /*
@@ -101,14 +113,6 @@ server_private_dir(const char *path)
 	return 0;
 }
 
-/* Accept a connection. */
-static void
-server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-		 struct sockaddr *sa, int len, void *arg)
-{
-	conn_accept(arg, fd);
-}
-
 /* Keep serving when accept fails (e.g. out of file descriptors). */
 static void
 server_accept_error_cb(struct evconnlistener *l, void *arg)
@@ -116,12 +120,57 @@ server_accept_error_cb(struct evconnlistener *l, void *arg)
 	log_warn("accept: %s", strerror(errno));
 }
 
+/* Accept a connection. */
+static void
+server_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+		 struct sockaddr *sa, int len, void *arg)
+{
+	struct server_listener *sl = arg;
+
+	conn_accept(sl->srv, fd, sl->transport, sa);
+}
+
+/* Serve a bound, listening socket; fd is taken either way. 0 or -errno. */
+static int
+server_add_listener(struct server *srv, int fd, enum server_transport t,
+		    const char *name, const char *path)
+{
+	struct server_listener *sl;
+
+	if (srv->n_listeners == SERVER_MAX_LISTEN) {
+		log_error("too many listeners (at most %d)", SERVER_MAX_LISTEN);
+		close(fd);
+		return -EINVAL;
+	}
+	sl = &srv->listeners[srv->n_listeners];
+	memset(sl, 0, sizeof *sl);
+	sl->srv = srv;
+	sl->transport = t;
+	snprintf(sl->name, sizeof sl->name, "%s", name);
+	evutil_make_socket_nonblocking(fd);
+	sl->l = evconnlistener_new(srv->base, server_accept_cb, sl,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 512, fd);
+	if (sl->l == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	evconnlistener_set_error_cb(sl->l, server_accept_error_cb);
+	if (path != NULL && (sl->path = strdup(path)) == NULL) {
+		evconnlistener_free(sl->l);
+		return -ENOMEM;
+	}
+	srv->n_listeners++;
+	log_info("listening on %s", name);
+	return 0;
+}
+
+
 /* Listen on a Unix socket, replacing a stale socket file but never a live one. */
 static int
 server_listen_unix(struct server *srv, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct evconnlistener *l;
+	char name[sizeof sa.sun_path + 8];
 	mode_t old;
 	int fd, r;
 
@@ -160,32 +209,188 @@ server_listen_unix(struct server *srv, const char *path)
 		close(fd);
 		return r;
 	}
-	l = evconnlistener_new(srv->base, server_accept_cb, srv,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 512, fd);
-	if (l == NULL) {
-		close(fd);
+	snprintf(name, sizeof name, "unix:%s", path);
+	if ((r = server_add_listener(srv, fd, SERVER_UNIX, name, path)) < 0)
 		unlink(path);
-		return -ENOMEM;
+	return r;
+}
+
+/*
+ * Listen on TCP: tls://HOST:PORT, or tcp://HOST:PORT (plain, only with
+ * --insecure and only on loopback addresses). Every address HOST resolves
+ * to is bound; port 0 picks a free port, reported on the ready fd.
+ */
+static int
+server_listen_tcp(struct server *srv, const char *hostport,
+		  enum server_transport t)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL, *ai;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char *host = NULL, *port = NULL, err[256], addr[80], name[96];
+	int fd = -1, r = -EINVAL, one = 1, n = 0;
+
+	if (tls_split_hostport(hostport, &host, &port, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return -EINVAL;
 	}
-	evconnlistener_set_error_cb(l, server_accept_error_cb);
-	srv->listeners[srv->n_listeners] = l;
-	srv->paths[srv->n_listeners] = strdup(path);
-	srv->n_listeners++;
-	log_info("listening on unix:%s", path);
+	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
+		log_error("cannot resolve %s: %s", host, gai_strerror(r));
+		r = -EINVAL;
+		goto out;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (t == SERVER_TCP && !tls_addr_is_loopback(ai->ai_addr)) {
+			tls_addr_format(ai->ai_addr, addr, sizeof addr);
+			log_error("tcp://%s: %s is not a loopback address; plain "
+			    "TCP is only allowed on loopback (use tls://)",
+			    hostport, addr);
+			r = -EPERM;
+			goto out;
+		}
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0) {
+			r = -errno;
+			goto out;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, 512) < 0) {
+			r = -errno;
+			tls_addr_format(ai->ai_addr, addr, sizeof addr);
+			log_error("cannot listen on %s: %s", addr, strerror(errno));
+			close(fd);
+			goto out;
+		}
+		sl = sizeof ss;
+		getsockname(fd, (struct sockaddr *)&ss, &sl);
+		tls_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
+		snprintf(name, sizeof name, "%s://%s",
+		    t == SERVER_TLS ? "tls" : "tcp", addr);
+		if ((r = server_add_listener(srv, fd, t, name, NULL)) < 0)
+			goto out;
+		n++;
+	}
+	r = n > 0 ? 0 : -EADDRNOTAVAIL;
+out:
+	if (res != NULL)
+		freeaddrinfo(res);
+	free(host);
+	free(port);
+	return r;
+}
+
+/*
+ * Serve the sockets systemd passed (LISTEN_FDS, LISTEN_PID): Unix sockets
+ * as ours (their files belong to systemd and are left in place), TCP ones as
+ * TLS when a certificate is configured, else plain on loopback with
+ * --insecure. Return how many, or -errno.
+ */
+static int
+server_listen_inherited(struct server *srv)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct sockaddr_storage ss;
+	enum server_transport t;
+	char name[160], addr[80];
+	socklen_t sl;
+	long i, n;
+	int fd, r;
+
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
+		return 0;
+	n = strtol(fds, NULL, 10);
+	/* Not for our children. */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	for (i = 0; i < n; i++) {
+		fd = SERVER_LISTEN_FDS_START + (int)i;
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		sl = sizeof ss;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+			log_error("inherited fd %d: %s", fd, strerror(errno));
+			return -errno;
+		}
+		if (ss.ss_family == AF_UNIX) {
+			t = SERVER_UNIX;
+			snprintf(name, sizeof name, "unix:%s",
+			    ((struct sockaddr_un *)&ss)->sun_path);
+		} else {
+			tls_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
+			if (srv->cfg.tls_cert != NULL)
+				t = SERVER_TLS;
+			else if (srv->cfg.insecure &&
+			    tls_addr_is_loopback((struct sockaddr *)&ss))
+				t = SERVER_TCP;
+			else {
+				log_error("inherited socket %s: TCP needs "
+				    "--tls-cert/--tls-key (or --insecure on "
+				    "loopback)", addr);
+				return -EINVAL;
+			}
+			snprintf(name, sizeof name, "%s://%s",
+			    t == SERVER_TLS ? "tls" : "tcp", addr);
+		}
+		if ((r = server_add_listener(srv, fd, t, name, NULL)) < 0)
+			return r;
+	}
+	return (int)n;
+}
+
+/* Load (or reload, on SIGHUP) the TLS context; 0 or -1 (the old one stays). */
+static int
+server_tls_load(struct server *srv)
+{
+	char err[512];
+	SSL_CTX *ctx;
+
+	if (srv->cfg.tls_cert == NULL && srv->cfg.tls_key == NULL)
+		return 0;
+	ctx = tls_server_ctx(srv->cfg.tls_cert, srv->cfg.tls_key,
+	    srv->cfg.tls_client_ca, err, sizeof err);
+	if (ctx == NULL) {
+		log_error("%s", err);
+		return -1;
+	}
+	/* Connections keep a reference to the context they started with. */
+	SSL_CTX_free(srv->tls_ctx);
+	srv->tls_ctx = ctx;
 	return 0;
+}
+
+/* Reread certificates and the token; connections keep what they had. */
+static void
+server_reload(struct server *srv)
+{
+	int r1 = server_tls_load(srv), r2 = auth_load_token(srv);
+
+	if (r1 == 0 && r2 == 0)
+		log_info("reloaded certificates and token");
+	else
+		log_error("reload failed; still using the previous settings");
 }
 
 /* Stop listening and remove our socket files. */
 static void
 server_unlisten(struct server *srv)
 {
+	struct server_listener *sl;
 	size_t i;
 
 	for (i = 0; i < srv->n_listeners; i++) {
-		evconnlistener_free(srv->listeners[i]);
-		if (srv->paths[i] != NULL)
-			unlink(srv->paths[i]);
-		free(srv->paths[i]);
+		sl = &srv->listeners[i];
+		evconnlistener_free(sl->l);
+		if (sl->path != NULL)
+			unlink(sl->path);
+		free(sl->path);
 	}
 	srv->n_listeners = 0;
 }
@@ -222,6 +427,7 @@ server_stop(struct server *srv)
 	log_info("shutting down");
 	server_unlisten(srv);
 	conn_free_all(srv);
+	ident_free_all(srv);
 	file_free_all(srv);
 	exec_free_all(srv);
 	session_shutdown_all(srv);
@@ -251,6 +457,9 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 	case SIGINT:
 		server_stop(srv);
 		break;
+	case SIGHUP:
+		server_reload(srv);
+		break;
 	default:
 		break;
 	}
@@ -269,6 +478,33 @@ server_raise_nofile(void)
 	}
 }
 
+/* Refuse configurations that would expose sessions without protection. */
+static int
+server_check_listeners(struct server *srv)
+{
+	bool tcp = false, tls = false;
+	size_t i;
+
+	for (i = 0; i < srv->n_listeners; i++) {
+		tcp |= srv->listeners[i].transport == SERVER_TCP;
+		tls |= srv->listeners[i].transport == SERVER_TLS;
+	}
+	if (tcp && !srv->cfg.insecure) {
+		log_error("plain TCP listeners need --insecure (and loopback)");
+		return -EINVAL;
+	}
+	if (tls && srv->tls_ctx == NULL) {
+		log_error("TLS listeners need --tls-cert and --tls-key");
+		return -EINVAL;
+	}
+	if ((tcp || tls) && srv->token == NULL) {
+		log_error("TCP listeners need a token: --token-file FILE or "
+		    "$SWEREXD_TOKEN");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Set up the loop, signals and listeners. */
 int
 server_init(struct server *srv)
@@ -284,6 +520,7 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->execs);
 	TAILQ_INIT(&srv->uploads);
 	TAILQ_INIT(&srv->downloads);
+	TAILQ_INIT(&srv->idents);
 	signal(SIGPIPE, SIG_IGN);
 	server_raise_nofile();
 
@@ -302,32 +539,49 @@ server_init(struct server *srv)
 		if (srv->ev_sig[i] == NULL || evsignal_add(srv->ev_sig[i], NULL) < 0)
 			return -ENOMEM;
 	}
+	if (server_tls_load(srv) < 0 || auth_load_token(srv) < 0)
+		return -EINVAL;
+	if ((r = server_listen_inherited(srv)) < 0)
+		return r;
 	for (i = 0; i < srv->cfg.n_listen; i++) {
 		const char *l = srv->cfg.listen[i];
 
-		if (strncmp(l, "unix:", 5) == 0)
-			l += 5;
-		else if (*l != '/') {
-			log_error("unsupported listen address '%s' (use unix:PATH)", l);
+		if (strncmp(l, "tls://", 6) == 0)
+			r = server_listen_tcp(srv, l + 6, SERVER_TLS);
+		else if (strncmp(l, "tcp://", 6) == 0)
+			r = server_listen_tcp(srv, l + 6, SERVER_TCP);
+		else if (strncmp(l, "unix:", 5) == 0)
+			r = server_listen_unix(srv, l + 5);
+		else if (*l == '/')
+			r = server_listen_unix(srv, l);
+		else {
+			log_error("unsupported listen address '%s' (use unix:PATH, "
+			    "tls://HOST:PORT or tcp://HOST:PORT)", l);
 			return -EINVAL;
 		}
-		if ((r = server_listen_unix(srv, l)) < 0)
+		if (r < 0)
 			return r;
 	}
-	return 0;
+	return server_check_listeners(srv);
 }
 
 /* Signal readiness to whoever started us. */
 static void
 server_ready(struct server *srv)
 {
-	static const char msg[] = "READY=1\n";
+	char msg[SERVER_MAX_LISTEN * 160 + 16];
+	size_t i, len = 0;
 	ssize_t n;
 
 	if (srv->cfg.ready_fd < 0)
 		return;
-	n = write(srv->cfg.ready_fd, msg, sizeof msg - 1);
-	if (n != (ssize_t)sizeof msg - 1)
+	/* Where we listen first: port 0 picks one the starter must learn. */
+	for (i = 0; i < srv->n_listeners; i++)
+		len += (size_t)snprintf(msg + len, sizeof msg - len, "LISTEN=%s\n",
+		    srv->listeners[i].name);
+	len += (size_t)snprintf(msg + len, sizeof msg - len, "READY=1\n");
+	n = write(srv->cfg.ready_fd, msg, len);
+	if (n != (ssize_t)len)
 		log_warn("ready fd %d: %s", srv->cfg.ready_fd, strerror(errno));
 	close(srv->cfg.ready_fd);
 	srv->cfg.ready_fd = -1;
@@ -351,9 +605,13 @@ server_free(struct server *srv)
 
 	server_unlisten(srv);
 	conn_free_all(srv);
+	ident_free_all(srv);
 	file_free_all(srv);
 	exec_free_all(srv);
 	session_free_all(srv);
+	auth_free(srv);
+	SSL_CTX_free(srv->tls_ctx);
+	srv->tls_ctx = NULL;
 	/* Run the deferred releases of connections torn down above. */
 	if (srv->base != NULL)
 		event_base_loop(srv->base, EVLOOP_NONBLOCK);

@@ -11,8 +11,10 @@ struct evconnlistener;
 struct event;
 struct session;
 struct conn;
+struct ssl_ctx_st;
 
 #define SERVER_MAX_LISTEN 8
+#define SERVER_MAX_UIDS 32
 #define SERVER_SESSION_BUCKETS 4096
 #define SERVER_MAX_TIMER 1e7    /* seconds: longer timeouts are cut to this */
 
@@ -25,14 +27,41 @@ struct server_config {
 	size_t max_output;
 	double kill_grace;       /* seconds between SIGHUP and SIGKILL */
 	int ready_fd;
+	/* Remote access (TCP listeners). */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_client_ca;
+	const char *token_file;  /* NULL: $SWEREXD_TOKEN */
+	bool insecure;           /* allow tcp:// (plain) on loopback */
+	double keepalive;        /* seconds to notice a dead TCP peer */
+	double auth_timeout;     /* seconds from accept to a valid Hello */
+	double resume_timeout;   /* seconds a client identity outlives its connection */
+	unsigned allow_uid[SERVER_MAX_UIDS];  /* Unix peers; none: any */
+	size_t n_allow_uid;
+};
+
+/* What kind of peers a listener serves. */
+enum server_transport {
+	SERVER_UNIX,
+	SERVER_TCP,     /* plain TCP, loopback only (--insecure) */
+	SERVER_TLS,
+};
+
+struct server_listener {
+	struct server *srv;
+	struct evconnlistener *l;
+	enum server_transport transport;
+	char *path;             /* a Unix socket file we created and remove */
+	char name[128];         /* as written to the ready fd */
 };
 
 struct server {
 	struct server_config cfg;
 	struct event_base *base;
-	struct evconnlistener *listeners[SERVER_MAX_LISTEN];
-	char *paths[SERVER_MAX_LISTEN];  /* socket files we own */
+	struct server_listener listeners[SERVER_MAX_LISTEN];
 	size_t n_listeners;
+	struct ssl_ctx_st *tls_ctx;      /* current context; SIGHUP replaces it */
+	char *token;                     /* required on TCP listeners */
 	struct event *ev_sig[4];
 	struct event *ev_deadline;
 	bool stopping;
@@ -51,6 +80,14 @@ struct server {
 	/* Owned by exec.c: one-off commands still running or being reaped. */
 	TAILQ_HEAD(, exec_job) execs;
 	size_t n_execs;
+
+	/* Owned by auth.c: recent authentication failures by address. */
+	struct auth_failure *auth_failures;
+
+	/* Owned by ident.c: client identities and their response caches. */
+	TAILQ_HEAD(, ident) idents;
+	size_t n_idents;
+	size_t ident_bytes;
 
 	/* Owned by file.c: transfers in progress. */
 	TAILQ_HEAD(, file_upload) uploads;

@@ -63,8 +63,11 @@ tls_ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	/* Frames carry their length, so a close without close_notify cannot
+	 * truncate a message unnoticed: treat it as a plain EOF. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	    SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* Idle connections give their buffers back; writes may be partial. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 	    SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

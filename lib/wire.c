@@ -5,25 +5,45 @@
 
 #include "wire.h"
 
-/* Append one framed message to out. */
-int
-wire_put(struct evbuffer *out, const ProtobufCMessage *msg)
+/* Write the frame of msg, whose packed size is len, at p. */
+static void
+wire_pack(const ProtobufCMessage *msg, size_t len, uint8_t *p)
 {
-	struct evbuffer_iovec v;
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t *p;
-
-	if (len > UINT32_MAX)
-		return -EMSGSIZE;
-	if (evbuffer_reserve_space(out, len + WIRE_HEADER_LEN, &v, 1) != 1)
-		return -ENOMEM;
-	p = v.iov_base;
 	p[0] = 0;
 	p[1] = (uint8_t)(len >> 24);
 	p[2] = (uint8_t)(len >> 16);
 	p[3] = (uint8_t)(len >> 8);
 	p[4] = (uint8_t)len;
 	protobuf_c_message_pack(msg, p + WIRE_HEADER_LEN);
+}
+
+/* Encode msg as one frame in a malloc'd buffer; 0 or -errno. */
+int
+wire_encode(const ProtobufCMessage *msg, uint8_t **frame, size_t *frame_len)
+{
+	size_t len = protobuf_c_message_get_packed_size(msg);
+
+	if (len > UINT32_MAX)
+		return -EMSGSIZE;
+	if ((*frame = malloc(len + WIRE_HEADER_LEN)) == NULL)
+		return -ENOMEM;
+	wire_pack(msg, len, *frame);
+	*frame_len = len + WIRE_HEADER_LEN;
+	return 0;
+}
+
+/* Append one framed message to out. */
+int
+wire_put(struct evbuffer *out, const ProtobufCMessage *msg)
+{
+	struct evbuffer_iovec v;
+	size_t len = protobuf_c_message_get_packed_size(msg);
+
+	if (len > UINT32_MAX)
+		return -EMSGSIZE;
+	if (evbuffer_reserve_space(out, len + WIRE_HEADER_LEN, &v, 1) != 1)
+		return -ENOMEM;
+	wire_pack(msg, len, v.iov_base);
 	v.iov_len = len + WIRE_HEADER_LEN;
 	if (evbuffer_commit_space(out, &v, 1) != 0)
 		return -ENOMEM;

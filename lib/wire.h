@@ -23,6 +23,7 @@ enum {
 };
 
 int wire_put(struct evbuffer *out, const ProtobufCMessage *msg);
+int wire_encode(const ProtobufCMessage *msg, uint8_t **frame, size_t *len);
 int wire_take(struct evbuffer *in, size_t max_frame,
 	      const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg);
 int wire_peek_length(struct evbuffer *in, uint8_t *flag, uint32_t *len);

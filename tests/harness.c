@@ -27,6 +27,7 @@ struct harness {
 	pid_t pid;
 	int pidfd;              /* -1 when pidfd_open is not available */
 	int ready_fd;           /* read end of the --ready-fd pipe, or -1 */
+	char ready[2048];       /* what came through it: LISTEN=... lines */
 	bool reaped;
 	int status;             /* wait status once reaped */
 	bool exit_expected;     /* the test stopped it or waited for its exit */
@@ -338,7 +339,7 @@ int
 harness_wait_ready(struct harness *h, double timeout)
 {
 	double deadline = harness_now() + timeout;
-	char buf[64];
+	char *buf = h->ready;
 	size_t have = 0;
 	struct pollfd pfd;
 	ssize_t r;
@@ -353,7 +354,7 @@ harness_wait_ready(struct harness *h, double timeout)
 			continue;
 		if (r == 0)
 			return -1;
-		r = read(h->ready_fd, buf + have, sizeof buf - 1 - have);
+		r = read(h->ready_fd, buf + have, sizeof h->ready - 1 - have);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -365,7 +366,7 @@ harness_wait_ready(struct harness *h, double timeout)
 			h->ready_fd = -1;
 			return 1;
 		}
-		if (have == sizeof buf - 1)
+		if (have == sizeof h->ready - 1)
 			break;
 	}
 	close(h->ready_fd);
@@ -590,6 +591,26 @@ harness_test(const char *name, void (*body)(struct harness *),
 		}
 		harness_free(h);
 	}
+}
+
+/* The first address the daemon listens on that starts with prefix, or NULL. */
+const char *
+harness_listen(struct harness *h, const char *prefix)
+{
+	static char addr[256];
+	const char *p = h->ready, *end;
+
+	while ((p = strstr(p, "LISTEN=")) != NULL) {
+		p += 7;
+		end = strchr(p, '\n');
+		if (end != NULL && strncmp(p, prefix, strlen(prefix)) == 0 &&
+		    (size_t)(end - p) < sizeof addr) {
+			memcpy(addr, p, (size_t)(end - p));
+			addr[end - p] = '\0';
+			return addr;
+		}
+	}
+	return NULL;
 }
 
 /* Path of the daemon's socket. */

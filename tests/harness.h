@@ -61,6 +61,11 @@ bool harness_running(struct harness *h);
 /* Stop if running, print the log when the current test failed, clean up. */
 void harness_free(struct harness *h);
 
+/*
+ * The first address from the daemon's LISTEN= lines that starts with prefix
+ * (e.g. "tls://" gives "tls://127.0.0.1:40123"), or NULL. Static storage.
+ */
+const char *harness_listen(struct harness *h, const char *prefix);
 /* Path of the daemon's socket. */
 const char *harness_socket_path(const struct harness *h);
 /* "unix:<socket path>". */

@@ -1,6 +1,8 @@
 /* A raw protocol client for tests: frames written and read by hand. */
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,13 +13,14 @@
 #include "raw.h"
 #include "swerex.h"
 #include "tap.h"
+#include "tls.h"
 #include "wire.h"
 
 /* Connect to a Unix socket path; fd -1 on failure. */
 struct raw
 raw_connect(const char *path)
 {
-	struct raw r = { -1, NULL };
+	struct raw r = { -1, NULL, NULL };
 	struct sockaddr_un sa = { 0 };
 
 	sa.sun_family = AF_UNIX;
@@ -29,6 +32,65 @@ raw_connect(const char *path)
 	}
 	r.in = evbuffer_new();
 	return r;
+}
+
+/* Connect to "HOST:PORT" over TCP (blocking); fd -1 on failure. */
+struct raw
+raw_connect_tcp(const char *hostport)
+{
+	struct raw r = { -1, NULL, NULL };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char *host, *port, err[128];
+
+	if (tls_split_hostport(hostport, &host, &port, err, sizeof err) < 0)
+		return r;
+	if (getaddrinfo(host, port, &hints, &res) == 0) {
+		r.fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (r.fd >= 0 && connect(r.fd, res->ai_addr, res->ai_addrlen) != 0) {
+			close(r.fd);
+			r.fd = -1;
+		}
+		freeaddrinfo(res);
+	}
+	free(host);
+	free(port);
+	r.in = evbuffer_new();
+	return r;
+}
+
+/* Run a TLS handshake on a connected raw client; false on failure. */
+bool
+raw_start_tls(struct raw *r, SSL_CTX *ctx, const char *name)
+{
+	if (r->fd < 0 || (r->ssl = SSL_new(ctx)) == NULL)
+		return false;
+	if (name != NULL)
+		tls_client_verify_name(r->ssl, name);
+	SSL_set_fd(r->ssl, r->fd);
+	return SSL_connect(r->ssl) == 1;
+}
+
+/*
+ * Send a Hello (token and client_id optional) under id and receive its
+ * answer into *resp (NULL on EOF); false when nothing came back.
+ */
+bool
+raw_hello(struct raw *r, const char *token, const void *client_id,
+	  size_t id_len, uint64_t id, Swerex__V1__Response **resp)
+{
+	Swerex__V1__Hello hello = SWEREX__V1__HELLO__INIT;
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+
+	hello.protocol_version = SWEREX_PROTOCOL_VERSION;
+	hello.client_name = "swerex-tests-raw";
+	hello.token = (char *)(token != NULL ? token : "");
+	hello.client_id.data = (uint8_t *)client_id;
+	hello.client_id.len = id_len;
+	req.id = id;
+	req.body_case = SWEREX__V1__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	*resp = NULL;
+	return raw_send(r, &req) && raw_recv(r, resp, 20) == 1;
 }
 
 /* Connect to a test's daemon and say Hello; fd -1 on failure. */
@@ -64,6 +126,9 @@ raw_connect_hello(struct harness *h)
 void
 raw_close(struct raw *r)
 {
+	if (r->ssl != NULL)
+		SSL_free(r->ssl);
+	r->ssl = NULL;
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
@@ -80,6 +145,15 @@ raw_write(struct raw *r, const void *p, size_t n)
 	ssize_t w;
 
 	while (n > 0) {
+		if (r->ssl != NULL) {
+			int k = SSL_write(r->ssl, c, n > INT32_MAX ? INT32_MAX : (int)n);
+
+			if (k <= 0)
+				return false;
+			c += k;
+			n -= (size_t)k;
+			continue;
+		}
 		w = send(r->fd, c, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -140,8 +214,18 @@ raw_recv(struct raw *r, Swerex__V1__Response **resp, double timeout)
 		ms = (int)((deadline - harness_now()) * 1000);
 		if (ms <= 0)
 			return -1;
-		if (poll(&pfd, 1, ms) <= 0)
+		if ((r->ssl == NULL || SSL_pending(r->ssl) == 0) &&
+		    poll(&pfd, 1, ms) <= 0)
 			continue;
+		if (r->ssl != NULL) {
+			char buf[16384];
+
+			t = SSL_read(r->ssl, buf, sizeof buf);
+			if (t <= 0)
+				return 0;
+			evbuffer_add(r->in, buf, (size_t)t);
+			continue;
+		}
 		t = evbuffer_read(r->in, r->fd, 65536);
 		if (t == 0 || (t < 0 && errno != EINTR && errno != EAGAIN))
 			return 0;

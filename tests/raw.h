@@ -7,8 +7,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/buffer.h>
+#include <openssl/ssl.h>
 
 #include "swerex.pb-c.h"
 
@@ -17,9 +19,14 @@ struct harness;
 struct raw {
 	int fd;                 /* -1 when not connected */
 	struct evbuffer *in;
+	SSL *ssl;               /* after raw_start_tls() */
 };
 
 struct raw raw_connect(const char *path);
+struct raw raw_connect_tcp(const char *hostport);
+bool raw_start_tls(struct raw *r, SSL_CTX *ctx, const char *name);
+bool raw_hello(struct raw *r, const char *token, const void *client_id,
+	       size_t id_len, uint64_t id, Swerex__V1__Response **resp);
 struct raw raw_connect_hello(struct harness *h);
 void raw_close(struct raw *r);
 bool raw_write(struct raw *r, const void *p, size_t n);

@@ -92,6 +92,16 @@ sys.exit(0 if ($1) else 1)" "$dir/out" && return 0
 	return 1
 }
 
+# wait_ready FD VAR: read the ready fd's lines (LISTEN=... first) until
+# READY=1 or EOF; VAR gets the last line read.
+wait_ready() {
+	local l=
+	while IFS= read -r -t 30 -u "$1" l; do
+		[ "$l" = READY=1 ] && break
+	done
+	printf -v "$2" '%s' "$l"
+}
+
 t_ready() {
 	mkdir "$dir/home" && mkfifo "$dir/ready" || return 1
 	# HOME is private so the user's ~/.bashrc cannot change the sessions.
@@ -101,7 +111,7 @@ t_ready() {
 	# Opening the fifo waits for the daemon's end; EOF if it dies first.
 	local line=
 	exec 4<"$dir/ready"
-	IFS= read -r -t 30 -u 4 line
+	wait_ready 4 line
 	exec 4<&-
 	[ "$line" = READY=1 ] && return 0
 	echo "# no READY=1 from swerexd (got '$line')"
@@ -492,7 +502,7 @@ t_default_socket() {
 	    3>"$dir/ready2" 2>"$dir/log2" </dev/null &
 	pid=$!
 	exec 4<"$dir/ready2"
-	IFS= read -r -t 30 -u 4 line
+	wait_ready 4 line
 	exec 4<&-
 	[ "$line" = READY=1 ] || { echo "# no READY=1"; kill "$pid"; wait "$pid"; return 1; }
 	st=$(stat -c %a "$x/swerexd.sock")

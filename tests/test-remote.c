@@ -1,0 +1,627 @@
+/*
+ * Remote access of the real swerexd: TLS and loopback TCP listeners, the
+ * token, the pre-authentication limits, mTLS, certificate reload, client
+ * identities (a retried request never runs twice), ping, and the Unix
+ * uid allow-list. The peer is the raw test client over OpenSSL, so what is
+ * checked is the daemon itself; libswerex over TLS is tested in test-lib
+ * and end to end in test-tunnel.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "harness.h"
+#include "raw.h"
+#include "tls.h"
+#include "wire.h"
+
+static char certs[256];         /* CA, server and client certificates */
+static char certs2[256];        /* another CA and its certificates */
+static char token[256];
+static char p_cert[300], p_key[300], p_ca[300], p_token[300];
+
+/* Daemon arguments of the tests (filled by setup()). */
+static const char *tls_args[16];
+static const char *mtls_args[16];
+
+/* Run a shell command; true when it exits 0. */
+static bool
+run_sh(const char *cmd)
+{
+	int st = system(cmd);
+
+	return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Make the certificates once per run (swerex-certs.sh, as users would). */
+static void
+setup(void)
+{
+	static bool done;
+	const char *script = getenv("SWEREX_CERTS");
+	char cmd[1024], tmpl[] = "/tmp/swerex-remote-XXXXXX", *d;
+	FILE *f;
+
+	if (done)
+		return;
+	REQUIRE(script != NULL);
+	REQUIRE((d = mkdtemp(tmpl)) != NULL);
+	snprintf(certs, sizeof certs, "%s/a", d);
+	snprintf(certs2, sizeof certs2, "%s/b", d);
+	snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null && %s %s 2>/dev/null",
+	    script, certs, script, certs2);
+	REQUIRE(run_sh(cmd));
+	snprintf(p_cert, sizeof p_cert, "%s/server.pem", certs);
+	snprintf(p_key, sizeof p_key, "%s/server.key", certs);
+	snprintf(p_ca, sizeof p_ca, "%s/ca.pem", certs);
+	snprintf(p_token, sizeof p_token, "%s/token", certs);
+	REQUIRE((f = fopen(p_token, "r")) != NULL);
+	REQUIRE(fgets(token, sizeof token, f) != NULL);
+	fclose(f);
+	token[strcspn(token, "\n")] = '\0';
+
+	tls_args[0] = "--listen";
+	tls_args[1] = "tls://127.0.0.1:0";
+	tls_args[2] = "--tls-cert";
+	tls_args[3] = p_cert;
+	tls_args[4] = "--tls-key";
+	tls_args[5] = p_key;
+	tls_args[6] = "--token-file";
+	tls_args[7] = p_token;
+	tls_args[8] = "--auth-timeout";
+	tls_args[9] = "1";
+	tls_args[10] = NULL;
+	memcpy(mtls_args, tls_args, sizeof tls_args);
+	mtls_args[10] = "--tls-client-ca";
+	mtls_args[11] = p_ca;
+	mtls_args[12] = NULL;
+	done = true;
+}
+
+/* The daemon's TLS address as "HOST:PORT". */
+static const char *
+tls_addr(struct harness *h)
+{
+	const char *a = harness_listen(h, "tls://");
+
+	REQUIRE(a != NULL);
+	return a + 6;
+}
+
+/* A client context trusting ca, with an optional client certificate. */
+static SSL_CTX *
+client_ctx(const char *ca, const char *dir_with_client_cert)
+{
+	char cert[300], key[300], err[256];
+	SSL_CTX *ctx;
+
+	if (dir_with_client_cert != NULL) {
+		snprintf(cert, sizeof cert, "%s/client.pem", dir_with_client_cert);
+		snprintf(key, sizeof key, "%s/client.key", dir_with_client_cert);
+	}
+	ctx = tls_client_ctx(ca, dir_with_client_cert ? cert : NULL,
+	    dir_with_client_cert ? key : NULL, err, sizeof err);
+	if (ctx == NULL)
+		tap_diag(__FILE__, __LINE__, "%s", err);
+	return ctx;
+}
+
+/* Connect over TLS and say Hello with tok; the connection, fd -1 on failure. */
+static struct raw
+tls_hello(struct harness *h, SSL_CTX *ctx, const char *tok, const void *cid,
+	  size_t cid_len, bool *resumed)
+{
+	struct raw r = raw_connect_tcp(tls_addr(h));
+	Swerex__V1__Response *resp = NULL;
+
+	if (!raw_start_tls(&r, ctx, "127.0.0.1") ||
+	    !raw_hello(&r, tok, cid, cid_len, 1, &resp) ||
+	    resp->body_case != SWEREX__V1__RESPONSE__BODY_HELLO) {
+		tap_diag(__FILE__, __LINE__, "TLS hello failed");
+		raw_resp_show("reply", resp);
+		raw_resp_free(resp);
+		raw_close(&r);
+		return r;
+	}
+	if (resumed != NULL)
+		*resumed = resp->hello->resumed;
+	raw_resp_free(resp);
+	return r;
+}
+
+/* Send a BashAction under id. */
+static bool
+send_run(struct raw *r, uint64_t id, const char *session, const char *cmd)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__BashAction a = SWEREX__V1__BASH_ACTION__INIT;
+
+	a.session = (char *)session;
+	a.command = (char *)cmd;
+	a.check = SWEREX__V1__CHECK__CHECK_SILENT;
+	req.id = id;
+	req.body_case = SWEREX__V1__REQUEST__BODY_RUN;
+	req.run = &a;
+	return raw_send(r, &req);
+}
+
+/* Receive the observation to request id and check its output. */
+static void
+expect_output(struct raw *r, uint64_t id, const char *output)
+{
+	Swerex__V1__Response *resp = NULL;
+
+	if (raw_recv(r, &resp, HARNESS_TIMEOUT) != 1 || resp->id != id ||
+	    resp->body_case != SWEREX__V1__RESPONSE__BODY_OBSERVATION) {
+		tap_diag(__FILE__, __LINE__, "no observation for request %llu",
+		    (unsigned long long)id);
+		raw_resp_show("reply", resp);
+	} else if (*output == '\0')
+		CHECK_INT(resp->observation->output.len, 0);
+	else
+		CHECK_MEM(resp->observation->output.data,
+		    resp->observation->output.len, output);
+	raw_resp_free(resp);
+}
+
+/* Create a session over a raw connection. */
+static void
+raw_create(struct raw *r, uint64_t id, const char *session)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__CreateSessionRequest cs = SWEREX__V1__CREATE_SESSION_REQUEST__INIT;
+	Swerex__V1__Response *resp = NULL;
+
+	cs.session = (char *)session;
+	req.id = id;
+	req.body_case = SWEREX__V1__REQUEST__BODY_CREATE_SESSION;
+	req.create_session = &cs;
+	REQUIRE(raw_send(r, &req));
+	REQUIRE(raw_recv(r, &resp, HARNESS_TIMEOUT) == 1);
+	if (resp->body_case != SWEREX__V1__RESPONSE__BODY_CREATE_SESSION)
+		raw_resp_show("create", resp);
+	REQUIRE(resp->body_case == SWEREX__V1__RESPONSE__BODY_CREATE_SESSION);
+	raw_resp_free(resp);
+}
+
+/* Wait until the daemon closes r (EOF), at most timeout seconds. */
+static bool
+closed_within(struct raw *r, double timeout)
+{
+	Swerex__V1__Response *resp = NULL;
+	double end = harness_now() + timeout;
+	int k;
+
+	while (harness_now() < end) {
+		k = raw_recv(r, &resp, end - harness_now());
+		raw_resp_free(resp);
+		resp = NULL;
+		if (k == 0 || k == -2)
+			return true;
+		if (k == -1)
+			return false;
+	}
+	return false;
+}
+
+HTEST_ARGS(tls_sessions_and_ping, (setup(), tls_args))
+{
+	SSL_CTX *ctx = client_ctx(p_ca, NULL);
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__Ping ping = SWEREX__V1__PING__INIT;
+	Swerex__V1__Response *resp = NULL;
+	struct raw r;
+
+	REQUIRE(ctx != NULL);
+	r = tls_hello(h, ctx, token, NULL, 0, NULL);
+	REQUIRE(r.fd >= 0);
+	CHECK(SSL_version(r.ssl) >= TLS1_2_VERSION);
+	raw_create(&r, 2, "t");
+	REQUIRE(send_run(&r, 3, "t", "cd /tmp; x=42"));
+	expect_output(&r, 3, "");
+	REQUIRE(send_run(&r, 4, "t", "echo $x $PWD"));
+	expect_output(&r, 4, "42 /tmp\n");
+
+	ping.payload.data = (uint8_t *)"abc";
+	ping.payload.len = 3;
+	req.id = 5;
+	req.body_case = SWEREX__V1__REQUEST__BODY_PING;
+	req.ping = &ping;
+	REQUIRE(raw_send(&r, &req));
+	REQUIRE(raw_recv(&r, &resp, 10) == 1);
+	CHECK_INT(resp->id, 5);
+	CHECK_INT(resp->body_case, SWEREX__V1__RESPONSE__BODY_PONG);
+	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_PONG)
+		CHECK_MEM(resp->pong->payload.data, resp->pong->payload.len, "abc");
+	raw_resp_free(resp);
+
+	/* The Unix socket needs no token, and sees the same sessions. */
+	CHECK_RUN(harness_client(h), "t", "echo $x", "42\n", 0);
+	raw_close(&r);
+	SSL_CTX_free(ctx);
+}
+
+HTEST_ARGS(wrong_and_missing_token_refused, (setup(), tls_args))
+{
+	SSL_CTX *ctx = client_ctx(p_ca, NULL);
+	Swerex__V1__Response *resp = NULL;
+	struct raw good, bad;
+	const char *toks[] = { "not-the-token", "" };
+	size_t i;
+
+	REQUIRE(ctx != NULL);
+	good = tls_hello(h, ctx, token, NULL, 0, NULL);
+	REQUIRE(good.fd >= 0);
+	raw_create(&good, 2, "g");
+	for (i = 0; i < 2; i++) {
+		bad = raw_connect_tcp(tls_addr(h));
+		REQUIRE(raw_start_tls(&bad, ctx, "127.0.0.1"));
+		REQUIRE(raw_hello(&bad, toks[i], NULL, 0, 7, &resp));
+		CHECK_INT(resp->id, 7);
+		CHECK_INT(resp->body_case, SWEREX__V1__RESPONSE__BODY_ERROR);
+		if (resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR)
+			CHECK_INT(resp->error->kind,
+			    SWEREX__V1__ERROR_KIND__UNAUTHENTICATED);
+		raw_resp_free(resp);
+		/* Then the daemon closes the connection. */
+		CHECK(closed_within(&bad, 20));
+		raw_close(&bad);
+	}
+	/* The authenticated client never noticed. */
+	REQUIRE(send_run(&good, 3, "g", "echo still here"));
+	expect_output(&good, 3, "still here\n");
+	raw_close(&good);
+	SSL_CTX_free(ctx);
+}
+
+HTEST_ARGS(repeated_failures_slowed_down, (setup(), tls_args))
+{
+	SSL_CTX *ctx = client_ctx(p_ca, NULL);
+	Swerex__V1__Response *resp = NULL;
+	double t0, first = 0, third = 0;
+	struct raw bad;
+	int i;
+
+	REQUIRE(ctx != NULL);
+	for (i = 1; i <= 3; i++) {
+		bad = raw_connect_tcp(tls_addr(h));
+		REQUIRE(raw_start_tls(&bad, ctx, "127.0.0.1"));
+		t0 = harness_now();
+		REQUIRE(raw_hello(&bad, "guess", NULL, 0, 1, &resp));
+		CHECK_INT(resp->body_case, SWEREX__V1__RESPONSE__BODY_ERROR);
+		raw_resp_free(resp);
+		if (i == 1)
+			first = harness_now() - t0;
+		if (i == 3)
+			third = harness_now() - t0;
+		raw_close(&bad);
+	}
+	/* 0.25 s, 0.5 s, 1 s: each failure from an address waits longer. */
+	printf("# refusal delays: first %.3f s, third %.3f s\n", first, third);
+	CHECK(third >= 0.9);
+	CHECK(third > first * 2);
+	SSL_CTX_free(ctx);
+}
+
+HTEST_ARGS(slow_loris_closed_by_deadline, (setup(), tls_args))
+{
+	SSL_CTX *ctx = client_ctx(p_ca, NULL);
+	struct raw good, tcp_only, tls_silent;
+
+	REQUIRE(ctx != NULL);
+	good = tls_hello(h, ctx, token, NULL, 0, NULL);
+	REQUIRE(good.fd >= 0);
+	raw_create(&good, 2, "g");
+	/* One byte of a TLS record and then nothing; and a handshake with no
+	 * Hello after it. --auth-timeout is 1 s for these tests. */
+	tcp_only = raw_connect_tcp(tls_addr(h));
+	REQUIRE(tcp_only.fd >= 0);
+	REQUIRE(send(tcp_only.fd, "\x16", 1, MSG_NOSIGNAL) == 1);
+	tls_silent = raw_connect_tcp(tls_addr(h));
+	REQUIRE(raw_start_tls(&tls_silent, ctx, "127.0.0.1"));
+	CHECK(closed_within(&tcp_only, 20));
+	CHECK(closed_within(&tls_silent, 20));
+	REQUIRE(send_run(&good, 3, "g", "echo ok"));
+	expect_output(&good, 3, "ok\n");
+	raw_close(&tcp_only);
+	raw_close(&tls_silent);
+	raw_close(&good);
+	SSL_CTX_free(ctx);
+}
+
+HTEST_ARGS(large_frame_before_hello_closed, (setup(), tls_args))
+{
+	SSL_CTX *ctx = client_ctx(p_ca, NULL);
+	Swerex__V1__Response *resp = NULL;
+	unsigned char hdr[5] = { 0, 0, 1, 0, 0 };   /* 64 KiB announced */
+	struct raw r;
+
+	REQUIRE(ctx != NULL);
+	r = raw_connect_tcp(tls_addr(h));
+	REQUIRE(raw_start_tls(&r, ctx, "127.0.0.1"));
+	REQUIRE(raw_write(&r, hdr, sizeof hdr));
+	/* Refused from the header alone: a protocol error, then EOF. */
+	REQUIRE(raw_recv(&r, &resp, 20) == 1);
+	CHECK_INT(resp->body_case, SWEREX__V1__RESPONSE__BODY_ERROR);
+	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR)
+		CHECK_INT(resp->error->kind, SWEREX__V1__ERROR_KIND__PROTOCOL_ERROR);
+	raw_resp_free(resp);
+	CHECK(closed_within(&r, 20));
+	raw_close(&r);
+	SSL_CTX_free(ctx);
+}
+
+HTEST_ARGS(old_tls_and_wrong_ca_refused, (setup(), tls_args))
+{
+	SSL_CTX *old = client_ctx(p_ca, NULL), *other;
+	char ca2[300];
+	struct raw r;
+
+	REQUIRE(old != NULL);
+	/* TLS 1.1 at most (and the security level that still allows it). */
+	SSL_CTX_set_min_proto_version(old, TLS1_VERSION);
+	SSL_CTX_set_max_proto_version(old, TLS1_1_VERSION);
+	SSL_CTX_set_cipher_list(old, "DEFAULT:@SECLEVEL=0");
+	r = raw_connect_tcp(tls_addr(h));
+	CHECK(!raw_start_tls(&r, old, "127.0.0.1"));
+	raw_close(&r);
+	SSL_CTX_free(old);
+
+	/* A client that trusts another CA does not accept the daemon. */
+	snprintf(ca2, sizeof ca2, "%s/ca.pem", certs2);
+	REQUIRE((other = client_ctx(ca2, NULL)) != NULL);
+	r = raw_connect_tcp(tls_addr(h));
+	CHECK(!raw_start_tls(&r, other, "127.0.0.1"));
+	raw_close(&r);
+	/* Nor one that expects another name. */
+	SSL_CTX_free(other);
+	REQUIRE((other = client_ctx(p_ca, NULL)) != NULL);
+	r = raw_connect_tcp(tls_addr(h));
+	CHECK(!raw_start_tls(&r, other, "wrong.example"));
+	raw_close(&r);
+	SSL_CTX_free(other);
+	CHECK(harness_running(h));
+}
+
+HTEST_ARGS(mtls_requires_client_certificate, (setup(), mtls_args))
+{
+	SSL_CTX *anon = client_ctx(p_ca, NULL), *other, *with;
+	Swerex__V1__Response *resp = NULL;
+	struct raw r;
+
+	REQUIRE(anon != NULL);
+	/* TLS 1.3 finishes the client's side of the handshake before the
+	 * server checks the certificate: the refusal arrives on first read. */
+	r = raw_connect_tcp(tls_addr(h));
+	if (raw_start_tls(&r, anon, "127.0.0.1"))
+		CHECK(!raw_hello(&r, token, NULL, 0, 1, &resp) || resp == NULL);
+	raw_resp_free(resp);
+	resp = NULL;
+	raw_close(&r);
+
+	/* A client certificate from another CA is refused too. */
+	REQUIRE((other = client_ctx(p_ca, certs2)) != NULL);
+	r = raw_connect_tcp(tls_addr(h));
+	if (raw_start_tls(&r, other, "127.0.0.1"))
+		CHECK(!raw_hello(&r, token, NULL, 0, 1, &resp) || resp == NULL);
+	raw_resp_free(resp);
+	raw_close(&r);
+
+	REQUIRE((with = client_ctx(p_ca, certs)) != NULL);
+	r = tls_hello(h, with, token, NULL, 0, NULL);
+	CHECK(r.fd >= 0);
+	raw_close(&r);
+	SSL_CTX_free(anon);
+	SSL_CTX_free(other);
+	SSL_CTX_free(with);
+}
+
+HTEST_ARGS(retry_answered_from_cache_not_run_twice, (setup(), tls_args))
+{
+	static const unsigned char cid[16] = "0123456789abcdef";
+	static const unsigned char cid2[16] = "fedcba9876543210";
+	SSL_CTX *ctx = client_ctx(p_ca, NULL);
+	struct swerex_observation *o;
+	char cmd[512], count[512];
+	bool resumed = true;
+	struct raw a, b;
+
+	REQUIRE(ctx != NULL);
+	snprintf(count, sizeof count, "wc -l < %s/ran", harness_dir(h));
+	snprintf(cmd, sizeof cmd, "echo x >> %s/ran; sleep 0.5; echo done",
+	    harness_dir(h));
+
+	REQUIRE(harness_create(harness_client(h), "probe") == 0);
+	a = tls_hello(h, ctx, token, cid, sizeof cid, &resumed);
+	REQUIRE(a.fd >= 0);
+	CHECK(!resumed);
+	raw_create(&a, 2, "r");
+	/* The connection is lost while request 3 runs. */
+	REQUIRE(send_run(&a, 3, "r", cmd));
+	raw_close(&a);
+
+	b = tls_hello(h, ctx, token, cid, sizeof cid, &resumed);
+	REQUIRE(b.fd >= 0);
+	CHECK(resumed);
+	/* The retry joins the first attempt; a second retry hits the cache. */
+	REQUIRE(send_run(&b, 3, "r", cmd));
+	expect_output(&b, 3, "done\n");
+	REQUIRE(send_run(&b, 3, "r", cmd));
+	expect_output(&b, 3, "done\n");
+	/* A request that had completed before the loss is replayed too. */
+	raw_close(&b);
+	b = tls_hello(h, ctx, token, cid, sizeof cid, &resumed);
+	REQUIRE(b.fd >= 0);
+	REQUIRE(send_run(&b, 3, "r", cmd));
+	expect_output(&b, 3, "done\n");
+	o = harness_exec(harness_client(h), "probe", count);
+	if (o != NULL)
+		CHECK_MEM(o->output, o->output_len, "1\n");
+	swerex_observation_free(o);
+	/* A new request id runs. */
+	REQUIRE(send_run(&b, 4, "r", "echo new"));
+	expect_output(&b, 4, "new\n");
+	raw_close(&b);
+
+	/* Another identity is not resumed and shares nothing. */
+	b = tls_hello(h, ctx, token, cid2, sizeof cid2, &resumed);
+	REQUIRE(b.fd >= 0);
+	CHECK(!resumed);
+	raw_close(&b);
+	SSL_CTX_free(ctx);
+}
+
+HTEST_ARGS(sighup_reloads_certificates, (setup(), tls_args))
+{
+	SSL_CTX *ctx1 = client_ctx(p_ca, NULL), *ctx2;
+	char cmd[2048], ca2[300];
+	struct raw before, after = { -1, NULL, NULL };
+	double end;
+
+	REQUIRE(ctx1 != NULL);
+	snprintf(ca2, sizeof ca2, "%s/ca.pem", certs2);
+	REQUIRE((ctx2 = client_ctx(ca2, NULL)) != NULL);
+	before = tls_hello(h, ctx1, token, NULL, 0, NULL);
+	REQUIRE(before.fd >= 0);
+	raw_create(&before, 2, "s");
+
+	/* The certificate files are replaced by another CA's; SIGHUP. */
+	snprintf(cmd, sizeof cmd, "cp %s %s %s/ && cp %s/server.pem %s && "
+	    "cp %s/server.key %s", p_cert, p_key, harness_dir(h), certs2,
+	    p_cert, certs2, p_key);
+	REQUIRE(run_sh(cmd));
+	REQUIRE(kill(harness_pid(h), SIGHUP) == 0);
+	/* The signal is handled by the daemon's loop some time after kill()
+	 * returns: handshakes are retried until one sees the new certificate. */
+	for (end = harness_now() + 20; harness_now() < end; raw_close(&after)) {
+		after = raw_connect_tcp(tls_addr(h));
+		if (raw_start_tls(&after, ctx2, "127.0.0.1"))
+			break;
+	}
+	CHECK(after.ssl != NULL && SSL_is_init_finished(after.ssl));
+	raw_close(&after);
+	/* The connection from before keeps its session. */
+	REQUIRE(send_run(&before, 3, "s", "echo kept"));
+	expect_output(&before, 3, "kept\n");
+	raw_close(&before);
+	/* Put the first set back for the tests after this one. */
+	snprintf(cmd, sizeof cmd, "cp %s/server.pem %s && cp %s/server.key %s",
+	    harness_dir(h), p_cert, harness_dir(h), p_key);
+	REQUIRE(run_sh(cmd));
+	SSL_CTX_free(ctx1);
+	SSL_CTX_free(ctx2);
+}
+
+/* Start a daemon with args and expect it to refuse to start (exit 1). */
+static void
+expect_refused(const char *const *args, const char *what)
+{
+	struct harness *d = harness_spawn(NULL, args);
+	int st;
+
+	REQUIRE(d != NULL);
+	CHECK(harness_wait_ready(d, 20) == 0);
+	st = harness_wait_exit(d, 20);
+	if (!(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1)) {
+		tap_diag(__FILE__, __LINE__, "%s: not refused (status %d)", what, st);
+		harness_print_log(d);
+	}
+	harness_free(d);
+}
+
+TEST(unsafe_configurations_refused)
+{
+	const char *no_token[] = { "--listen", "tls://127.0.0.1:0", "--tls-cert",
+	    p_cert, "--tls-key", p_key, NULL };
+	const char *no_cert[] = { "--listen", "tls://127.0.0.1:0",
+	    "--token-file", p_token, NULL };
+	const char *plain[] = { "--listen", "tcp://127.0.0.1:0", "--token-file",
+	    p_token, NULL };
+	const char *public[] = { "--listen", "tcp://0.0.0.0:0", "--insecure",
+	    "--token-file", p_token, NULL };
+
+	setup();
+	unsetenv("SWEREXD_TOKEN");
+	expect_refused(no_token, "TLS without a token");
+	expect_refused(no_cert, "TLS without a certificate");
+	expect_refused(plain, "plain TCP without --insecure");
+	expect_refused(public, "plain TCP on a public address");
+}
+
+static const char *insecure_args[] = { "--listen", "tcp://127.0.0.1:0",
+    "--insecure", "--token-file", NULL, NULL };
+
+HTEST_ARGS(insecure_loopback_tcp, (setup(), insecure_args[4] = p_token,
+    insecure_args))
+{
+	const char *a = harness_listen(h, "tcp://");
+	Swerex__V1__Response *resp = NULL;
+	struct raw r;
+
+	REQUIRE(a != NULL);
+	r = raw_connect_tcp(a + 6);
+	REQUIRE(r.fd >= 0);
+	REQUIRE(raw_hello(&r, token, NULL, 0, 1, &resp));
+	CHECK_INT(resp->body_case, SWEREX__V1__RESPONSE__BODY_HELLO);
+	raw_resp_free(resp);
+	raw_create(&r, 2, "p");
+	REQUIRE(send_run(&r, 3, "p", "echo plain"));
+	expect_output(&r, 3, "plain\n");
+	raw_close(&r);
+}
+
+static const char *other_uid_args[] = { "--allow-uid", "4242", NULL };
+
+HTEST_ARGS(unix_uid_allow_list, NULL)
+{
+	char uid[32];
+	const char *mine[] = { "--allow-uid", "4242", "--allow-uid", uid, NULL };
+	Swerex__V1__Response *resp = NULL;
+	struct harness *d;
+	struct raw r;
+
+	/* The harness's own daemon has no list; start two more. */
+	d = harness_spawn(NULL, other_uid_args);
+	REQUIRE(d != NULL);
+	REQUIRE(harness_wait_ready(d, 20) == 1);
+	r = raw_connect(harness_socket_path(d));
+	REQUIRE(r.fd >= 0);
+	/* Closed at once: the Hello gets no answer. */
+	CHECK(!raw_hello(&r, NULL, NULL, 0, 1, &resp));
+	raw_resp_free(resp);
+	raw_close(&r);
+
+	snprintf(uid, sizeof uid, "%u", (unsigned)getuid());
+	d = harness_spawn(NULL, mine);
+	REQUIRE(d != NULL);
+	REQUIRE(harness_wait_ready(d, 20) == 1);
+	r = raw_connect(harness_socket_path(d));
+	REQUIRE(r.fd >= 0);
+	CHECK(raw_hello(&r, NULL, NULL, 0, 1, &resp) &&
+	    resp->body_case == SWEREX__V1__RESPONSE__BODY_HELLO);
+	raw_resp_free(resp);
+	raw_close(&r);
+}
+
+TAP_MAIN(
+	TAP_T(tls_sessions_and_ping),
+	TAP_T(wrong_and_missing_token_refused),
+	TAP_T(repeated_failures_slowed_down),
+	TAP_T(slow_loris_closed_by_deadline),
+	TAP_T(large_frame_before_hello_closed),
+	TAP_T(old_tls_and_wrong_ca_refused),
+	TAP_T(mtls_requires_client_certificate),
+	TAP_T(retry_answered_from_cache_not_run_twice),
+	TAP_T(sighup_reloads_certificates),
+	TAP_T(unsafe_configurations_refused),
+	TAP_T(insecure_loopback_tcp),
+	TAP_T(unix_uid_allow_list),
+)
