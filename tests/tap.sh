@@ -50,10 +50,11 @@ tap_stop() {
 	tap_untrack "$1"
 }
 
-# Start "$@" in the background with fd 3 on a fifo and wait (at most 30 s)
-# for the READY=1 line the daemon writes there (--ready-fd 3). Sets
-# tap_pid; stderr goes to $1. Fails (with the log as diagnostics) when the
-# process exits or stays silent instead.
+# Start "$@" in the background with fd 3 on a fifo and wait (at most 30 s
+# a line) for the daemon's ready lines there (--ready-fd 3): LISTEN=ADDR per
+# listener, collected in tap_listen, then READY=1. Sets tap_pid; stderr goes
+# to $1. Fails (with the log as diagnostics) when the process exits or
+# stays silent instead.
 tap_start_ready() {
 	local log=$1 fifo line=
 	shift
@@ -63,9 +64,15 @@ tap_start_ready() {
 	"$@" 3>"$fifo" 2>"$log" </dev/null &
 	tap_pid=$!
 	tap_track "$tap_pid"
+	tap_listen=()
 	# Opening the fifo waits for the writer's end; EOF if it dies first.
 	exec 4<"$fifo"
-	IFS= read -r -t 30 -u 4 line
+	while IFS= read -r -t 30 -u 4 line; do
+		case $line in
+		LISTEN=*) tap_listen+=("${line#LISTEN=}") ;;
+		*) break ;;
+		esac
+	done
 	exec 4<&-
 	rm -f "$fifo"
 	[ "$line" = READY=1 ] && return 0

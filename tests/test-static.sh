@@ -14,13 +14,13 @@ root=$tap_dir/root
 url=unix:$root/s.sock
 daemon_pid=
 
-# The command prefix that runs a program chrooted into $root: chroot as
+# The command prefix that runs a program chrooted into a dir: chroot as
 # root, else inside a user namespace where we are root (both exec, so $! is
 # the daemon's own pid).
 if [ "$(id -u)" -eq 0 ]; then
-	in_root=(chroot "$root")
+	in_root=(chroot)
 else
-	in_root=(unshare --user --map-root-user chroot "$root")
+	in_root=(unshare --user --map-root-user chroot)
 fi
 
 t_elf() {
@@ -49,14 +49,14 @@ t_chroot_version() {
 	# Nothing else in the root: no libc, no /dev, no /etc, no bash.
 	ls -A "$root" >"$tap_dir/out"
 	out_is 'swerexd\n' || return 1
-	"${in_root[@]}" /swerexd --version >"$tap_dir/out" 2>"$tap_dir/err"
+	"${in_root[@]}" "$root" /swerexd --version >"$tap_dir/out" 2>"$tap_dir/err"
 	rc=$?
 	rc_is 0 && grep -Eq '^swerexd [0-9.]+ \(protocol 1\)' "$tap_dir/out"
 }
 
 t_chroot_ready() {
 	HOME=/ tap_start_ready "$tap_dir/chroot.log" \
-	    "${in_root[@]}" /swerexd --listen unix:/s.sock --ready-fd 3 || return 1
+	    "${in_root[@]}" "$root" /swerexd --listen unix:/s.sock --ready-fd 3 || return 1
 	daemon_pid=$tap_pid
 	[ -S "$root/s.sock" ] || { echo "# no socket at $root/s.sock"; return 1; }
 }
@@ -102,6 +102,127 @@ t_chroot_term() {
 	[ ! -e "$root/s.sock" ] || { echo "# socket left behind"; return 1; }
 }
 
+# Connect over TLS to $1 (HOST:PORT), verify the certificate against CA $2
+# for that host, send Hello with the token in file $3, then IsAlive; print
+# the answer's kinds ("hello alive"). Hand-encoded protobuf: the system
+# python3 has no protobuf module.
+tls_alive() {
+	/usr/bin/python3 - "$@" <<-'PY'
+	import socket, ssl, sys
+	addr, ca, token_file = sys.argv[1:4]
+	host, port = addr.rsplit(":", 1)
+	token = open(token_file, "rb").read().split(b"\n")[0]
+	def varint(n):
+	    out = b""
+	    while True:
+	        b, n = n & 0x7F, n >> 7
+	        out += bytes([b | (0x80 if n else 0)])
+	        if not n:
+	            return out
+	def field(num, value):
+	    if isinstance(value, int):
+	        return varint(num << 3) + varint(value)
+	    return varint(num << 3 | 2) + varint(len(value)) + value
+	def frame(msg):
+	    return b"\0" + len(msg).to_bytes(4, "big") + msg
+	def fields(buf):
+	    i, out = 0, {}
+	    while i < len(buf):
+	        key = shift = 0
+	        while True:
+	            key |= (buf[i] & 0x7F) << shift; shift += 7; i += 1
+	            if not buf[i - 1] & 0x80:
+	                break
+	        num, wt = key >> 3, key & 7
+	        val = shift = 0
+	        while True:
+	            val |= (buf[i] & 0x7F) << shift; shift += 7; i += 1
+	            if not buf[i - 1] & 0x80:
+	                break
+	        if wt == 2:
+	            val, i = buf[i:i + val], i + val
+	        out[num] = val
+	    return out
+	def recv(conn, n):
+	    data = b""
+	    while len(data) < n:
+	        chunk = conn.recv(n - len(data))
+	        if not chunk:
+	            sys.exit("connection closed")
+	        data += chunk
+	    return data
+	def answer(conn):
+	    head = recv(conn, 5)
+	    return fields(recv(conn, int.from_bytes(head[1:], "big")))
+	ctx = ssl.create_default_context(cafile=ca)
+	with socket.create_connection((host, int(port)), timeout=20) as raw:
+	    with ctx.wrap_socket(raw, server_hostname=host) as conn:
+	        hello = field(1, 1) + field(2, b"test-static") + field(4, token)
+	        conn.sendall(frame(field(1, 1) + field(10, hello)))
+	        r1 = answer(conn)
+	        conn.sendall(frame(field(1, 2) + field(11, b"")))
+	        r2 = answer(conn)
+	alive = fields(r2.get(11, b"")).get(1) == 1
+	print(("hello" if 10 in r1 else "no-hello:%r" % r1),
+	      ("alive" if alive else "not-alive:%r" % r2))
+	PY
+}
+
+t_tls_numeric() {
+	local tls=$tap_dir/tls addr
+	mkdir "$tls" && cp "$SWEREXD" "$tls/swerexd" || return 1
+	"$(dirname "$0")/../contrib/swerex-certs.sh" "$tap_dir/certs" \
+	    >"$tap_dir/out" 2>&1 || { diag_file certs "$tap_dir/out"; return 1; }
+	cp "$tap_dir/certs/server.pem" "$tap_dir/certs/server.key" \
+	    "$tap_dir/certs/token" "$tls/" || return 1
+	# The root holds the binary, its certificate and token, and no /etc:
+	# a numeric address needs no name service.
+	HOME=/ tap_start_ready "$tap_dir/tls.log" "${in_root[@]}" "$tls" /swerexd \
+	    --listen tls://127.0.0.1:0 --tls-cert /server.pem \
+	    --tls-key /server.key --token-file /token --ready-fd 3 || return 1
+	daemon_pid=$tap_pid
+	addr=${tap_listen[0]#tls://}
+	case $addr in
+	127.0.0.1:[1-9]*) ;;
+	*) echo "# LISTEN lines: ${tap_listen[*]}"; return 1 ;;
+	esac
+	tls_alive "$addr" "$tap_dir/certs/ca.pem" "$tap_dir/certs/token" \
+	    >"$tap_dir/out" 2>"$tap_dir/err"
+	rc=$?
+	rc_is 0 && out_is 'hello alive\n' || return 1
+	tap_stop "$daemon_pid"
+	rc_is 0
+}
+
+t_tls_no_resolver() {
+	# A name needs /etc/hosts (or DNS); hosts: files without a hosts file
+	# makes the failure certain, whatever answers on 127.0.0.1:53.
+	mkdir "$tap_dir/tls/etc" &&
+	printf 'hosts: files\n' >"$tap_dir/tls/etc/nsswitch.conf" || return 1
+	HOME=/ "${in_root[@]}" "$tap_dir/tls" /swerexd --listen tls://localhost:0 \
+	    --tls-cert /server.pem --tls-key /server.key --token-file /token \
+	    >"$tap_dir/out" 2>"$tap_dir/err" </dev/null
+	rc=$?
+	rc_is 1 && grep -q 'cannot resolve localhost' "$tap_dir/err" || {
+		diag; return 1; }
+}
+
+t_tls_hosts() {
+	local addr
+	printf '127.0.0.1 localhost\n' >"$tap_dir/tls/etc/hosts" || return 1
+	HOME=/ tap_start_ready "$tap_dir/tls2.log" "${in_root[@]}" "$tap_dir/tls" \
+	    /swerexd --listen tls://localhost:0 --tls-cert /server.pem \
+	    --tls-key /server.key --token-file /token --ready-fd 3 || return 1
+	daemon_pid=$tap_pid
+	addr=${tap_listen[0]#tls://}
+	tls_alive "$addr" "$tap_dir/certs/ca.pem" "$tap_dir/certs/token" \
+	    >"$tap_dir/out" 2>"$tap_dir/err"
+	rc=$?
+	rc_is 0 && out_is 'hello alive\n' || { echo "# LISTEN: ${tap_listen[*]}"; return 1; }
+	tap_stop "$daemon_pid"
+	rc_is 0
+}
+
 t_env_ready() {
 	mkdir "$tap_dir/home" || return 1
 	url=unix:$tap_dir/e.sock
@@ -143,6 +264,9 @@ tests=(
 	"t_chroot_files:write and read a file inside the chroot"
 	"t_chroot_survives:the chrooted daemon keeps serving after failures"
 	"t_chroot_term:SIGTERM: exit 0, socket removed"
+	"t_tls_numeric:TLS on a numeric address from a chroot without /etc"
+	"t_tls_no_resolver:a host name without /etc/hosts: exit 1, cannot resolve"
+	"t_tls_hosts:a host name from the chroot's /etc/hosts"
 	"t_env_ready:swerexd starts with env -i and LD_LIBRARY_PATH=/nonexistent"
 	"t_env_session:sessions keep state under the empty environment"
 	"t_env_exec:exec under the empty environment"
