@@ -110,9 +110,11 @@ tap_start_logline() {
 	return 1
 }
 
-# Run the CLI against $url; sets rc, output in $tap_dir/out and /err.
+# Run the CLI against $url, for at most 60 s (a daemon that never answers
+# fails the test instead of hanging it); sets rc, output in $tap_dir/out
+# and /err.
 cli() {
-	"$SWEREX_CLI" -S "$url" "$@" >"$tap_dir/out" 2>"$tap_dir/err"
+	timeout 60 "$SWEREX_CLI" -S "$url" "$@" >"$tap_dir/out" 2>"$tap_dir/err"
 	rc=$?
 }
 

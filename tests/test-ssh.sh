@@ -131,7 +131,7 @@ t_exec() {
 }
 
 t_files() {
-	printf 'over\0ssh\n' | "$SWEREX_CLI" -S "$url" write "$d/files/f" \
+	printf 'over\0ssh\n' | timeout 60 "$SWEREX_CLI" -S "$url" write "$d/files/f" \
 	    >"$d/out" 2>"$d/err"
 	rc=$?
 	rc_is 0 || return 1
@@ -165,7 +165,7 @@ t_ssh_gone() {
 	tap_stop "$ssh_pid"
 	cli alive
 	rc_is 1 && err_kind CONNECT || return 1
-	"$SWEREX_CLI" -S "unix:$remote" alive >"$d/out" 2>"$d/err"
+	timeout 60 "$SWEREX_CLI" -S "unix:$remote" alive >"$d/out" 2>"$d/err"
 	rc=$?
 	rc_is 0
 }

@@ -79,7 +79,7 @@ t_chroot_exec_fails() {
 }
 
 t_chroot_files() {
-	printf 'in\0root\n' | "$SWEREX_CLI" -S "$url" write /d/f \
+	printf 'in\0root\n' | timeout 60 "$SWEREX_CLI" -S "$url" write /d/f \
 	    >"$tap_dir/out" 2>"$tap_dir/err"
 	rc=$?
 	rc_is 0 || return 1
