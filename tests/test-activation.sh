@@ -172,6 +172,29 @@ t_sd_term() {
 	[ -S "$d/sa.sock" ] || { echo "# $d/sa.sock was removed"; return 1; }
 }
 
+t_units_verify() {
+	# The shipped units load cleanly (no unknown keys, bad specifiers or
+	# missing binaries): checked as user units, with ExecStart pointed at
+	# the built swerexd since /usr/local/sbin/swerexd may not exist.
+	local u units=$here/../contrib/systemd
+	command -v systemd-analyze >/dev/null || {
+		echo "# systemd-analyze missing: apt-get install systemd"
+		return 1; }
+	mkdir -m 700 "$d/units" "$d/units-xdg" || return 1
+	for u in swerexd.service swerexd.socket swerexd-tls.service; do
+		sed "s|/usr/local/sbin/swerexd|$SWEREXD|" "$units/$u" \
+		    >"$d/units/$u" || return 1
+	done
+	(cd "$d/units" && XDG_RUNTIME_DIR=$d/units-xdg systemd-analyze verify \
+	    --user ./swerexd.service ./swerexd.socket ./swerexd-tls.service) \
+	    >"$d/out" 2>&1
+	rc=$?
+	[ "$rc" -eq 0 ] && [ ! -s "$d/out" ] && return 0
+	echo "# systemd-analyze verify: exit $rc"
+	diag_file output "$d/out"
+	return 1
+}
+
 tests=(
 	"t_launcher:the activator listens on the socket"
 	"t_start:swerexd started with LISTEN_FDS serves the passed socket"
@@ -184,6 +207,7 @@ tests=(
 	"t_wrong_pid:LISTEN_PID of another process: fds ignored"
 	"t_sd_activate:systemd-socket-activate starts swerexd on first connect"
 	"t_sd_term:SIGTERM: exit 0, the socket file stays"
+	"t_units_verify:contrib/systemd units pass systemd-analyze verify"
 )
 
 tap_main
