@@ -114,6 +114,8 @@ tap_start_logline() {
 # fails the test instead of hanging it); sets rc, output in $tap_dir/out
 # and /err.
 cli() {
+	# Never fall back to the user's default socket (someone else's daemon).
+	[ -n "$url" ] || { echo "# url unset"; rc=255; return; }
 	timeout 60 "$SWEREX_CLI" -S "$url" "$@" >"$tap_dir/out" 2>"$tap_dir/err"
 	rc=$?
 }
