@@ -91,15 +91,21 @@ t_forward() {
 	ssh_pid=$!
 	tap_track "$ssh_pid"
 	# Wake on the event, or every 0.2 s to notice an ssh that died;
-	# at most 30 s in all.
-	local line= i
+	# at most 30 s in all. A timeout can split the line: read keeps the
+	# part it got, so collect the parts.
+	local line= part i
 	for ((i = 0; i < 150; i++)); do
-		IFS= read -r -t 0.2 -u 6 line && break
+		part=
+		if IFS= read -r -t 0.2 -u 6 part; then
+			line+=$part
+			break
+		fi
+		line+=$part
 		kill -0 "$ssh_pid" 2>/dev/null || break
 	done
 	exec 6<&-
 	if [ "$line" != up ]; then
-		echo "# ssh forward not up"
+		echo "# ssh forward not up (fifo: '$line')"
 		diag_file "ssh log" "$d/ssh.log"
 		diag_file "sshd log" "$d/sshd.log"
 		return 1
