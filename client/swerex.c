@@ -34,6 +34,17 @@
 static struct {
 	const char *url;  /* NULL: the library's default ($SWEREX_URL, ...) */
 	bool json;
+	/* Connection options; NULL or 0: the library's default (which reads
+	 * $SWEREX_CA, $SWEREX_CERT, $SWEREX_KEY, $SWEREX_TOKEN,
+	 * $SWEREX_TOKEN_FILE). There is no option for the token itself: the
+	 * command line is visible to every user in ps. */
+	const char *ca;
+	const char *cert;
+	const char *key;
+	const char *token_file;
+	const char *server_name;
+	double connect_timeout;
+	bool reconnect;
 } cli;
 
 struct cli_command {
@@ -63,7 +74,7 @@ struct cli_progress {
 };
 
 static const char usage_main[] =
-"usage: swerex [-S PATH_OR_URL] [--json] COMMAND [ARGS...]\n"
+"usage: swerex [-S URL] [--json] [CONNECTION OPTIONS] COMMAND [ARGS...]\n"
 "       swerex --version | --help\n"
 "\n"
 "Talk to swerexd, the daemon that runs persistent bash sessions.\n"
@@ -82,12 +93,37 @@ static const char usage_main[] =
 "  download SRC DST          copy a file or tree from the daemon's host\n"
 "\n"
 "Options:\n"
-"  -S, --socket PATH_OR_URL  daemon socket, \"unix:/path\" or a path (default:\n"
-"                            $SWEREX_URL, else $XDG_RUNTIME_DIR/swerexd.sock,\n"
-"                            else /tmp/swerexd-$UID/swerexd.sock)\n"
+"  -S, --socket URL          the daemon: \"unix:/path\" or a path,\n"
+"                            \"tls://HOST:PORT\", or \"tcp://HOST:PORT\" (plain,\n"
+"                            for a daemon's --insecure loopback listener);\n"
+"                            IPv6 as \"[ADDR]:PORT\" (default: $SWEREX_URL,\n"
+"                            else $XDG_RUNTIME_DIR/swerexd.sock, else\n"
+"                            /tmp/swerexd-$UID/swerexd.sock)\n"
 "      --json                print one JSON value on stdout per command\n"
 "      --version             print the version and exit\n"
 "  -h, --help                print this help and exit\n"
+"\n"
+"Connection options (--ca, --server-name, --cert and --key: tls:// only):\n"
+"      --ca FILE             verify the daemon's certificate against the CA\n"
+"                            certificates in FILE (default: $SWEREX_CA, else\n"
+"                            the system's store)\n"
+"      --server-name NAME    name the daemon's certificate must carry\n"
+"                            (default: the URL's host)\n"
+"      --cert FILE           client certificate, for daemons that require one\n"
+"                            (default: $SWEREX_CERT)\n"
+"      --key FILE            its private key (default: $SWEREX_KEY)\n"
+"      --token-file FILE     send the token in the first line of FILE\n"
+"                            (default for tls:// and tcp://: $SWEREX_TOKEN,\n"
+"                            else the file named by $SWEREX_TOKEN_FILE); the\n"
+"                            token itself is never taken on the command line,\n"
+"                            where ps shows it\n"
+"      --connect-timeout SECONDS\n"
+"                            give up connecting (TCP, TLS and handshake)\n"
+"                            after SECONDS (default: 10)\n"
+"      --reconnect           if the connection is lost during the command,\n"
+"                            reconnect for up to 30 seconds and retry; a\n"
+"                            request that may already have run is retried\n"
+"                            only if the daemon still knows this client\n"
 "\n"
 "Run \"swerex COMMAND --help\" for the options of a command.\n"
 "\n"
@@ -97,7 +133,9 @@ static const char usage_main[] =
 "--help\"); alive exits 1 whenever the daemon is not known to be alive.\n"
 "Errors are printed on stderr as \"swerex: KIND: message\"; with --json they\n"
 "are also printed on stdout as {\"error\": {\"kind\", \"message\", \"extra\",\n"
-"\"observation\"}}, plus \"execute\" for an exec's output.\n";
+"\"observation\"}}, plus \"execute\" for an exec's output. A refused token\n"
+"is \"UNAUTHENTICATED\" (exit status 3), a failed certificate check\n"
+"\"CONNECT\" with its cause.\n";
 
 static const char usage_alive[] =
 "usage: swerex [-S PATH_OR_URL] [--json] alive\n"
@@ -629,6 +667,7 @@ error_status(const struct swerex_error *err)
 	switch (err->kind) {
 	case SWEREX_ERR_CONNECT:
 	case SWEREX_ERR_DISCONNECTED:
+	case SWEREX_ERR_UNAUTHENTICATED:
 		return EXIT_CONNECTION;
 	case SWEREX_ERR_COMMAND_TIMEOUT:
 		return EXIT_TIMEOUT;
@@ -713,9 +752,21 @@ parse_count(const char *s, unsigned *out)
 static int
 cli_connect(struct swerex_client **c, struct swerex_error **err)
 {
+	struct swerex_connect_opts o;
+
 	*c = NULL;
 	*err = NULL;
-	if (swerex_connect(cli.url, CLIENT_NAME, c, err) == 0)
+	swerex_connect_opts_init(&o);
+	o.url = cli.url;
+	o.client_name = CLIENT_NAME;
+	o.ca_file = cli.ca;
+	o.server_name = cli.server_name;
+	o.cert_file = cli.cert;
+	o.key_file = cli.key;
+	o.token_file = cli.token_file;
+	o.connect_timeout = cli.connect_timeout;
+	o.reconnect = cli.reconnect;
+	if (swerex_connect_with(&o, c, err) == 0)
 		return 0;
 	return -1;
 }
@@ -2020,6 +2071,13 @@ main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "ca", required_argument, NULL, 'A' },
+		{ "cert", required_argument, NULL, 'C' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "server-name", required_argument, NULL, 'N' },
+		{ "connect-timeout", required_argument, NULL, 'O' },
+		{ "reconnect", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const struct cli_command	 commands[] = {
@@ -2059,6 +2117,31 @@ main(int argc, char **argv)
 			break;
 		case 'j':
 			cli.json = true;
+			break;
+		case 'A':
+			cli.ca = optarg;
+			break;
+		case 'C':
+			cli.cert = optarg;
+			break;
+		case 'K':
+			cli.key = optarg;
+			break;
+		case 'T':
+			cli.token_file = optarg;
+			break;
+		case 'N':
+			cli.server_name = optarg;
+			break;
+		case 'O':
+			if (parse_seconds(optarg, &cli.connect_timeout) != 0 ||
+			    cli.connect_timeout == 0)
+				return cli_usage_error(usage_main, "bad "
+				    "--connect-timeout: %s (want seconds > 0)",
+				    optarg);
+			break;
+		case 'R':
+			cli.reconnect = true;
 			break;
 		case 'V':
 			printf("swerex %s\n", SWEREX_VERSION);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -119,6 +120,21 @@ conn_resume(struct conn *c)
 }
 
 /*
+ * Read and drop what the peer sent and we did not read: closing a socket
+ * with unread input sends a reset, which can overtake the TLS alert that
+ * tells a refused client why (e.g. "certificate required").
+ */
+static void
+conn_discard_input(int fd)
+{
+	char buf[4096];
+	int i;
+
+	for (i = 0; i < 16 && recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; i++)
+		;
+}
+
+/*
  * Tear a connection down; pending requests stay with their owners, parked
  * with the client's identity when it has one.
  */
@@ -156,6 +172,7 @@ conn_free(struct conn *c)
 	event_del(&c->ev_more);
 	event_del(&c->ev_auth);
 	if (c->bev != NULL) {
+		conn_discard_input(c->fd);
 		bufferevent_free(c->bev);   /* closes the socket, frees the SSL */
 	} else {
 		event_del(&c->ev_read);

@@ -10,6 +10,7 @@
 
 #include <event2/util.h>
 
+#include "net.h"
 #include "swerex.h"
 #include "swerex.pb-c.h"
 
@@ -56,14 +57,17 @@ struct client_wait {
 struct client_request;
 TAILQ_HEAD(client_requests, client_request);
 
+/* Length of the random identity a reconnecting client presents. */
+#define CLIENT_ID_LEN 16
+
 /* A connection to swerexd and the requests waiting on it. */
 struct swerex_client {
 	struct event_base *base;
 	int own_base;
-	int fd;
-	int dead;
+	int dead;		/* lost for good: every request failed */
 	int in_callback;
 
+	struct net net;		/* fd -1 while reconnecting or dead */
 	struct evbuffer *in;
 	struct evbuffer *out;
 	struct event *read_ev;
@@ -78,6 +82,32 @@ struct swerex_client {
 	size_t n_buckets;
 	size_t n_pending;
 	struct client_requests requests;
+
+	/* How to connect again, from struct swerex_connect_opts. */
+	struct net_target target;
+	SSL_CTX *ssl_ctx;		/* tls:// only */
+	char *server_name;		/* NULL: the URL's host */
+	char *client_name;
+	char *token;			/* NULL: none */
+	double connect_timeout;
+	double keepalive;		/* seconds; <= 0: no pings */
+
+	/* Keepalive: ticks of keepalive / CLIENT_KEEPALIVE_TICKS. */
+	struct event *keepalive_ev;
+	bool rx;			/* bytes came in since the last tick */
+	unsigned int quiet;		/* ticks in a row without bytes */
+
+	/* Reconnect. */
+	bool reconnect;
+	double reconnect_timeout;
+	uint8_t identity[CLIENT_ID_LEN];
+	struct event *reconnect_ev;
+	bool reconnecting;
+	struct timespec give_up;	/* when reconnecting stops */
+	unsigned int backoff;		/* next wait, in milliseconds */
+	unsigned int gen;		/* connections lost so far */
+	unsigned int reconnects;
+	char last_error[512];		/* why the last attempt failed */
 };
 
 /* swerex.c: errors, requests and blocking calls. */
@@ -95,7 +125,7 @@ void client_forget(struct swerex_client *c, uint64_t id);
 int client_can_block(struct swerex_client *c, struct swerex_error **err);
 int client_wait(struct swerex_client *c, uint64_t id, struct client_wait *w,
 		struct swerex_error **err);
-void client_write_cb(evutil_socket_t fd, short events, void *arg);
+void client_kick(struct swerex_client *c);
 int wait_result(struct client_wait *w, enum swerex_reply_type expected,
 		struct swerex_error **err);
 void wait_clear(struct client_wait *w);

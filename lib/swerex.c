@@ -1,32 +1,39 @@
 /*
- * libswerex: the client side of the swerex protocol over a Unix socket.
+ * libswerex: the client side of the swerex protocol.
  *
- * A client is a socket, an input and an output buffer, a persistent read
- * event, a write event that is added only while output is pending, and a
- * table of the requests still waiting for their final reply. Replies are
- * matched to requests by id; a blocking call is a request whose reply is
- * stored in a slot on the caller's stack instead of passed to a callback.
+ * A client is a connection (net.c: a Unix socket, TCP or TLS), an input and
+ * an output buffer, a persistent read event, a write event that is added
+ * only while output is pending, and a table of the requests still waiting
+ * for their final reply. Replies are matched to requests by id; a blocking
+ * call is a request whose reply is stored in a slot on the caller's stack
+ * instead of passed to a callback.
  *
- * Every loss of the connection (EOF, read or write error, bad frame, a
- * connection-level error from the daemon, swerex_client_free) goes through
- * client_lose(), which fails each pending request exactly once.
+ * Every final loss of the connection (a bad frame, a connection-level error
+ * from the daemon, swerex_client_free, or a transport loss without
+ * reconnect) goes through client_lose(), which fails each pending request
+ * exactly once. A transport loss (EOF, a read or write error, keepalive)
+ * goes through client_drop() first: with reconnect on, it closes the
+ * connection but keeps the requests, and a timer on the base reconnects
+ * (client_reconnect_cb()) and sends them again.
+ *
+ * Keepalive costs nothing per frame: the read callback only sets c->rx, and
+ * a periodic timer counts the ticks that passed without it.
  *
  * swerex_client_free() must NOT be called from within a callback (reply
  * callback or on_chunk) of the same client: the client would be freed while
  * its own read callback is still running.
  *
  * This file holds the connection, the pending table and the requests;
- * convert.c builds the public result structs from the wire's messages (and
- * copies and frees them), transfer.c does swerex_upload() and
- * swerex_download(). client.h is what they share.
+ * net.c the transports; convert.c builds the public result structs from the
+ * wire's messages (and copies and frees them), transfer.c does
+ * swerex_upload() and swerex_download(). client.h is what they share.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/random.h>
 
 #include <errno.h>
-#include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,9 +44,12 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "client.h"
+#include "net.h"
 #include "swerex.h"
+#include "tls.h"
 #include "wire.h"
 
 #ifndef SWEREX_VERSION
@@ -51,14 +61,30 @@
 /* Bytes asked for per read, and reads per readable event. */
 #define CLIENT_READ_SIZE (64 * 1024)
 #define CLIENT_READS_PER_EVENT 16
-/* Buffer chunks handed to one sendmsg(). */
-#define CLIENT_IOV_MAX 16
 /* Initial size of the pending table; a power of two. */
 #define CLIENT_BUCKETS_MIN 64
-/* How long the daemon has to answer the Hello, in milliseconds. */
-#define CLIENT_HELLO_TIMEOUT 30000
+/* Defaults of struct swerex_connect_opts, in seconds. */
+#define CLIENT_CONNECT_TIMEOUT 10.0
+#define CLIENT_KEEPALIVE 10.0
+#define CLIENT_RECONNECT_TIMEOUT 30.0
+/*
+ * Keepalive ticks per keepalive interval: a ping goes out after a full
+ * interval of quiet and the connection is given up after two, each
+ * measured to within a tick.
+ */
+#define CLIENT_KEEPALIVE_TICKS 4
+/* Reconnect backoff: first wait and cap, in milliseconds. */
+#define CLIENT_BACKOFF_MIN 50
+#define CLIENT_BACKOFF_MAX 2000
 
 #define CLIENT_LOST "connection to swerexd lost"
+
+/* An encoded request kept for sending again after a reconnect. */
+struct client_frame {
+	unsigned int refs;	/* its request, and each output buffer use */
+	size_t len;
+	uint8_t data[];
+};
 
 /* A request waiting for its final reply. */
 struct client_request {
@@ -66,6 +92,10 @@ struct client_request {
 	swerex_reply_cb cb;
 	void *arg;
 	struct client_wait *wait;	/* blocking call: store here, no cb */
+	Swerex__V1__Request__BodyCase body;
+	bool delivered;			/* chunks or entries came: no replay */
+	unsigned int gen;		/* connection its frame was queued on */
+	struct client_frame *frame;	/* with reconnect only */
 	struct client_request *hash_next;
 	TAILQ_ENTRY(client_request) entry;
 };
@@ -385,6 +415,62 @@ wait_result(struct client_wait *w, enum swerex_reply_type expected,
 	return 0;
 }
 
+/* Drop a reference to a kept frame; the last one frees it. */
+static void
+client_frame_unref(struct client_frame *f)
+{
+	if (f != NULL && --f->refs == 0)
+		free(f);
+}
+
+/* Release the output buffer's reference to a frame it has sent or dropped. */
+static void
+client_frame_cleanup(const void *data, size_t len, void *arg)
+{
+	client_frame_unref(arg);
+}
+
+/* Encode a request as a frame to keep; NULL if memory ran out. */
+static struct client_frame *
+client_frame_new(const Swerex__V1__Request *req, size_t len)
+{
+	struct client_frame *f;
+
+	f = malloc(sizeof *f + WIRE_HEADER_LEN + len);
+	if (f == NULL)
+		return NULL;
+	f->refs = 1;
+	f->len = WIRE_HEADER_LEN + len;
+	f->data[0] = 0;
+	f->data[1] = (uint8_t)(len >> 24);
+	f->data[2] = (uint8_t)(len >> 16);
+	f->data[3] = (uint8_t)(len >> 8);
+	f->data[4] = (uint8_t)len;
+	protobuf_c_message_pack(&req->base, f->data + WIRE_HEADER_LEN);
+	return f;
+}
+
+/* Append a kept frame to out without copying it; 0, or -1. */
+static int
+client_frame_put(struct evbuffer *out, struct client_frame *f)
+{
+	f->refs++;
+	if (evbuffer_add_reference(out, f->data, f->len, client_frame_cleanup,
+	    f) != 0) {
+		f->refs--;
+		return -1;
+	}
+	return 0;
+}
+
+/* Free a request that is out of the table. */
+static void
+client_request_free(struct client_request *r)
+{
+	client_frame_unref(r->frame);
+	free(r);
+}
+
 /* Give the bucket of an id; ids are sequential, so the low bits spread well. */
 static size_t
 client_bucket(const struct swerex_client *c, uint64_t id)
@@ -490,7 +576,7 @@ client_finish(struct swerex_client *c, struct client_request *r,
 		r->cb(c, reply, r->arg);
 		c->in_callback--;
 	}
-	free(r);
+	client_request_free(r);
 }
 
 /*
@@ -509,6 +595,7 @@ client_chunk(struct swerex_client *c, struct client_request *r,
 
 	data = chunk->data.data != NULL ? (const char *)chunk->data.data : "";
 	stream = (int)chunk->stream;
+	r->delivered = true;
 	if (w != NULL) {
 		c->in_callback++;
 		if (stream == 0 && w->on_chunk != NULL)
@@ -543,6 +630,7 @@ client_entry(struct swerex_client *c, struct client_request *r,
 	struct client_wait *w = r->wait;
 	int rc;
 
+	r->delivered = true;
 	if (w == NULL || w->on_entry == NULL)
 		return;
 	c->in_callback++;
@@ -555,39 +643,58 @@ client_entry(struct swerex_client *c, struct client_request *r,
 	}
 }
 
+/* Finish a request that is out of the table with the error e. */
+static void
+client_fail(struct swerex_client *c, struct client_request *r,
+    const struct swerex_error *e)
+{
+	struct client_reply cr;
+
+	memset(&cr, 0, sizeof cr);
+	cr.reply.id = r->id;
+	cr.reply.type = SWEREX_REPLY_ERROR;
+	cr.reply.error = e;
+	client_finish(c, r, &cr, 1);
+}
+
+/* Stop the connection's events, close it and drop what is buffered. */
+static void
+client_close(struct swerex_client *c)
+{
+	if (c->read_ev != NULL)
+		event_del(c->read_ev);
+	if (c->write_ev != NULL)
+		event_del(c->write_ev);
+	net_close(&c->net);
+	if (c->in != NULL)
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	if (c->out != NULL)
+		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+}
+
 /*
- * Take the client down: stop its events, close the socket and fail every
- * pending request, oldest first, with e. The one path for every loss.
+ * Take the client down for good: stop its events, close the connection and
+ * fail every pending request, oldest first, with e. The one path for every
+ * final loss.
  */
 static void
 client_lose(struct swerex_client *c, const struct swerex_error *e)
 {
 	struct client_request *r;
-	struct client_reply cr;
 
 	if (c->dead)
 		return;
 	c->dead = 1;
-	if (c->read_ev != NULL)
-		event_del(c->read_ev);
-	if (c->write_ev != NULL)
-		event_del(c->write_ev);
-	if (c->fd != -1) {
-		close(c->fd);
-		c->fd = -1;
-	}
-	if (c->in != NULL)
-		evbuffer_drain(c->in, evbuffer_get_length(c->in));
-	if (c->out != NULL)
-		evbuffer_drain(c->out, evbuffer_get_length(c->out));
+	c->reconnecting = false;
+	client_close(c);
+	if (c->keepalive_ev != NULL)
+		event_del(c->keepalive_ev);
+	if (c->reconnect_ev != NULL)
+		event_del(c->reconnect_ev);
 
 	while ((r = TAILQ_FIRST(&c->requests)) != NULL) {
 		client_remove(c, r);
-		memset(&cr, 0, sizeof cr);
-		cr.reply.id = r->id;
-		cr.reply.type = SWEREX_REPLY_ERROR;
-		cr.reply.error = e;
-		client_finish(c, r, &cr, 1);
+		client_fail(c, r, e);
 	}
 }
 
@@ -607,6 +714,71 @@ client_lose_with(struct swerex_client *c, enum swerex_error_kind kind,
 	e.kind = kind;
 	e.message = msg;
 	client_lose(c, &e);
+}
+
+/* Arm the reconnect timer for ms milliseconds, but not past the give-up time. */
+static void
+client_reconnect_later(struct swerex_client *c, unsigned int ms)
+{
+	struct timeval tv;
+	int left = net_ms_left(&c->give_up);
+
+	if ((int)ms > left)
+		ms = (unsigned int)left;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	event_add(c->reconnect_ev, &tv);
+}
+
+/*
+ * Handle a lost transport (EOF, an I/O error, keepalive). Without reconnect
+ * the client is taken down. With it, the connection is closed, the requests
+ * whose data cannot be replayed (streams that delivered output or entries,
+ * uploads) fail now, the others wait, and reconnecting starts.
+ */
+static void __attribute__((format(printf, 2, 3)))
+client_drop(struct swerex_client *c, const char *fmt, ...)
+{
+	struct client_requests gone = TAILQ_HEAD_INITIALIZER(gone);
+	struct client_request *r, *next;
+	struct swerex_error e;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	memset(&e, 0, sizeof e);
+	e.kind = SWEREX_ERR_DISCONNECTED;
+	e.message = msg;
+	if (!c->reconnect || c->dead) {
+		client_lose(c, &e);
+		return;
+	}
+	client_close(c);
+	c->gen++;
+	c->reconnecting = true;
+	c->backoff = CLIENT_BACKOFF_MIN;
+	snprintf(c->last_error, sizeof c->last_error, "%s", msg);
+	net_deadline(&c->give_up, c->reconnect_timeout);
+	client_reconnect_later(c, c->backoff);
+
+	for (r = TAILQ_FIRST(&c->requests); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		if (r->delivered ||
+		    r->body == SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN ||
+		    r->body == SWEREX__V1__REQUEST__BODY_UPLOAD_END) {
+			client_remove(c, r);
+			TAILQ_INSERT_TAIL(&gone, r, entry);
+		}
+	}
+	/* Callbacks last: what they submit is queued for the reconnect. */
+	snprintf(msg + strlen(msg), sizeof msg - strlen(msg),
+	    " (a stream or upload in progress cannot be resumed)");
+	while ((r = TAILQ_FIRST(&gone)) != NULL) {
+		TAILQ_REMOVE(&gone, r, entry);
+		client_fail(c, r, &e);
+	}
 }
 
 /* Handle one Response from the daemon. */
@@ -631,7 +803,7 @@ client_dispatch(struct swerex_client *c, const Swerex__V1__Response *resp)
 
 	r = client_find(c, resp->id);
 	if (r == NULL)
-		return;	/* abandoned by a failed blocking call */
+		return;	/* a pong, or abandoned by a failed blocking call */
 	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_CHUNK) {
 		client_chunk(c, r, resp->chunk);
 		return;
@@ -668,34 +840,7 @@ client_dispatch_input(struct swerex_client *c)
 	}
 }
 
-/*
- * Read up to CLIENT_READ_SIZE bytes into the input buffer, as read(2) does.
- * Not evbuffer_read(), which reads at most 4096 bytes per call.
- */
-static ssize_t
-client_read_some(struct swerex_client *c)
-{
-	struct evbuffer_iovec v;
-	ssize_t n;
-
-	if (evbuffer_reserve_space(c->in, CLIENT_READ_SIZE, &v, 1) != 1) {
-		errno = ENOMEM;
-		return -1;
-	}
-	do
-		n = read(c->fd, v.iov_base, CLIENT_READ_SIZE);
-	while (n == -1 && errno == EINTR);
-	if (n <= 0)
-		return n;
-	v.iov_len = (size_t)n;
-	if (evbuffer_commit_space(c->in, &v, 1) != 0) {
-		errno = ENOMEM;
-		return -1;
-	}
-	return n;
-}
-
-/* Read what the socket has, in bounded chunks, and handle complete frames. */
+/* Read what the connection has, in bounded chunks, and handle complete frames. */
 static void
 client_read_cb(evutil_socket_t fd, short events, void *arg)
 {
@@ -704,8 +849,9 @@ client_read_cb(evutil_socket_t fd, short events, void *arg)
 	ssize_t n;
 
 	for (i = 0; i < CLIENT_READS_PER_EVENT; i++) {
-		n = client_read_some(c);
+		n = net_read(&c->net, c->in, CLIENT_READ_SIZE);
 		if (n > 0) {
+			c->rx = true;	/* all that keepalive needs */
 			if (n < CLIENT_READ_SIZE)
 				break;
 			continue;
@@ -722,75 +868,62 @@ client_read_cb(evutil_socket_t fd, short events, void *arg)
 	if (c->dead)
 		return;
 	if (error != 0)
-		client_lose_with(c, SWEREX_ERR_DISCONNECTED, CLIENT_LOST ": %s",
-		    strerror(error));
+		client_drop(c, CLIENT_LOST ": %s", net_strerror(&c->net,
+		    error));
 	else if (eof)
-		client_lose_with(c, SWEREX_ERR_DISCONNECTED, CLIENT_LOST);
+		client_drop(c, CLIENT_LOST);
+	else if (i == CLIENT_READS_PER_EVENT && net_pending(&c->net))
+		/* TLS holds more and the socket will not say so. */
+		event_active(c->read_ev, EV_READ, 0);
+	else if (c->net.read_wants_write || (c->net.write_wants_read &&
+	    evbuffer_get_length(c->out) > 0))
+		event_add(c->write_ev, NULL);
 }
 
 /*
- * Send as much buffered output as the socket takes. sendmsg(MSG_NOSIGNAL)
- * rather than evbuffer_write(), which uses writev() and would raise SIGPIPE
- * in the caller's process if the daemon is gone. Return 0, or -errno.
+ * Flush output when the connection is writable; stop watching once it is
+ * empty. A TLS read that waited for writability is finished first.
  */
-static int
-client_flush(struct swerex_client *c)
-{
-	struct evbuffer_iovec v[CLIENT_IOV_MAX];
-	struct iovec iov[CLIENT_IOV_MAX];
-	struct msghdr mh;
-	ssize_t n;
-	int i, nv;
-
-	while (evbuffer_get_length(c->out) > 0) {
-		nv = evbuffer_peek(c->out, -1, NULL, v, CLIENT_IOV_MAX);
-		if (nv > CLIENT_IOV_MAX)
-			nv = CLIENT_IOV_MAX;
-		for (i = 0; i < nv; i++) {
-			iov[i].iov_base = v[i].iov_base;
-			iov[i].iov_len = v[i].iov_len;
-		}
-		memset(&mh, 0, sizeof mh);
-		mh.msg_iov = iov;
-		mh.msg_iovlen = nv;
-		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -errno;
-		}
-		evbuffer_drain(c->out, (size_t)n);
-	}
-	return 0;
-}
-
-/* Flush output when the socket is writable; stop watching once it is empty. */
-void
+static void
 client_write_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct swerex_client *c = arg;
 	int r;
 
-	r = client_flush(c);
+	if (c->net.read_wants_write) {
+		client_read_cb(fd, EV_READ, c);
+		if (c->net.fd == -1)
+			return;
+	}
+	r = net_flush(&c->net, c->out);
 	if (r < 0) {
-		client_lose_with(c, SWEREX_ERR_DISCONNECTED, CLIENT_LOST ": %s",
-		    strerror(-r));
+		client_drop(c, CLIENT_LOST ": %s", net_strerror(&c->net, -r));
 		return;
 	}
-	if (evbuffer_get_length(c->out) == 0)
+	if ((evbuffer_get_length(c->out) == 0 || c->net.write_wants_read) &&
+	    !c->net.read_wants_write)
 		event_del(c->write_ev);
 }
 
-/*
- * Encode a request under the next id and queue it for sending. Return the
- * id, or 0 with *err set (then nothing was queued and the id is unused).
- */
-uint64_t
-client_queue(struct swerex_client *c, Swerex__V1__Request *req,
-    struct swerex_error **err)
+/* Write what the connection takes now, without waiting for the loop. */
+void
+client_kick(struct swerex_client *c)
 {
+	if (c->net.fd != -1)
+		client_write_cb(c->net.fd, EV_WRITE, c);
+}
+
+/*
+ * Encode a request under the next id and queue it for sending; with framep,
+ * as a frame kept for sending again (*framep, one reference). Return the
+ * id, or 0 with *err set (then nothing was queued and the id is unused).
+ * While reconnecting the output waits for the new connection.
+ */
+static uint64_t
+client_put(struct swerex_client *c, Swerex__V1__Request *req,
+    struct client_frame **framep, struct swerex_error **err)
+{
+	struct client_frame *f;
 	size_t len;
 	int error;
 
@@ -800,14 +933,24 @@ client_queue(struct swerex_client *c, Swerex__V1__Request *req,
 	}
 	req->id = c->next_id;
 	len = protobuf_c_message_get_packed_size(&req->base);
-	if (c->max_frame != 0 && len > c->max_frame) {
+	if ((c->max_frame != 0 && len > c->max_frame) || len > UINT32_MAX) {
 		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
 		    "request of %zu bytes is above swerexd's frame limit of "
 		    "%llu bytes", len, (unsigned long long)c->max_frame);
 		return 0;
 	}
-	error = wire_put(c->out, &req->base);
-	if (error != 0) {
+	if (framep != NULL) {
+		if ((f = client_frame_new(req, len)) == NULL) {
+			error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+			return 0;
+		}
+		if (client_frame_put(c->out, f) != 0) {
+			client_frame_unref(f);
+			error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+			return 0;
+		}
+		*framep = f;
+	} else if ((error = wire_put(c->out, &req->base)) != 0) {
 		error_set(err, error == -ENOMEM ? SWEREX_ERR_NO_MEMORY :
 		    SWEREX_ERR_BAD_ARGUMENT, "cannot queue request: %s",
 		    strerror(-error));
@@ -815,8 +958,20 @@ client_queue(struct swerex_client *c, Swerex__V1__Request *req,
 	}
 	c->next_id++;
 	/* Written from the loop, so a submit never runs callbacks. */
-	event_add(c->write_ev, NULL);
+	if (c->net.fd != -1)
+		event_add(c->write_ev, NULL);
 	return req->id;
+}
+
+/*
+ * Encode a request that nothing waits for (upload data, pings) under the
+ * next id and queue it. Return the id, or 0 with *err set.
+ */
+uint64_t
+client_queue(struct swerex_client *c, Swerex__V1__Request *req,
+    struct swerex_error **err)
+{
+	return client_put(c, req, NULL, err);
 }
 
 /*
@@ -838,7 +993,9 @@ client_submit(struct swerex_client *c, Swerex__V1__Request *req,
 	r->cb = cb;
 	r->arg = arg;
 	r->wait = w;
-	r->id = client_queue(c, req, err);
+	r->body = req->body_case;
+	r->gen = c->gen;
+	r->id = client_put(c, req, c->reconnect ? &r->frame : NULL, err);
 	if (r->id == 0) {
 		free(r);
 		return 0;
@@ -859,7 +1016,7 @@ client_forget(struct swerex_client *c, uint64_t id)
 	if (id == 0 || (r = client_find(c, id)) == NULL)
 		return;
 	client_remove(c, r);
-	free(r);
+	client_request_free(r);
 }
 
 /* Check that a blocking call may run on c; 0, or -1 with *err set. */
@@ -886,7 +1043,7 @@ client_wait(struct swerex_client *c, uint64_t id, struct client_wait *w,
 	struct client_request *r;
 
 	/* Write now rather than from the loop: one loop pass less per call. */
-	client_write_cb(c->fd, EV_WRITE, c);
+	client_kick(c);
 	while (!w->done) {
 		if (event_base_loop(c->base, EVLOOP_ONCE) == 0 || w->done)
 			continue;
@@ -905,136 +1062,53 @@ client_wait(struct swerex_client *c, uint64_t id, struct client_wait *w,
 	return 0;
 }
 
-/* Resolve url to a socket path; 0, or -1 with *err set. */
-static int
-client_resolve(const char *url, char **path, struct swerex_error **err)
+/* Send a ping; its pong, like any frame, proves the daemon alive. */
+static void
+client_ping(struct swerex_client *c)
 {
-	const char *env, *p;
-	int n;
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__Ping ping = SWEREX__V1__PING__INIT;
 
-	*path = NULL;
-	if (url == NULL || *url == '\0') {
-		env = getenv("SWEREX_URL");
-		url = env != NULL && *env != '\0' ? env : NULL;
-	}
-	if (url == NULL) {
-		env = getenv("XDG_RUNTIME_DIR");
-		if (env != NULL && *env != '\0')
-			n = asprintf(path, "%s/swerexd.sock", env);
-		else
-			n = asprintf(path, "/tmp/swerexd-%lu/swerexd.sock",
-			    (unsigned long)getuid());
-		if (n == -1)
-			*path = NULL;
-	} else if (strncmp(url, "unix:", 5) == 0) {
-		p = url + 5;
-		if (strncmp(p, "///", 3) == 0)
-			p += 2;	/* unix:///path */
-		if (*p == '\0') {
-			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-			    "no socket path in URL \"%s\"", url);
-			return -1;
-		}
-		*path = strdup(p);
-	} else if (url[0] == '/')
-		*path = strdup(url);
-	else {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-		    "unsupported URL scheme: \"%s\"", url);
-		return -1;
-	}
-	if (*path == NULL) {
-		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-/* Connect a non-blocking, close-on-exec socket to path; fd, or -1. */
-static int
-client_socket(const char *path, struct swerex_error **err)
-{
-	struct sockaddr_un sa;
-	int fd, flags;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sa.sun_path) {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-		    "socket path too long: %s", path);
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		error_set(err, SWEREX_ERR_CONNECT, "cannot create a socket: %s",
-		    strerror(errno));
-		return -1;
-	}
-	/* Blocking connect: a full backlog waits instead of failing. */
-	while (connect(fd, (struct sockaddr *)&sa, sizeof sa) == -1) {
-		if (errno == EINTR)
-			continue;
-		error_set(err, SWEREX_ERR_CONNECT,
-		    "cannot connect to swerexd at %s: %s", path,
-		    strerror(errno));
-		goto fail;
-	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1) {
-		error_set(err, SWEREX_ERR_CONNECT, "cannot set up socket: %s",
-		    strerror(errno));
-		goto fail;
-	}
-	return fd;
-
-fail:
-	close(fd);
-	return -1;
-}
-
-/* Give the milliseconds left until deadline (CLOCK_MONOTONIC), at least 0. */
-static int
-client_ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-	long long ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms > 0 ? (int)ms : 0;
-}
-
-/* Wait until the socket is ready for events or the deadline; 0 or -errno. */
-static int
-client_poll(int fd, short events, const struct timespec *deadline)
-{
-	struct pollfd pfd;
-	int n;
-
-	for (;;) {
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		n = poll(&pfd, 1, client_ms_left(deadline));
-		if (n > 0)
-			return 0;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	req.body_case = SWEREX__V1__REQUEST__BODY_PING;
+	req.ping = &ping;
+	/* A ping that cannot be queued is noticed by the ticks that follow. */
+	client_queue(c, &req, NULL);
 }
 
 /*
- * Say Hello and wait for the answer, without running the event base: the
- * caller's other events do not run during connect, and connecting from one
- * of the base's callbacks works. Return 0, or -1 with *err set.
+ * Count a keepalive tick: after an interval without a byte from the daemon
+ * send a ping, after two take the connection as lost.
+ */
+static void
+client_keepalive_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct swerex_client *c = arg;
+
+	if (c->net.fd == -1)
+		return;
+	if (c->rx) {
+		c->rx = false;
+		c->quiet = 0;
+		return;
+	}
+	c->quiet++;
+	if (c->quiet >= 2 * CLIENT_KEEPALIVE_TICKS)
+		client_drop(c, "swerexd did not answer for %g s (keepalive)",
+		    2 * c->keepalive);
+	else if (c->quiet == CLIENT_KEEPALIVE_TICKS)
+		client_ping(c);
+}
+
+/*
+ * Say Hello on n and wait for the answer before deadline, without running
+ * the event base: the caller's other events do not run during connect, and
+ * connecting from one of the base's callbacks works. On success the
+ * daemon's version and limits are recorded and *resumed tells whether it
+ * still knew this client's identity. Return 0, or -1 with *err set.
  */
 static int
-client_hello(struct swerex_client *c, const char *client_name,
+client_hello(struct swerex_client *c, struct net *n,
+    const struct timespec *deadline, bool *resumed,
     struct swerex_error **err)
 {
 	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
@@ -1042,32 +1116,40 @@ client_hello(struct swerex_client *c, const char *client_name,
 	Swerex__V1__Response *resp = NULL;
 	const Swerex__V1__HelloResponse *hr;
 	ProtobufCMessage *msg;
-	struct timespec deadline;
-	ssize_t n;
+	struct evbuffer *out;
+	char *version;
+	ssize_t got;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += CLIENT_HELLO_TIMEOUT / 1000;
-
 	hello.protocol_version = SWEREX_PROTOCOL_VERSION;
-	hello.client_name = (char *)(client_name != NULL ? client_name :
-	    "libswerex");
+	hello.client_name = c->client_name;
 	hello.client_version = (char *)SWEREX_VERSION;
+	hello.token = c->token != NULL ? c->token : (char *)"";
+	if (c->reconnect) {
+		hello.client_id.data = c->identity;
+		hello.client_id.len = sizeof c->identity;
+	}
 	req.id = c->next_id++;
 	req.body_case = SWEREX__V1__REQUEST__BODY_HELLO;
 	req.hello = &hello;
-	if (wire_put(c->out, &req.base) != 0) {
+	if ((out = evbuffer_new()) == NULL || wire_put(out, &req.base) != 0) {
+		if (out != NULL)
+			evbuffer_free(out);
 		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
 		return -1;
 	}
-
-	while (evbuffer_get_length(c->out) > 0) {
-		r = client_flush(c);
-		if (r == 0 && evbuffer_get_length(c->out) > 0)
-			r = client_poll(c->fd, POLLOUT, &deadline);
-		if (r < 0)
-			goto io_fail;
+	r = 0;
+	while (r == 0 && evbuffer_get_length(out) > 0) {
+		r = net_flush(n, out);
+		if (r == 0 && evbuffer_get_length(out) > 0)
+			r = net_poll(n->fd, n->write_wants_read ? POLLIN :
+			    POLLOUT, deadline);
 	}
+	evbuffer_free(out);
+	if (r < 0)
+		goto io_fail;
+
+	/* Read first: TLS may hold bytes that poll() would not report. */
 	for (;;) {
 		r = wire_take(c->in, CLIENT_MAX_FRAME,
 		    &swerex__v1__response__descriptor, &msg);
@@ -1078,23 +1160,27 @@ client_hello(struct swerex_client *c, const char *client_name,
 			    "bad frame from swerexd: %s", wire_strerror(r));
 			return -1;
 		}
-		r = client_poll(c->fd, POLLIN, &deadline);
-		if (r < 0)
-			goto io_fail;
-		n = client_read_some(c);
-		if (n == 0) {
+		got = net_read(n, c->in, CLIENT_READ_SIZE);
+		if (got > 0)
+			continue;
+		if (got == 0) {
 			error_set(err, SWEREX_ERR_CONNECT,
 			    "swerexd closed the connection during the handshake");
 			return -1;
 		}
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
 			r = -errno;
 			goto io_fail;
 		}
+		r = net_poll(n->fd, n->read_wants_write ? POLLOUT : POLLIN,
+		    deadline);
+		if (r < 0)
+			goto io_fail;
 	}
 	resp = (Swerex__V1__Response *)msg;
 
 	if (resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR) {
+		/* UNAUTHENTICATED, UNSUPPORTED_VERSION, ...: the daemon's word. */
 		error_give(err, convert_error(resp->error));
 		goto fail;
 	}
@@ -1111,76 +1197,426 @@ client_hello(struct swerex_client *c, const char *client_name,
 		    hr->protocol_version, SWEREX_PROTOCOL_VERSION);
 		goto fail;
 	}
-	c->daemon_version = convert_string(hr->daemon_version);
-	if (c->daemon_version == NULL) {
+	if ((version = convert_string(hr->daemon_version)) == NULL) {
 		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
 		goto fail;
 	}
+	free(c->daemon_version);
+	c->daemon_version = version;
 	c->max_frame = hr->max_frame;
+	*resumed = hr->resumed;
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return 0;
 
 io_fail:
 	if (r == -ETIMEDOUT)
-		error_set(err, SWEREX_ERR_CONNECT, "swerexd did not answer the "
-		    "handshake within %d s", CLIENT_HELLO_TIMEOUT / 1000);
+		error_set(err, SWEREX_ERR_CONNECT, "swerexd at %s did not "
+		    "answer the handshake in time", c->target.addr);
 	else
-		error_set(err, SWEREX_ERR_CONNECT,
-		    "handshake with swerexd failed: %s", strerror(-r));
+		error_set(err, SWEREX_ERR_CONNECT, "handshake with swerexd at "
+		    "%s failed: %s", c->target.addr, net_strerror(n, -r));
 	return -1;
 fail:
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return -1;
 }
 
-/* Connect, shake hands and bind the client to base; 0 or -1. */
+/*
+ * Connect and shake hands within seconds (a blocking wait, see
+ * client_hello()); the new connection is left in *n. 0, or -1 with *err.
+ */
 static int
-client_connect(struct event_base *base, const char *url,
-    const char *client_name, struct swerex_client **out,
+client_open(struct swerex_client *c, double seconds, struct net *n,
+    bool *resumed, struct swerex_error **err)
+{
+	struct timespec deadline;
+
+	net_deadline(&deadline, seconds);
+	if (net_connect(n, &c->target, c->ssl_ctx, c->server_name,
+	    c->keepalive, &deadline, err) != 0)
+		return -1;
+	if (client_hello(c, n, &deadline, resumed, err) != 0) {
+		net_close(n);
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+		return -1;
+	}
+	return 0;
+}
+
+/* Start using an open connection: bind the events to it. 0, or -1. */
+static int
+client_attach(struct swerex_client *c, struct net *n)
+{
+	c->net = *n;
+	if (event_assign(c->read_ev, c->base, c->net.fd, EV_READ | EV_PERSIST,
+	    client_read_cb, c) != 0 ||
+	    event_assign(c->write_ev, c->base, c->net.fd,
+	    EV_WRITE | EV_PERSIST, client_write_cb, c) != 0 ||
+	    event_add(c->read_ev, NULL) != 0)
+		return -1;
+	c->rx = false;
+	c->quiet = 0;
+	/* Anything that came in after the Hello answer is handled soon. */
+	if (evbuffer_get_length(c->in) > 0 || net_pending(&c->net))
+		event_active(c->read_ev, EV_READ, 0);
+	if (evbuffer_get_length(c->out) > 0)
+		event_add(c->write_ev, NULL);
+	return 0;
+}
+
+/* Tell whether a request may run twice without harm. */
+static bool
+client_repeatable(const struct client_request *r)
+{
+	switch (r->body) {
+	case SWEREX__V1__REQUEST__BODY_IS_ALIVE:
+	case SWEREX__V1__REQUEST__BODY_LIST_SESSIONS:
+	case SWEREX__V1__REQUEST__BODY_READ_FILE:
+	case SWEREX__V1__REQUEST__BODY_DOWNLOAD:
+		return !r->delivered;
+	default:
+		return false;
+	}
+}
+
+/*
+ * After a reconnect, send the requests of the lost connection again in id
+ * order, ahead of those queued while reconnecting. If swerexd no longer
+ * knew this client only those safe to repeat go again; the others fail,
+ * since they may or may not have run.
+ */
+static void
+client_resume(struct swerex_client *c, bool resumed)
+{
+	static const struct swerex_error unknown = {
+		.kind = SWEREX_ERR_DISCONNECTED,
+		.message = (char *)"connection lost and swerexd no longer knew "
+		    "this client: the request may or may not have run",
+	};
+	struct client_requests gone = TAILQ_HEAD_INITIALIZER(gone);
+	struct client_requests nomem = TAILQ_HEAD_INITIALIZER(nomem);
+	struct client_request *r, *next;
+	struct evbuffer *again;
+
+	c->reconnecting = false;
+	c->reconnects++;
+	again = evbuffer_new();
+	for (r = TAILQ_FIRST(&c->requests); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		if (r->gen == c->gen)
+			continue;	/* queued while reconnecting */
+		if (!resumed && !client_repeatable(r)) {
+			client_remove(c, r);
+			TAILQ_INSERT_TAIL(&gone, r, entry);
+		} else if (again == NULL ||
+		    client_frame_put(again, r->frame) != 0) {
+			client_remove(c, r);
+			TAILQ_INSERT_TAIL(&nomem, r, entry);
+		} else
+			r->gen = c->gen;
+	}
+	if (again != NULL) {
+		evbuffer_prepend_buffer(c->out, again);
+		evbuffer_free(again);
+	}
+	if (evbuffer_get_length(c->out) > 0)
+		event_add(c->write_ev, NULL);
+	while ((r = TAILQ_FIRST(&gone)) != NULL) {
+		TAILQ_REMOVE(&gone, r, entry);
+		client_fail(c, r, &unknown);
+	}
+	while ((r = TAILQ_FIRST(&nomem)) != NULL) {
+		TAILQ_REMOVE(&nomem, r, entry);
+		client_fail(c, r, &error_nomem);
+	}
+}
+
+/*
+ * Try to reconnect (blocking for at most the connect timeout or the time
+ * left); on failure try again after a longer wait, or give up. A refused
+ * token or protocol version is final.
+ */
+static void
+client_reconnect_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct swerex_client *c = arg;
+	struct swerex_error *e = NULL;
+	struct net n;
+	bool resumed = false;
+	double budget;
+	int left;
+
+	if ((left = net_ms_left(&c->give_up)) > 0) {
+		budget = left / 1000.0;
+		if (budget > c->connect_timeout)
+			budget = c->connect_timeout;
+		if (client_open(c, budget, &n, &resumed, &e) == 0) {
+			if (client_attach(c, &n) == 0) {
+				client_resume(c, resumed);
+				return;
+			}
+			client_lose_with(c, SWEREX_ERR_INTERNAL,
+			    "cannot add events for the new connection");
+			return;
+		}
+		if (e != NULL && (e->kind == SWEREX_ERR_UNAUTHENTICATED ||
+		    e->kind == SWEREX_ERR_UNSUPPORTED_VERSION ||
+		    e->kind == SWEREX_ERR_BAD_ARGUMENT)) {
+			client_lose_with(c, e->kind, "cannot reconnect: %s",
+			    e->message);
+			swerex_error_free(e);
+			return;
+		}
+		snprintf(c->last_error, sizeof c->last_error, "%s",
+		    e != NULL ? e->message : "out of memory");
+		swerex_error_free(e);
+		left = net_ms_left(&c->give_up);
+	}
+	if (left <= 0) {
+		client_lose_with(c, SWEREX_ERR_DISCONNECTED, "gave up "
+		    "reconnecting after %g s: %s", c->reconnect_timeout,
+		    c->last_error);
+		return;
+	}
+	c->backoff = c->backoff * 2 > CLIENT_BACKOFF_MAX ? CLIENT_BACKOFF_MAX :
+	    c->backoff * 2;
+	client_reconnect_later(c, c->backoff);
+}
+
+/*
+ * Take the token to present: opts' token, else the first line of its
+ * token_file; for TCP URLs, else $SWEREX_TOKEN, else the file named by
+ * $SWEREX_TOKEN_FILE (a Unix socket ignores tokens: the environment's is
+ * not read for one). 0, or -1 with *err set.
+ */
+static int
+client_token(struct swerex_client *c, const struct swerex_connect_opts *o,
     struct swerex_error **err)
 {
-	struct swerex_client *c;
-	char *path;
-	int fd;
+	const char *file;
+	char msg[256];
+	int rc;
 
-	if (client_resolve(url, &path, err) != 0)
+	if (o->token != NULL) {
+		if (strlen(o->token) > TLS_TOKEN_MAX) {
+			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+			    "token longer than %d bytes", TLS_TOKEN_MAX);
+			return -1;
+		}
+		if ((c->token = strdup(o->token)) == NULL) {
+			error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	if (o->token_file != NULL)
+		rc = tls_token_load(o->token_file, NULL, &c->token, msg,
+		    sizeof msg);
+	else if (c->target.kind == NET_UNIX)
+		return 0;
+	else {
+		rc = tls_token_load(NULL, "SWEREX_TOKEN", &c->token, msg,
+		    sizeof msg);
+		file = getenv("SWEREX_TOKEN_FILE");
+		if (rc == 0 && c->token == NULL && file != NULL &&
+		    *file != '\0')
+			rc = tls_token_load(file, NULL, &c->token, msg,
+			    sizeof msg);
+	}
+	if (rc != 0) {
+		error_set(err, strcmp(msg, "out of memory") == 0 ?
+		    SWEREX_ERR_NO_MEMORY : SWEREX_ERR_BAD_ARGUMENT, "%s", msg);
 		return -1;
-	fd = client_socket(path, err);
-	free(path);
-	if (fd == -1)
-		return -1;
+	}
+	return 0;
+}
 
-	c = calloc(1, sizeof *c);
-	if (c == NULL) {
-		close(fd);
+/* Give an option's value, else the environment variable's, else NULL. */
+static const char *
+client_opt_env(const char *opt, const char *env)
+{
+	const char *v;
+
+	if (opt != NULL)
+		return opt;
+	v = getenv(env);
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* Check a number of seconds: finite; negative only if allowed. */
+static int
+client_seconds(double v, bool negative_ok, const char *what,
+    struct swerex_error **err)
+{
+	if (!isfinite(v) || (v < 0 && !negative_ok)) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "bad %s: %g", what, v);
+		return -1;
+	}
+	return 0;
+}
+
+/* Check that a file named by an option can be read; 0, or -1 with *err. */
+static int
+client_readable(const char *path, const char *what, struct swerex_error **err)
+{
+	if (path == NULL || access(path, R_OK) == 0)
+		return 0;
+	error_set(err, SWEREX_ERR_BAD_ARGUMENT, "%s %s: %s", what, path,
+	    strerror(errno));
+	return -1;
+}
+
+/* Take the settings of o into c, with defaults. 0, or -1 with *err set. */
+static int
+client_configure(struct swerex_client *c, const struct swerex_connect_opts *o,
+    struct swerex_error **err)
+{
+	const char *ca, *cert, *key;
+	char msg[256];
+	ssize_t n;
+
+	if (client_seconds(o->connect_timeout, false, "connect_timeout",
+	    err) != 0 ||
+	    client_seconds(o->keepalive, true, "keepalive", err) != 0 ||
+	    client_seconds(o->reconnect_timeout, false, "reconnect_timeout",
+	    err) != 0)
+		return -1;
+	c->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout :
+	    CLIENT_CONNECT_TIMEOUT;
+	c->keepalive = o->keepalive != 0 ? o->keepalive : CLIENT_KEEPALIVE;
+	c->reconnect = o->reconnect;
+	c->reconnect_timeout = o->reconnect_timeout > 0 ?
+	    o->reconnect_timeout : CLIENT_RECONNECT_TIMEOUT;
+	if (net_resolve(o->url, &c->target, err) != 0)
+		return -1;
+	c->client_name = strdup(o->client_name != NULL ? o->client_name :
+	    "libswerex");
+	if (c->client_name == NULL || (o->server_name != NULL &&
+	    (c->server_name = strdup(o->server_name)) == NULL)) {
 		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
 		return -1;
 	}
-	c->fd = fd;
-	c->base = base;
-	c->next_id = 1;
-	TAILQ_INIT(&c->requests);
+	if (client_token(c, o, err) != 0)
+		return -1;
+	if (c->target.kind == NET_TLS) {
+		ca = client_opt_env(o->ca_file, "SWEREX_CA");
+		cert = client_opt_env(o->cert_file, "SWEREX_CERT");
+		key = client_opt_env(o->key_file, "SWEREX_KEY");
+		/* OpenSSL's words for a missing file are "system lib". */
+		if (client_readable(ca, "CA file", err) != 0 ||
+		    client_readable(cert, "certificate", err) != 0 ||
+		    client_readable(key, "key", err) != 0)
+			return -1;
+		c->ssl_ctx = tls_client_ctx(ca, cert, key, msg, sizeof msg);
+		if (c->ssl_ctx == NULL) {
+			error_set(err, SWEREX_ERR_BAD_ARGUMENT, "%s", msg);
+			return -1;
+		}
+	}
+	if (c->reconnect) {
+		do
+			n = getrandom(c->identity, sizeof c->identity, 0);
+		while (n == -1 && errno == EINTR);
+		if (n != (ssize_t)sizeof c->identity) {
+			error_set(err, SWEREX_ERR_INTERNAL, "cannot make a "
+			    "client identity: %s", n == -1 ? strerror(errno) :
+			    "short read");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Create the client's buffers, table and events. 0, or -1 with *err set. */
+static int
+client_alloc(struct swerex_client *c, struct swerex_error **err)
+{
+	struct timeval tv;
+	double tick;
+
 	c->n_buckets = CLIENT_BUCKETS_MIN;
 	c->buckets = calloc(c->n_buckets, sizeof *c->buckets);
 	c->in = evbuffer_new();
 	c->out = evbuffer_new();
-	c->read_ev = event_new(base, fd, EV_READ|EV_PERSIST, client_read_cb, c);
-	c->write_ev = event_new(base, fd, EV_WRITE|EV_PERSIST, client_write_cb,
-	    c);
+	c->read_ev = event_new(c->base, -1, 0, client_read_cb, c);
+	c->write_ev = event_new(c->base, -1, 0, client_write_cb, c);
+	if (c->keepalive > 0)
+		c->keepalive_ev = event_new(c->base, -1, EV_PERSIST,
+		    client_keepalive_cb, c);
+	if (c->reconnect)
+		c->reconnect_ev = evtimer_new(c->base, client_reconnect_cb, c);
 	if (c->buckets == NULL || c->in == NULL || c->out == NULL ||
-	    c->read_ev == NULL || c->write_ev == NULL) {
+	    c->read_ev == NULL || c->write_ev == NULL ||
+	    (c->keepalive > 0 && c->keepalive_ev == NULL) ||
+	    (c->reconnect && c->reconnect_ev == NULL)) {
 		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
-		goto fail;
+		return -1;
 	}
-	if (client_hello(c, client_name, err) != 0)
+	if (c->keepalive_ev != NULL) {
+		tick = c->keepalive / CLIENT_KEEPALIVE_TICKS;
+		tv.tv_sec = (time_t)tick;
+		tv.tv_usec = (suseconds_t)((tick - (double)tv.tv_sec) * 1e6);
+		if (tv.tv_sec == 0 && tv.tv_usec == 0)
+			tv.tv_usec = 1;
+		if (event_add(c->keepalive_ev, &tv) != 0) {
+			error_set(err, SWEREX_ERR_INTERNAL,
+			    "cannot add the keepalive timer");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Fill o with the defaults: zero means the default of each field. */
+void
+swerex_connect_opts_init(struct swerex_connect_opts *o)
+{
+	if (o != NULL)
+		memset(o, 0, sizeof *o);
+}
+
+/* Connect with options; the handshake is done on return. */
+int
+swerex_connect_with(const struct swerex_connect_opts *o,
+    struct swerex_client **out, struct swerex_error **err)
+{
+	struct swerex_client *c;
+	struct net n;
+	bool resumed;
+
+	if (err != NULL)
+		*err = NULL;
+	if (out == NULL || o == NULL) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+		    "no options or client pointer");
+		return -1;
+	}
+	*out = NULL;
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return -1;
+	}
+	c->net.fd = -1;
+	c->next_id = 1;
+	TAILQ_INIT(&c->requests);
+	if (o->base != NULL)
+		c->base = o->base;
+	else if ((c->base = event_base_new()) != NULL)
+		c->own_base = 1;
+	else {
+		free(c);
+		error_set(err, SWEREX_ERR_NO_MEMORY,
+		    "cannot create an event base");
+		return -1;
+	}
+	if (client_configure(c, o, err) != 0 || client_alloc(c, err) != 0)
 		goto fail;
-	if (event_add(c->read_ev, NULL) != 0) {
+	if (client_open(c, c->connect_timeout, &n, &resumed, err) != 0)
+		goto fail;
+	if (client_attach(c, &n) != 0) {
 		error_set(err, SWEREX_ERR_INTERNAL, "cannot add read event");
 		goto fail;
 	}
-	/* Anything that came in after the Hello answer is handled soon. */
-	if (evbuffer_get_length(c->in) > 0)
-		event_active(c->read_ev, EV_READ, 0);
 	*out = c;
 	return 0;
 
@@ -1194,27 +1630,12 @@ int
 swerex_connect(const char *url, const char *client_name,
     struct swerex_client **out, struct swerex_error **err)
 {
-	struct event_base *base;
+	struct swerex_connect_opts o;
 
-	if (err != NULL)
-		*err = NULL;
-	if (out == NULL) {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no client pointer");
-		return -1;
-	}
-	*out = NULL;
-	base = event_base_new();
-	if (base == NULL) {
-		error_set(err, SWEREX_ERR_NO_MEMORY,
-		    "cannot create an event base");
-		return -1;
-	}
-	if (client_connect(base, url, client_name, out, err) != 0) {
-		event_base_free(base);
-		return -1;
-	}
-	(*out)->own_base = 1;
-	return 0;
+	swerex_connect_opts_init(&o);
+	o.url = url;
+	o.client_name = client_name;
+	return swerex_connect_with(&o, out, err);
 }
 
 /* Connect on the caller's event base; the handshake is done on return. */
@@ -1223,15 +1644,22 @@ swerex_connect_base(struct event_base *base, const char *url,
     const char *client_name, struct swerex_client **out,
     struct swerex_error **err)
 {
-	if (err != NULL)
-		*err = NULL;
-	if (out == NULL || base == NULL) {
+	struct swerex_connect_opts o;
+
+	if (base == NULL) {
+		if (err != NULL)
+			*err = NULL;
+		if (out != NULL)
+			*out = NULL;
 		error_set(err, SWEREX_ERR_BAD_ARGUMENT,
 		    "no event base or client pointer");
 		return -1;
 	}
-	*out = NULL;
-	return client_connect(base, url, client_name, out, err);
+	swerex_connect_opts_init(&o);
+	o.url = url;
+	o.client_name = client_name;
+	o.base = base;
+	return swerex_connect_with(&o, out, err);
 }
 
 /*
@@ -1249,12 +1677,24 @@ swerex_client_free(struct swerex_client *c)
 		event_free(c->read_ev);
 	if (c->write_ev != NULL)
 		event_free(c->write_ev);
+	if (c->keepalive_ev != NULL)
+		event_free(c->keepalive_ev);
+	if (c->reconnect_ev != NULL)
+		event_free(c->reconnect_ev);
 	if (c->in != NULL)
 		evbuffer_free(c->in);
 	if (c->out != NULL)
 		evbuffer_free(c->out);
 	free(c->buckets);
 	free(c->daemon_version);
+	free(c->client_name);
+	free(c->server_name);
+	if (c->token != NULL) {
+		OPENSSL_cleanse(c->token, strlen(c->token));
+		free(c->token);
+	}
+	SSL_CTX_free(c->ssl_ctx);
+	net_target_clear(&c->target);
 	if (c->own_base)
 		event_base_free(c->base);
 	free(c);
@@ -1269,14 +1709,25 @@ swerex_daemon_version(const struct swerex_client *c)
 	return c->daemon_version;
 }
 
-/* Resolve url as swerex_connect() does. */
+/* Give the number of successful reconnects. */
+unsigned
+swerex_reconnects(const struct swerex_client *c)
+{
+	return c != NULL ? c->reconnects : 0;
+}
+
+/* Resolve url as swerex_connect() does; only Unix URLs have a path. */
 char *
 swerex_socket_path(const char *url)
 {
+	struct net_target t;
 	char *path;
 
-	if (client_resolve(url, &path, NULL) != 0)
+	if (net_resolve(url, &t, NULL) != 0)
 		return NULL;
+	path = t.kind == NET_UNIX ? t.path : NULL;
+	t.path = NULL;
+	net_target_clear(&t);
 	return path;
 }
 

@@ -219,11 +219,13 @@ struct swerex_interrupt_opts {
 };
 
 /*
- * Connection. url is "unix:/path", a bare path, "tls://HOST:PORT" (IPv6 as
- * "[ADDR]:PORT"), or NULL for $SWEREX_URL, else the daemon's default socket
- * ($XDG_RUNTIME_DIR/swerexd.sock, else /tmp/swerexd-$UID/swerexd.sock).
- * client_name is sent in the Hello. TLS settings and the token come from the
- * environment as described at struct swerex_connect_opts.
+ * Connection. url is "unix:/path", a bare path, "tls://HOST:PORT",
+ * "tcp://HOST:PORT" (plain TCP, for swerexd's --insecure loopback
+ * listeners), IPv6 hosts as "[ADDR]:PORT"; or NULL for $SWEREX_URL, else the
+ * daemon's default socket ($XDG_RUNTIME_DIR/swerexd.sock, else
+ * /tmp/swerexd-$UID/swerexd.sock). client_name is sent in the Hello. TLS
+ * settings and the token come from the environment as described at struct
+ * swerex_connect_opts; the other options have their defaults.
  */
 SWEREX_API int swerex_connect(const char *url, const char *client_name,
 		   struct swerex_client **out, struct swerex_error **err);
@@ -252,32 +254,56 @@ struct swerex_connect_opts {
 	struct event_base *base;  /* NULL: a private base (blocking use) */
 	/* tls:// only. The daemon's certificate is verified against ca_file
 	 * (NULL: $SWEREX_CA, else the system's store) and must match
-	 * server_name (NULL: the URL's host). */
+	 * server_name (NULL: the URL's host; an IP address is matched against
+	 * the certificate's IP addresses). A failed verification is
+	 * SWEREX_ERR_CONNECT naming the cause ("certificate verify failed:
+	 * hostname mismatch"); files that cannot be loaded are
+	 * SWEREX_ERR_BAD_ARGUMENT. */
 	const char *ca_file;
 	const char *server_name;
 	const char *cert_file;    /* client certificate (mTLS); NULL: $SWEREX_CERT */
 	const char *key_file;     /* its key; NULL: $SWEREX_KEY */
-	/* Token for TCP listeners: token, else the first line of token_file,
-	 * else $SWEREX_TOKEN, else the file named by $SWEREX_TOKEN_FILE. */
+	/* Token, sent in every Hello: token, else the first line of
+	 * token_file; for tls:// and tcp:// URLs, else $SWEREX_TOKEN, else the
+	 * file named by $SWEREX_TOKEN_FILE (a Unix socket ignores tokens, so
+	 * the environment is not read for one). A refused token is
+	 * SWEREX_ERR_UNAUTHENTICATED with the daemon's message. */
 	const char *token;
 	const char *token_file;
 	double connect_timeout;   /* connect + TLS + Hello, seconds; 0: 10 */
-	/* When the connection has been quiet this long while the client's base
-	 * runs, send a ping; with no frame for twice as long, the daemon is
-	 * taken as gone. Seconds; 0: 10; < 0: no pings. TCP keepalive is on
-	 * for tls:// regardless. */
+	/* When nothing has come from the daemon for this long while the
+	 * client's base runs, send a ping; with nothing for twice as long, the
+	 * connection is taken as lost (SWEREX_ERR_DISCONNECTED, "swerexd did not
+	 * answer for 20 s (keepalive)", or a reconnect). The timer runs only
+	 * while the base runs: blocking calls run it, a blocking client between
+	 * calls does not, and the time between calls is not counted. It costs
+	 * nothing per frame. Seconds; 0: 10; < 0: no pings. TCP keepalive
+	 * (probes after this long, given up after about twice as long) is on
+	 * for tls:// and tcp:// regardless. */
 	double keepalive;
 	/*
-	 * On a lost connection, reconnect with backoff instead of failing the
-	 * pending requests, and send them again. The client presents the same
-	 * random identity on every connection; swerexd answers a request it
-	 * already ran from its cache of recent responses (or lets the retry
-	 * join the first attempt still running) instead of running it twice.
-	 * If swerexd no longer knows the identity (restarted, or the client was
-	 * away too long), only requests that are safe to repeat (is_alive,
-	 * list_sessions, read_file, download) are sent again; the others fail
-	 * with SWEREX_ERR_DISCONNECTED. Streams that had delivered output or
-	 * entries, and uploads, always fail: their data cannot be replayed.
+	 * On a lost connection (EOF, an I/O error, keepalive), reconnect with
+	 * backoff (50 ms, doubling up to 2 s) instead of failing the pending
+	 * requests, and send them again under their ids. The client presents
+	 * the same random identity on every connection; swerexd answers a
+	 * request it already ran from its cache of recent responses (or lets
+	 * the retry join the first attempt still running) instead of running
+	 * it twice. If swerexd no longer knows the identity (restarted, or the
+	 * client was away too long), only requests that are safe to repeat
+	 * (is_alive, list_sessions, read_file, download) are sent again; the
+	 * others fail with SWEREX_ERR_DISCONNECTED. Streams that had delivered
+	 * output or entries, and uploads, fail as soon as the loss is seen:
+	 * their data cannot be replayed. Requests submitted while reconnecting
+	 * wait and go out after it. A refused token or protocol version ends
+	 * reconnecting at once; otherwise, once reconnect_timeout is spent,
+	 * everything fails with SWEREX_ERR_DISCONNECTED ("gave up reconnecting
+	 * after 30 s: <last error>"). Reconnecting runs from a timer on the
+	 * client's base (so, like keepalive, only while it runs), and each
+	 * attempt blocks that base for at most min(connect_timeout, time left):
+	 * connect, TLS and Hello are done synchronously (a name lookup, too,
+	 * and that one is bounded only by the resolver's own timeouts). The
+	 * first connection is not retried: swerex_connect_with() fails if it
+	 * fails.
 	 */
 	bool reconnect;
 	double reconnect_timeout; /* give up after this many seconds; 0: 30 */

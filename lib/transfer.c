@@ -569,7 +569,7 @@ transfer_upload_abort(struct transfer_upload *u)
 	req.body_case = SWEREX__V1__REQUEST__BODY_UPLOAD_END;
 	req.upload_end = &end;
 	if (client_queue(c, &req, NULL) != 0)
-		client_write_cb(c->fd, EV_WRITE, c);
+		client_kick(c);
 }
 
 /*
@@ -581,7 +581,7 @@ transfer_upload_wait(struct transfer_upload *u, struct client_wait *w_end)
 {
 	struct swerex_client *c = u->c;
 
-	client_write_cb(c->fd, EV_WRITE, c);
+	client_kick(c);
 	while (!u->w->done &&
 	    !(w_end->done && w_end->type == SWEREX_REPLY_ERROR)) {
 		if (event_base_loop(c->base, EVLOOP_ONCE) != 0) {

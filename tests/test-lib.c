@@ -1,10 +1,11 @@
 /*
  * Unit tests of libswerex against a scripted fake daemon: each test forks a
- * child that accepts one connection on a private socket and plays its part
- * of the protocol with blocking I/O, so the library's behaviour (handshake,
- * conversions, out-of-order replies, streaming, every kind of loss) is tested
- * without the real swerexd. SIGPIPE keeps its default action on purpose: the
- * library must never raise it.
+ * child that accepts a connection on a private socket (Unix, or TCP or TLS
+ * on loopback) and plays its part of the protocol with blocking I/O, so the
+ * library's behaviour (handshake, conversions, out-of-order replies,
+ * streaming, every kind of loss, keepalive, reconnects, TLS verification)
+ * is tested without the real swerexd. SIGPIPE keeps its default action on
+ * purpose: the library must never raise it.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -12,30 +13,45 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <netinet/in.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "swerex.h"
 #include "tap.h"
+#include "tls.h"
 #include "wire.h"
 
-/* A fake daemon: a child process serving one connection. */
+/* A fake daemon: a child process serving one connection (or a few). */
 struct fake {
 	pid_t pid;
 	char dir[64];
 	char path[96];
 	char url[160];
+	int note[2];	/* child to parent: "I got this far" */
+};
+
+/* Where a fake listens. */
+enum fake_kind {
+	FAKE_UNIX,
+	FAKE_TCP,	/* 127.0.0.1, plain */
+	FAKE_TLS,	/* 127.0.0.1 */
+	FAKE_TLS6,	/* ::1 */
 };
 
 typedef void (*fake_fn)(int fd);
@@ -47,6 +63,30 @@ typedef void (*fake_fn)(int fd);
 
 /* Input buffer of the fake daemon (child only). */
 static struct evbuffer *fake_in;
+/* The listener, a TLS context and connection, the note pipe (child only). */
+static int fake_lfd = -1;
+static SSL_CTX *fake_ctx;
+static SSL *fake_ssl;
+static int fake_note_fd = -1;
+
+/* Read some bytes of the connection: the count, 0 at EOF. */
+static ssize_t
+fake_read(int fd, char *buf, size_t len)
+{
+	ssize_t n;
+
+	if (fake_ssl != NULL) {
+		n = SSL_read(fake_ssl, buf, (int)len);
+		return n > 0 ? n : 0;	/* a TLS error ends it as EOF would */
+	}
+	do
+		n = read(fd, buf, len);
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && errno == ECONNRESET)
+		return 0;
+	FAKE_REQUIRE(n >= 0);
+	return n;
+}
 
 /* Read the next Request; NULL on EOF. */
 static Swerex__V1__Request *
@@ -63,13 +103,53 @@ fake_recv(int fd)
 		if (r == WIRE_OK)
 			return (Swerex__V1__Request *)msg;
 		FAKE_REQUIRE(r == WIRE_AGAIN);
-		n = read(fd, buf, sizeof buf);
-		if (n == -1 && errno == EINTR)
-			continue;
-		FAKE_REQUIRE(n >= 0);
-		if (n == 0)
+		if ((n = fake_read(fd, buf, sizeof buf)) == 0)
 			return NULL;
 		evbuffer_add(fake_in, buf, (size_t)n);
+	}
+}
+
+/*
+ * Read the next Request within ms milliseconds (plain sockets only); NULL
+ * with *timed_out set if none came, NULL alone on EOF.
+ */
+static Swerex__V1__Request *
+fake_recv_within(int fd, int ms, bool *timed_out)
+{
+	struct timespec end, now;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	long left;
+
+	*timed_out = false;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (ms % 1000) * 1000000L;
+	for (;;) {
+		if (evbuffer_get_length(fake_in) >= 5) {
+			uint8_t h[5];
+			uint32_t len;
+
+			evbuffer_copyout(fake_in, h, 5);
+			len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 |
+			    (uint32_t)h[3] << 8 | h[4];
+			if (evbuffer_get_length(fake_in) >= 5 + (size_t)len)
+				return fake_recv(fd);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (end.tv_sec - now.tv_sec) * 1000 +
+		    (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+			*timed_out = true;
+			return NULL;
+		}
+		{
+			char buf[4096];
+			ssize_t n = fake_read(fd, buf, sizeof buf);
+
+			if (n == 0)
+				return NULL;
+			evbuffer_add(fake_in, buf, (size_t)n);
+		}
 	}
 }
 
@@ -81,7 +161,10 @@ fake_write(int fd, const void *p, size_t len)
 	ssize_t n;
 
 	while (len > 0) {
-		n = write(fd, c, len);
+		if (fake_ssl != NULL)
+			n = SSL_write(fake_ssl, c, (int)len);
+		else
+			n = write(fd, c, len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		FAKE_REQUIRE(n > 0);
@@ -206,25 +289,156 @@ fake_wait_close(int fd)
 	}
 }
 
-/* Start a fake daemon running fn on its one connection. */
+/*
+ * Accept the next connection (after a TLS handshake for TLS fakes); reset
+ * the input buffer. Return its fd, or -1 if the TLS handshake failed.
+ */
+static int
+fake_accept(void)
+{
+	int fd;
+
+	do
+		fd = accept4(fake_lfd, NULL, NULL, SOCK_CLOEXEC);
+	while (fd == -1 && errno == EINTR);
+	FAKE_REQUIRE(fd != -1);
+	evbuffer_drain(fake_in, evbuffer_get_length(fake_in));
+	if (fake_ctx == NULL)
+		return fd;
+	fake_ssl = SSL_new(fake_ctx);
+	FAKE_REQUIRE(fake_ssl != NULL && SSL_set_fd(fake_ssl, fd) == 1);
+	if (SSL_accept(fake_ssl) != 1) {
+		/*
+		 * Read what the client sent until it closes: closing with
+		 * unread data would send a reset that can overtake the alert.
+		 */
+		char buf[4096];
+
+		SSL_free(fake_ssl);
+		fake_ssl = NULL;
+		shutdown(fd, SHUT_WR);
+		while (read(fd, buf, sizeof buf) > 0)
+			;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Close a connection without a TLS close_notify (a crash, to the client). */
 static void
-fake_start(struct fake *f, fake_fn fn)
+fake_hangup(int fd)
+{
+	if (fake_ssl != NULL) {
+		SSL_free(fake_ssl);
+		fake_ssl = NULL;
+	}
+	if (fd != -1)
+		close(fd);
+}
+
+/* Close fd and take the next connection (see fake_accept()). */
+static int
+fake_reaccept(int fd)
+{
+	fake_hangup(fd);
+	return fake_accept();
+}
+
+/* Stop listening: the client's next connect is refused. */
+static void
+fake_unlisten(void)
+{
+	close(fake_lfd);
+	fake_lfd = -1;
+}
+
+/* Tell the parent that the fake got this far (see fake_wait_note()). */
+static void
+fake_note(void)
+{
+	FAKE_REQUIRE(write(fake_note_fd, "!", 1) == 1);
+}
+
+/* Wait until the fake calls fake_note(); false if it exited first. */
+static bool
+fake_wait_note(struct fake *f)
+{
+	char c;
+	ssize_t n;
+
+	do
+		n = read(f->note[0], &c, 1);
+	while (n == -1 && errno == EINTR);
+	return n == 1;
+}
+
+/* Listen on loopback TCP (IPv6 if v6); set *port. The fd, or -1. */
+static int
+fake_listen_tcp(bool v6, int *port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int lfd;
+
+	memset(&ss, 0, sizeof ss);
+	if (v6) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		len = sizeof *s6;
+	} else {
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof *s4;
+	}
+	lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd == -1 || bind(lfd, (struct sockaddr *)&ss, len) != 0 ||
+	    listen(lfd, 8) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&ss, &len) != 0) {
+		if (lfd != -1)
+			close(lfd);
+		return -1;
+	}
+	*port = ntohs(v6 ? s6->sin6_port : s4->sin_port);
+	return lfd;
+}
+
+/*
+ * Start a fake daemon of the given kind running fn on its first connection.
+ * TLS fakes serve certdir's server certificate and, with client_ca, require
+ * a client certificate signed by it; fn gets -1 if the handshake failed.
+ */
+static void
+fake_start_on(struct fake *f, enum fake_kind kind, const char *certdir,
+    const char *client_ca, fake_fn fn)
 {
 	struct sockaddr_un sa;
-	int lfd, fd;
+	char cert[256], key[256], msg[256];
+	int lfd, fd, port = 0;
 
 	alarm(30);
 	snprintf(f->dir, sizeof f->dir, "/tmp/swerex-test-lib.XXXXXX");
 	REQUIRE(mkdtemp(f->dir) != NULL);
 	snprintf(f->path, sizeof f->path, "%s/s.sock", f->dir);
-	snprintf(f->url, sizeof f->url, "unix:%s", f->path);
-	memset(&sa, 0, sizeof sa);
-	sa.sun_family = AF_UNIX;
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->path);
-	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	REQUIRE(lfd != -1);
-	REQUIRE(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
-	REQUIRE(listen(lfd, 8) == 0);
+	REQUIRE(pipe2(f->note, O_CLOEXEC) == 0);
+	if (kind == FAKE_UNIX) {
+		snprintf(f->url, sizeof f->url, "unix:%s", f->path);
+		memset(&sa, 0, sizeof sa);
+		sa.sun_family = AF_UNIX;
+		snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->path);
+		lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		REQUIRE(lfd != -1);
+		REQUIRE(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+		REQUIRE(listen(lfd, 8) == 0);
+	} else {
+		lfd = fake_listen_tcp(kind == FAKE_TLS6, &port);
+		REQUIRE(lfd != -1);
+		snprintf(f->url, sizeof f->url, kind == FAKE_TCP ?
+		    "tcp://127.0.0.1:%d" : kind == FAKE_TLS ?
+		    "tls://127.0.0.1:%d" : "tls://[::1]:%d", port);
+	}
 
 	fflush(stdout);
 	f->pid = fork();
@@ -232,18 +446,37 @@ fake_start(struct fake *f, fake_fn fn)
 	if (f->pid == 0) {
 		/* Alarms are not inherited: the fake gets its own watchdog. */
 		alarm(30);
+		signal(SIGPIPE, SIG_IGN);
 		tap_failed_now = 0;
-		fd = accept(lfd, NULL, NULL);
-		FAKE_REQUIRE(fd != -1);
-		close(lfd);
+		close(f->note[0]);
+		fake_note_fd = f->note[1];
+		fake_lfd = lfd;
 		fake_in = evbuffer_new();
 		FAKE_REQUIRE(fake_in != NULL);
+		if (kind == FAKE_TLS || kind == FAKE_TLS6) {
+			snprintf(cert, sizeof cert, "%s/server.pem", certdir);
+			snprintf(key, sizeof key, "%s/server.key", certdir);
+			fake_ctx = tls_server_ctx(cert, key, client_ca, msg,
+			    sizeof msg);
+			if (fake_ctx == NULL)
+				printf("# fake daemon: %s\n", msg);
+			FAKE_REQUIRE(fake_ctx != NULL);
+		}
+		fd = fake_accept();
 		fn(fd);
-		close(fd);
+		fake_hangup(fd);
 		fflush(stdout);
 		_exit(tap_failed_now ? 1 : 0);
 	}
 	close(lfd);
+	close(f->note[1]);
+}
+
+/* Start a fake daemon on a Unix socket running fn on its one connection. */
+static void
+fake_start(struct fake *f, fake_fn fn)
+{
+	fake_start_on(f, FAKE_UNIX, NULL, NULL, fn);
 }
 
 /* Reap the fake daemon, check it was happy, and clean up. */
@@ -257,6 +490,7 @@ fake_finish(struct fake *f)
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		tap_diag(__FILE__, __LINE__, "fake daemon failed (status 0x%x)",
 		    status);
+	close(f->note[0]);
 	unlink(f->path);
 	rmdir(f->dir);
 	alarm(0);
@@ -398,10 +632,32 @@ TEST(connect_errors)
 	swerex_error_free(e);
 
 	e = NULL;
-	CHECK_INT(swerex_connect("tls://host:1234", "x", &c, &e), -1);
+	CHECK_INT(swerex_connect("http://host:1234", "x", &c, &e), -1);
 	REQUIRE(e != NULL);
 	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
 	CHECK(strstr(e->message, "unsupported URL scheme") != NULL);
+	swerex_error_free(e);
+
+	/* tls:// and tcp:// need HOST:PORT. */
+	e = NULL;
+	CHECK_INT(swerex_connect("tls://host", "x", &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	CHECK(strstr(e->message, "HOST:PORT") != NULL);
+	swerex_error_free(e);
+	e = NULL;
+	CHECK_INT(swerex_connect("tcp://[::1:7", "x", &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+
+	/* Nothing listens on port 1 of loopback: refused at once. */
+	e = NULL;
+	CHECK_INT(swerex_connect("tcp://127.0.0.1:1", "x", &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_CONNECT);
+	CHECK(strstr(e->message, "127.0.0.1:1") != NULL);
+	CHECK(strstr(e->message, strerror(ECONNREFUSED)) != NULL);
 	swerex_error_free(e);
 
 	/* A NULL err must not crash. */
@@ -441,6 +697,8 @@ TEST(socket_path_resolution)
 	CHECK_STR(p, "/e.sock");
 	free(p);
 	CHECK(swerex_socket_path("tls://h:1") == NULL);
+	CHECK(swerex_socket_path("tcp://[::1]:1") == NULL);
+	CHECK(swerex_socket_path("ftp://h:1") == NULL);
 	CHECK(swerex_socket_path("unix:") == NULL);
 	unsetenv("SWEREX_URL");
 }
@@ -2554,6 +2812,959 @@ done:
 	tree_remove(dl_dir);
 }
 
+/* Seconds on the monotonic clock. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Connect to url with options o (client name "test-lib"); NULL on failure. */
+static struct swerex_client *
+opts_connect(struct swerex_connect_opts *o, const char *url)
+{
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+
+	o->url = url;
+	o->client_name = "test-lib";
+	if (swerex_connect_with(o, &c, &e) != 0) {
+		tap_diag(__FILE__, __LINE__, "connect %s: %s", url,
+		    e != NULL ? e->message : "?");
+		swerex_error_free(e);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Answer a Hello with resumed as given, and hand the Hello back for the
+ * caller to check (and free).
+ */
+static Swerex__V1__Request *
+fake_hello_take(int fd, bool resumed)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__HelloResponse hello = SWEREX__V1__HELLO_RESPONSE__INIT;
+
+	FAKE_REQUIRE(req != NULL);
+	FAKE_REQUIRE(req->body_case == SWEREX__V1__REQUEST__BODY_HELLO);
+	CHECK_STR(req->hello->client_name, "test-lib");
+	hello.protocol_version = 1;
+	hello.daemon_version = (char *)"fake-1.0";
+	hello.max_frame = 64 * 1024 * 1024;
+	hello.resumed = resumed;
+	resp.id = req->id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_HELLO;
+	resp.hello = &hello;
+	fake_send(fd, &resp);
+	return req;
+}
+
+/* Answer a Ping with a Pong of the same id. */
+static void
+fake_pong(int fd, uint64_t id)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__Pong pong = SWEREX__V1__PONG__INIT;
+
+	resp.id = id;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_PONG;
+	resp.pong = &pong;
+	fake_send(fd, &resp);
+}
+
+/* Read requests until the client closes; only pings are allowed. */
+static int
+fake_drain_pings(int fd)
+{
+	Swerex__V1__Request *req;
+	int pings = 0;
+
+	while ((req = fake_recv(fd)) != NULL) {
+		if (req->body_case != SWEREX__V1__REQUEST__BODY_PING) {
+			printf("# fake daemon: unexpected request (body %d)\n",
+			    (int)req->body_case);
+			fflush(stdout);
+			_exit(1);
+		}
+		pings++;
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	return pings;
+}
+
+/* Fake: answer the Hello, then read everything and answer nothing. */
+static void
+serve_silent(int fd)
+{
+	Swerex__V1__Request *req;
+	int pings = 0, runs = 0;
+
+	fake_hello(fd, 1024 * 1024);
+	while ((req = fake_recv(fd)) != NULL) {
+		if (req->body_case == SWEREX__V1__REQUEST__BODY_PING) {
+			CHECK(req->id > 1);
+			pings++;
+		} else if (req->body_case == SWEREX__V1__REQUEST__BODY_RUN)
+			runs++;
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	CHECK_INT(runs, 1);
+	CHECK(pings >= 1);	/* the client asked before giving up */
+}
+
+TEST(keepalive_gives_up_on_a_silent_daemon)
+{
+	struct swerex_run_opts run = { .command = "sleep 100" };
+	struct swerex_connect_opts o;
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	double t0, took;
+
+	fake_start(&f, serve_silent);
+	swerex_connect_opts_init(&o);
+	o.keepalive = 0.3;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		/* The peer is up but mute: the call must not hang. */
+		t0 = now_s();
+		CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+		took = now_s() - t0;
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_DISCONNECTED);
+		CHECK_STR(e->message,
+		    "swerexd did not answer for 0.6 s (keepalive)");
+		CHECK(took >= 0.5);
+		CHECK(took < 1.2);
+		if (took < 0.5 || took >= 1.2)
+			printf("# gave up after %.3f s\n", took);
+		swerex_error_free(e);
+		e = NULL;
+		/* The loss is final without reconnect. */
+		CHECK_INT(swerex_is_alive(c, NULL, NULL, &e), -1);
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_DISCONNECTED);
+		swerex_error_free(e);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+}
+
+/* Fake: answer pings at once, and the run only after 1.5 s. */
+static void
+serve_slow_run_with_pongs(int fd)
+{
+	Swerex__V1__Request *req;
+	uint64_t id;
+	double end;
+	bool timed_out = false;
+	int pings = 0, left;
+
+	fake_hello(fd, 1024 * 1024);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	id = req->id;
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	end = now_s() + 1.5;
+	while ((left = (int)((end - now_s()) * 1000)) > 0) {
+		req = fake_recv_within(fd, left, &timed_out);
+		if (req == NULL)
+			break;
+		FAKE_REQUIRE(req->body_case == SWEREX__V1__REQUEST__BODY_PING);
+		CHECK(req->id > id);
+		fake_pong(fd, req->id);
+		pings++;
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	}
+	FAKE_REQUIRE(timed_out || left <= 0);
+	/* About one ping per 0.375 s of quiet. */
+	CHECK(pings >= 2);
+	fake_observation(fd, id, "late\n", 0);
+	fake_drain_pings(fd);
+}
+
+TEST(keepalive_pongs_keep_a_long_call_alive)
+{
+	struct swerex_run_opts run = { .command = "sleep 1.5" };
+	struct swerex_connect_opts o;
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_observation *obs = NULL;
+	struct swerex_error *e = NULL;
+	double t0;
+
+	fake_start(&f, serve_slow_run_with_pongs);
+	swerex_connect_opts_init(&o);
+	o.keepalive = 0.3;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		t0 = now_s();
+		CHECK_INT(swerex_run(c, &run, &obs, &e), 0);
+		CHECK(e == NULL);
+		if (e != NULL)
+			printf("# %s\n", e->message);
+		CHECK(now_s() - t0 >= 1.4);
+		if (obs != NULL)
+			CHECK_STR(obs->output, "late\n");
+		swerex_observation_free(obs);
+		swerex_error_free(e);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+}
+
+/* The token the next fake expects in the Hello ("" for none). */
+static const char *fake_want_token;
+
+/* Fake: check the Hello's token and that no identity came, then wait. */
+static void
+serve_token(int fd)
+{
+	Swerex__V1__Request *hello;
+
+	FAKE_REQUIRE(fd != -1);
+	hello = fake_hello_take(fd, false);
+	CHECK_STR(hello->hello->token, fake_want_token);
+	CHECK_INT(hello->hello->client_id.len, 0);
+	protobuf_c_message_free_unpacked(&hello->base, NULL);
+	fake_drain_pings(fd);
+}
+
+/* Write s to path; false on failure. */
+static bool
+file_put(const char *path, const char *s)
+{
+	FILE *fp = fopen(path, "w");
+	bool ok;
+
+	if (fp == NULL)
+		return false;
+	ok = fputs(s, fp) >= 0;
+	return fclose(fp) == 0 && ok;
+}
+
+/* Connect to a fake of kind that expects want, with o; check it is happy. */
+static void
+token_case(enum fake_kind kind, struct swerex_connect_opts *o,
+    const char *want)
+{
+	struct fake f;
+	struct swerex_client *c;
+
+	fake_want_token = want;
+	fake_start_on(&f, kind, NULL, NULL, serve_token);
+	c = opts_connect(o, f.url);
+	swerex_client_free(c);
+	fake_finish(&f);
+}
+
+TEST(token_sent_in_hello)
+{
+	struct swerex_connect_opts o;
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+	char dir[] = "/tmp/swerex-test-lib.XXXXXX", file[64], bad[64];
+
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(file, sizeof file, "%s/token", dir);
+	snprintf(bad, sizeof bad, "%s/missing", dir);
+	REQUIRE(file_put(file, "from-file\n"));
+	unsetenv("SWEREX_TOKEN");
+	unsetenv("SWEREX_TOKEN_FILE");
+
+	swerex_connect_opts_init(&o);
+	o.token = "from-opts";
+	token_case(FAKE_UNIX, &o, "from-opts");
+
+	swerex_connect_opts_init(&o);
+	o.token_file = file;
+	token_case(FAKE_TCP, &o, "from-file");
+
+	/* opts win over the environment. */
+	setenv("SWEREX_TOKEN", "from-env", 1);
+	swerex_connect_opts_init(&o);
+	o.token = "from-opts";
+	token_case(FAKE_TCP, &o, "from-opts");
+
+	swerex_connect_opts_init(&o);
+	token_case(FAKE_TCP, &o, "from-env");
+
+	/* A Unix socket ignores tokens: the environment's is not sent. */
+	swerex_connect_opts_init(&o);
+	token_case(FAKE_UNIX, &o, "");
+
+	unsetenv("SWEREX_TOKEN");
+	setenv("SWEREX_TOKEN_FILE", file, 1);
+	swerex_connect_opts_init(&o);
+	token_case(FAKE_TCP, &o, "from-file");
+
+	/* A token file that cannot be read is the caller's mistake. */
+	swerex_connect_opts_init(&o);
+	o.url = "tcp://127.0.0.1:1";
+	o.token_file = bad;
+	CHECK_INT(swerex_connect_with(&o, &c, &e), -1);
+	CHECK(c == NULL);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	CHECK(strstr(e->message, bad) != NULL);
+	swerex_error_free(e);
+	unsetenv("SWEREX_TOKEN_FILE");
+
+	unlink(file);
+	rmdir(dir);
+}
+
+/* Fake: refuse the Hello's token. */
+static void
+serve_unauthenticated(int fd)
+{
+	Swerex__V1__Request *req = fake_recv(fd);
+
+	FAKE_REQUIRE(req != NULL);
+	CHECK_STR(req->hello->token, "wrong");
+	fake_error(fd, req->id, SWEREX__V1__ERROR_KIND__UNAUTHENTICATED,
+	    "invalid token");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+}
+
+TEST(unauthenticated_is_surfaced)
+{
+	struct swerex_connect_opts o;
+	struct fake f;
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+
+	fake_start_on(&f, FAKE_TCP, NULL, NULL, serve_unauthenticated);
+	swerex_connect_opts_init(&o);
+	o.url = f.url;
+	o.client_name = "test-lib";
+	o.token = "wrong";
+	CHECK_INT(swerex_connect_with(&o, &c, &e), -1);
+	CHECK(c == NULL);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_UNAUTHENTICATED);
+	CHECK_STR(e->message, "invalid token");
+	CHECK_STR(swerex_error_kind_name(e->kind), "UNAUTHENTICATED");
+	swerex_error_free(e);
+	fake_finish(&f);
+}
+
+/* Check that a Hello carries a 16-byte identity equal to id (if given). */
+static void
+fake_check_identity(const Swerex__V1__Request *hello, uint8_t *id)
+{
+	CHECK_INT(hello->hello->client_id.len, 16);
+	if (hello->hello->client_id.len != 16)
+		return;
+	if (id[0] == 0 && memcmp(id, id + 1, 15) == 0)
+		memcpy(id, hello->hello->client_id.data, 16);
+	else
+		CHECK(memcmp(id, hello->hello->client_id.data, 16) == 0);
+}
+
+/*
+ * Fake: on the first connection stream a chunk of run A, read run B and
+ * hang up; on the second (resumed) expect B again under its id, then the
+ * is_alive C queued while reconnecting; answer both, and one more is_alive.
+ */
+static void
+serve_reconnect_resumed(int fd)
+{
+	Swerex__V1__Request *req, *hello;
+	uint8_t id[16] = { 0 };
+	uint64_t a, b, hello2;
+
+	hello = fake_hello_take(fd, false);
+	fake_check_identity(hello, id);
+	protobuf_c_message_free_unpacked(&hello->base, NULL);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	CHECK_STR(req->run->command, "a");
+	a = req->id;
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_chunk(fd, a, "a1\n");
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	CHECK_STR(req->run->command, "b");
+	b = req->id;
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	fd = fake_reaccept(fd);
+	hello = fake_hello_take(fd, true);
+	fake_check_identity(hello, id);
+	hello2 = hello->id;
+	CHECK(hello2 > b);	/* ids are never reused */
+	protobuf_c_message_free_unpacked(&hello->base, NULL);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	CHECK_INT(req->id, b);
+	CHECK_STR(req->run->command, "b");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	/* Numbered while reconnecting, before the new Hello: still new. */
+	CHECK(req->id > b && req->id != hello2);
+	fake_alive(fd, req->id, "c");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_observation(fd, b, "b-out\n", 0);
+
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	fake_alive(fd, req->id, "d");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_drain_pings(fd);
+	fake_hangup(fd);
+}
+
+/* What the reconnect tests' callbacks saw. */
+struct rc_state {
+	struct finals a, b, c;
+	int c_alive;
+	char c_message[16];
+	int b_obs;
+	char b_output[16];
+};
+
+/* Record run B's final reply. */
+static void
+rc_b_cb(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct rc_state *st = arg;
+
+	if (r->type == SWEREX_REPLY_OBSERVATION) {
+		st->b_obs++;
+		snprintf(st->b_output, sizeof st->b_output, "%s",
+		    r->observation->output);
+	}
+	record_cb(c, r, &st->b);
+}
+
+/* Record is_alive C's final reply. */
+static void
+rc_c_cb(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct rc_state *st = arg;
+
+	if (r->type == SWEREX_REPLY_ALIVE) {
+		st->c_alive++;
+		snprintf(st->c_message, sizeof st->c_message, "%s",
+		    r->message);
+	}
+	record_cb(c, r, &st->c);
+}
+
+/* Record run A's replies; when it fails, submit C (we are reconnecting). */
+static void
+rc_a_cb(struct swerex_client *c, const struct swerex_reply *r, void *arg)
+{
+	struct rc_state *st = arg;
+
+	record_cb(c, r, &st->a);
+	if (r->type == SWEREX_REPLY_ERROR)
+		CHECK(swerex_submit_is_alive(c, rc_c_cb, st, NULL) != 0);
+}
+
+TEST(reconnect_resends_pending_requests)
+{
+	struct swerex_run_opts a = { .command = "a" }, b = { .command = "b" };
+	struct swerex_connect_opts o;
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	struct rc_state st;
+	char *msg = NULL;
+
+	REQUIRE(base != NULL);
+	memset(&st, 0, sizeof st);
+	fake_start(&f, serve_reconnect_resumed);
+	swerex_connect_opts_init(&o);
+	o.base = base;
+	o.reconnect = true;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		REQUIRE(swerex_submit_run(c, &a, true, rc_a_cb, &st, &e) != 0);
+		REQUIRE(swerex_submit_run(c, &b, false, rc_b_cb, &st, &e) != 0);
+		CHECK(drive(base, &st.c.n, 1));
+		CHECK(drive(base, &st.b.n, 1));
+		/* A had streamed output: it cannot be replayed. */
+		CHECK_INT(st.a.chunks, 1);
+		CHECK_INT(st.a.n, 1);
+		CHECK_INT(st.a.kinds[0], SWEREX_ERR_DISCONNECTED);
+		CHECK(strstr(st.a.messages[0], "cannot be resumed") != NULL);
+		CHECK_INT(st.b_obs, 1);
+		CHECK_STR(st.b_output, "b-out\n");
+		CHECK_INT(st.c_alive, 1);
+		CHECK_STR(st.c_message, "c");
+		CHECK_INT(swerex_reconnects(c), 1);
+		/* One more round trip: B was answered once and only once. */
+		CHECK_INT(swerex_is_alive(c, NULL, &msg, &e), 0);
+		CHECK_STR(msg, "d");
+		free(msg);
+		CHECK_INT(st.b.n, 1);
+		CHECK_INT(swerex_pending(c), 0);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+	event_base_free(base);
+}
+
+/*
+ * Fake: read run R and is_alive I, hang up; on the second connection say
+ * the client is unknown and expect only I again.
+ */
+static void
+serve_reconnect_unknown(int fd)
+{
+	Swerex__V1__Request *req, *hello;
+	uint8_t id[16] = { 0 };
+	uint64_t alive;
+
+	hello = fake_hello_take(fd, false);
+	fake_check_identity(hello, id);
+	protobuf_c_message_free_unpacked(&hello->base, NULL);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	alive = req->id;
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+
+	fd = fake_reaccept(fd);
+	hello = fake_hello_take(fd, false);
+	fake_check_identity(hello, id);
+	protobuf_c_message_free_unpacked(&hello->base, NULL);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_IS_ALIVE);
+	CHECK_INT(req->id, alive);
+	fake_alive(fd, req->id, "again");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_drain_pings(fd);	/* and never the run */
+	fake_hangup(fd);
+}
+
+TEST(reconnect_to_a_daemon_that_forgot_the_client)
+{
+	struct swerex_run_opts run = { .command = "make" };
+	struct swerex_connect_opts o;
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct swerex_client *c;
+	struct rc_state st;
+
+	REQUIRE(base != NULL);
+	memset(&st, 0, sizeof st);
+	fake_start(&f, serve_reconnect_unknown);
+	swerex_connect_opts_init(&o);
+	o.base = base;
+	o.reconnect = true;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		REQUIRE(swerex_submit_run(c, &run, false, rc_b_cb, &st,
+		    NULL) != 0);
+		REQUIRE(swerex_submit_is_alive(c, rc_c_cb, &st, NULL) != 0);
+		CHECK(drive(base, &st.b.n, 1));
+		CHECK(drive(base, &st.c.n, 1));
+		/* The run may or may not have run: it is not repeated. */
+		CHECK_INT(st.b_obs, 0);
+		CHECK_INT(st.b.kinds[0], SWEREX_ERR_DISCONNECTED);
+		CHECK(strstr(st.b.messages[0], "no longer knew this client") !=
+		    NULL);
+		CHECK_INT(st.c_alive, 1);
+		CHECK_STR(st.c_message, "again");
+		CHECK_INT(swerex_reconnects(c), 1);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+	event_base_free(base);
+}
+
+/* Fake: take a run, then hang up and stop listening. */
+static void
+serve_vanish(int fd)
+{
+	Swerex__V1__Request *req;
+
+	fake_hello(fd, 1024 * 1024);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_unlisten();
+}
+
+/* Fake: take a run, hang up, and refuse the token on the way back. */
+static void
+serve_revoke(int fd)
+{
+	Swerex__V1__Request *req;
+
+	fake_hello(fd, 1024 * 1024);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_RUN);
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fd = fake_reaccept(fd);
+	req = fake_recv(fd);
+	FAKE_REQUIRE(req != NULL &&
+	    req->body_case == SWEREX__V1__REQUEST__BODY_HELLO);
+	fake_error(fd, req->id, SWEREX__V1__ERROR_KIND__UNAUTHENTICATED,
+	    "token revoked");
+	protobuf_c_message_free_unpacked(&req->base, NULL);
+	fake_hangup(fd);
+	fake_unlisten();
+}
+
+TEST(reconnect_gives_up)
+{
+	struct swerex_run_opts run = { .command = "make" };
+	struct swerex_connect_opts o;
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	double t0, took;
+
+	/* Nobody comes back: DISCONNECTED once reconnect_timeout is spent. */
+	fake_start(&f, serve_vanish);
+	swerex_connect_opts_init(&o);
+	o.reconnect = true;
+	o.reconnect_timeout = 0.5;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		t0 = now_s();
+		CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+		took = now_s() - t0;
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_DISCONNECTED);
+		CHECK(strncmp(e->message, "gave up reconnecting after 0.5 s: ",
+		    34) == 0);
+		CHECK(strstr(e->message, strerror(ECONNREFUSED)) != NULL);
+		if (e->kind != SWEREX_ERR_DISCONNECTED)
+			printf("# %s\n", e->message);
+		CHECK(took >= 0.45 && took < 2.0);
+		CHECK_INT(swerex_reconnects(c), 0);
+		swerex_error_free(e);
+		e = NULL;
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+
+	/* A refused token is final: no waiting for the timeout. */
+	fake_start(&f, serve_revoke);
+	o.reconnect_timeout = 20;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		t0 = now_s();
+		CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+		took = now_s() - t0;
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_UNAUTHENTICATED);
+		CHECK_STR(e->message, "cannot reconnect: token revoked");
+		CHECK(took < 5);
+		swerex_error_free(e);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+}
+
+/* Run contrib/swerex-certs.sh into dir (with --expired); true if it worked. */
+static bool
+certs_make(const char *dir, bool expired)
+{
+	const char *script = getenv("SWEREX_CERTS");
+	pid_t pid;
+	int status;
+
+	if (script == NULL) {
+		tap_diag(__FILE__, __LINE__, "SWEREX_CERTS is not set "
+		    "(run through meson test)");
+		return false;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (expired)
+			execl(script, script, dir, "--expired", (char *)NULL);
+		else
+			execl(script, script, dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid == -1)
+		return false;
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Remove what certs_make() wrote, and dir. */
+static void
+certs_remove(const char *dir)
+{
+	static const char *const names[] = { "ca.pem", "ca.key", "server.pem",
+	    "server.key", "client.pem", "client.key", "token" };
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* A certificate directory made by certs_make() in a temporary directory. */
+struct certs {
+	char dir[64];
+	char ca[96];
+	char cert[96];
+	char key[96];
+};
+
+/* Make certificates (expired ones) into a fresh temporary directory. */
+static bool
+certs_new(struct certs *cs, bool expired)
+{
+	snprintf(cs->dir, sizeof cs->dir, "/tmp/swerex-test-certs.XXXXXX");
+	if (mkdtemp(cs->dir) == NULL)
+		return false;
+	snprintf(cs->ca, sizeof cs->ca, "%s/ca.pem", cs->dir);
+	snprintf(cs->cert, sizeof cs->cert, "%s/client.pem", cs->dir);
+	snprintf(cs->key, sizeof cs->key, "%s/client.key", cs->dir);
+	if (certs_make(cs->dir, expired))
+		return true;
+	certs_remove(cs->dir);
+	return false;
+}
+
+TEST(tls_connects_and_verifies_the_name)
+{
+	struct swerex_connect_opts o;
+	struct certs cs;
+	struct fake f;
+	struct swerex_client *c;
+	char url[128];
+	bool alive = false;
+
+	REQUIRE(certs_new(&cs, false));
+	unsetenv("SWEREX_CA");
+
+	/* By IP address (matched against the certificate's IP SANs). */
+	fake_start_on(&f, FAKE_TLS, cs.dir, NULL, serve_alive);
+	swerex_connect_opts_init(&o);
+	o.ca_file = cs.ca;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		CHECK_STR(swerex_daemon_version(c), "fake-1.0");
+		CHECK_INT(swerex_is_alive(c, &alive, NULL, NULL), 0);
+		CHECK(alive);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+
+	/* By name, with the CA from the environment. */
+	fake_start_on(&f, FAKE_TLS, cs.dir, NULL, serve_alive);
+	snprintf(url, sizeof url, "tls://localhost:%s", strrchr(f.url, ':') + 1);
+	setenv("SWEREX_CA", cs.ca, 1);
+	swerex_connect_opts_init(&o);
+	c = opts_connect(&o, url);
+	if (c != NULL) {
+		alive = false;
+		CHECK_INT(swerex_is_alive(c, &alive, NULL, NULL), 0);
+		CHECK(alive);
+		swerex_client_free(c);
+	}
+	unsetenv("SWEREX_CA");
+	fake_finish(&f);
+
+	/* IPv6 loopback. */
+	fake_start_on(&f, FAKE_TLS6, cs.dir, NULL, serve_alive);
+	swerex_connect_opts_init(&o);
+	o.ca_file = cs.ca;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		alive = false;
+		CHECK_INT(swerex_is_alive(c, &alive, NULL, NULL), 0);
+		CHECK(alive);
+		swerex_client_free(c);
+	}
+	fake_finish(&f);
+	certs_remove(cs.dir);
+}
+
+/* Fake: expect the client to refuse the TLS handshake. */
+static void
+serve_tls_refused(int fd)
+{
+	CHECK_INT(fd, -1);
+}
+
+/* Connect to a TLS fake and expect CONNECT with why in the message. */
+static void
+tls_refused_case(const char *certdir, const char *ca, const char *name,
+    const char *why)
+{
+	struct swerex_connect_opts o;
+	struct fake f;
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+
+	fake_start_on(&f, FAKE_TLS, certdir, NULL, serve_tls_refused);
+	swerex_connect_opts_init(&o);
+	o.url = f.url;
+	o.client_name = "test-lib";
+	o.ca_file = ca;
+	o.server_name = name;
+	CHECK_INT(swerex_connect_with(&o, &c, &e), -1);
+	CHECK(c == NULL);
+	if (e != NULL) {
+		CHECK_INT(e->kind, SWEREX_ERR_CONNECT);
+		CHECK(strstr(e->message, why) != NULL);
+		if (strstr(e->message, why) == NULL)
+			printf("# got \"%s\"\n", e->message);
+	} else
+		CHECK(e != NULL);
+	swerex_error_free(e);
+	fake_finish(&f);
+}
+
+TEST(tls_verification_failures)
+{
+	struct certs good, old;
+
+	REQUIRE(certs_new(&good, false));
+	if (!certs_new(&old, true)) {
+		certs_remove(good.dir);
+		REQUIRE(!"certs_new(expired)");
+	}
+	/* Signed by a CA the client does not trust. */
+	tls_refused_case(good.dir, old.ca, NULL, "certificate verify failed: "
+	    "unable to get local issuer certificate");
+	/* The right CA, the wrong name. */
+	tls_refused_case(good.dir, good.ca, "wrong.example",
+	    "certificate verify failed: hostname mismatch");
+	/* The right CA, an expired certificate. */
+	tls_refused_case(old.dir, old.ca, NULL,
+	    "certificate verify failed: certificate has expired");
+	certs_remove(good.dir);
+	certs_remove(old.dir);
+}
+
+TEST(tls_client_certificate)
+{
+	struct swerex_connect_opts o;
+	struct certs cs;
+	struct fake f;
+	struct swerex_client *c = NULL;
+	struct swerex_error *e = NULL;
+
+	REQUIRE(certs_new(&cs, false));
+	/* A client certificate from the environment. */
+	fake_start_on(&f, FAKE_TLS, cs.dir, cs.ca, serve_alive);
+	setenv("SWEREX_CERT", cs.cert, 1);
+	setenv("SWEREX_KEY", cs.key, 1);
+	swerex_connect_opts_init(&o);
+	o.ca_file = cs.ca;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		CHECK_INT(swerex_is_alive(c, NULL, NULL, NULL), 0);
+		swerex_client_free(c);
+	}
+	unsetenv("SWEREX_CERT");
+	unsetenv("SWEREX_KEY");
+	fake_finish(&f);
+
+	/* Without one the daemon refuses (in TLS 1.3, after the handshake). */
+	fake_start_on(&f, FAKE_TLS, cs.dir, cs.ca, serve_tls_refused);
+	swerex_connect_opts_init(&o);
+	o.url = f.url;
+	o.client_name = "test-lib";
+	o.ca_file = cs.ca;
+	c = NULL;
+	CHECK_INT(swerex_connect_with(&o, &c, &e), -1);
+	CHECK(c == NULL);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_CONNECT);
+	CHECK(strstr(e->message, "certificate required") != NULL);
+	swerex_error_free(e);
+	fake_finish(&f);
+
+	/* A certificate without its key is refused before connecting. */
+	swerex_connect_opts_init(&o);
+	o.url = "tls://127.0.0.1:1";
+	o.ca_file = cs.ca;
+	o.cert_file = cs.cert;
+	e = NULL;
+	CHECK_INT(swerex_connect_with(&o, &c, &e), -1);
+	REQUIRE(e != NULL);
+	CHECK_INT(e->kind, SWEREX_ERR_BAD_ARGUMENT);
+	swerex_error_free(e);
+	certs_remove(cs.dir);
+}
+
+/* Fake: answer the Hello over TLS, hang up and tell the parent. */
+static void
+serve_tls_hangup(int fd)
+{
+	FAKE_REQUIRE(fd != -1);
+	fake_hello(fd, 64 * 1024 * 1024);
+	fake_hangup(fd);
+	fake_note();
+}
+
+TEST(tls_dead_peer_raises_no_sigpipe)
+{
+	struct swerex_run_opts run = { 0 };
+	struct swerex_connect_opts o;
+	struct certs cs;
+	struct fake f;
+	struct swerex_client *c;
+	struct swerex_error *e = NULL;
+	size_t size = 8 * 1024 * 1024;
+	char *big;
+
+	/* SIGPIPE keeps its default action: raising it would kill us. */
+	signal(SIGPIPE, SIG_DFL);
+	REQUIRE(certs_new(&cs, false));
+	big = malloc(size);
+	REQUIRE(big != NULL);
+	memset(big, 'x', size - 1);
+	big[size - 1] = '\0';
+	run.command = big;
+
+	fake_start_on(&f, FAKE_TLS, cs.dir, NULL, serve_tls_hangup);
+	swerex_connect_opts_init(&o);
+	o.ca_file = cs.ca;
+	c = opts_connect(&o, f.url);
+	if (c != NULL) {
+		/* Write only once the peer is gone: the writes must fail. */
+		CHECK(fake_wait_note(&f));
+		CHECK_INT(swerex_run(c, &run, NULL, &e), -1);
+		REQUIRE(e != NULL);
+		CHECK_INT(e->kind, SWEREX_ERR_DISCONNECTED);
+		swerex_error_free(e);
+		swerex_client_free(c);
+	}
+	free(big);
+	fake_finish(&f);
+	certs_remove(cs.dir);
+}
+
 TEST(kind_names_and_copies)
 {
 	struct swerex_observation o = { 0 }, *copy;
@@ -2635,5 +3846,16 @@ TAP_MAIN(
 	TAP_T(read_and_write_requests),
 	TAP_T(upload_framing),
 	TAP_T(download_writes_tree),
+	TAP_T(keepalive_gives_up_on_a_silent_daemon),
+	TAP_T(keepalive_pongs_keep_a_long_call_alive),
+	TAP_T(token_sent_in_hello),
+	TAP_T(unauthenticated_is_surfaced),
+	TAP_T(reconnect_resends_pending_requests),
+	TAP_T(reconnect_to_a_daemon_that_forgot_the_client),
+	TAP_T(reconnect_gives_up),
+	TAP_T(tls_connects_and_verifies_the_name),
+	TAP_T(tls_verification_failures),
+	TAP_T(tls_client_certificate),
+	TAP_T(tls_dead_peer_raises_no_sigpipe),
 	TAP_T(kind_names_and_copies)
 )

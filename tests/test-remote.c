@@ -6,7 +6,9 @@
  * checked is the daemon itself; libswerex over TLS is tested in test-lib
  * and end to end in test-tunnel.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "harness.h"
@@ -27,10 +31,12 @@ static char certs[256];         /* CA, server and client certificates */
 static char certs2[256];        /* another CA and its certificates */
 static char token[256];
 static char p_cert[300], p_key[300], p_ca[300], p_token[300];
+static char p_xcert[300], p_xkey[300];
 
 /* Daemon arguments of the tests (filled by setup()). */
 static const char *tls_args[16];
 static const char *mtls_args[16];
+static const char *expired_args[16];
 
 /* Run a shell command; true when it exits 0. */
 static bool
@@ -39,6 +45,20 @@ run_sh(const char *cmd)
 	int st = system(cmd);
 
 	return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static char certs_root[64];
+
+/* Remove the certificates at exit. */
+static void
+cleanup(void)
+{
+	char cmd[128];
+
+	if (certs_root[0] != '\0') {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs_root);
+		run_sh(cmd);
+	}
 }
 
 /* Make the certificates once per run (swerex-certs.sh, as users would). */
@@ -54,6 +74,8 @@ setup(void)
 		return;
 	REQUIRE(script != NULL);
 	REQUIRE((d = mkdtemp(tmpl)) != NULL);
+	snprintf(certs_root, sizeof certs_root, "%s", d);
+	atexit(cleanup);
 	snprintf(certs, sizeof certs, "%s/a", d);
 	snprintf(certs2, sizeof certs2, "%s/b", d);
 	snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null && %s %s 2>/dev/null",
@@ -83,6 +105,15 @@ setup(void)
 	mtls_args[10] = "--tls-client-ca";
 	mtls_args[11] = p_ca;
 	mtls_args[12] = NULL;
+	/* certs2 again, with certificates that expired a year ago. */
+	snprintf(cmd, sizeof cmd, "mkdir -p %s/x && %s %s/x --ca-from %s "
+	    "--expired 2>/dev/null", d, script, d, certs2);
+	REQUIRE(run_sh(cmd));
+	snprintf(p_xcert, sizeof p_xcert, "%s/x/server.pem", d);
+	snprintf(p_xkey, sizeof p_xkey, "%s/x/server.key", d);
+	memcpy(expired_args, tls_args, sizeof tls_args);
+	expired_args[3] = p_xcert;
+	expired_args[5] = p_xkey;
 	done = true;
 }
 
@@ -611,6 +642,285 @@ HTEST_ARGS(unix_uid_allow_list, NULL)
 	raw_close(&r);
 }
 
+/* Connect libswerex over TLS to the test's daemon. */
+static struct swerex_client *
+lib_connect(struct harness *h, const char *ca, const char *name,
+	    const char *tok, bool reconnect, const char *url,
+	    struct swerex_error **err)
+{
+	struct swerex_connect_opts o;
+	struct swerex_client *c = NULL;
+	char u[300];
+
+	swerex_connect_opts_init(&o);
+	snprintf(u, sizeof u, "%s", url != NULL ? url : harness_listen(h, "tls://"));
+	o.url = u;
+	o.client_name = "test-remote";
+	o.ca_file = ca;
+	o.server_name = name;
+	o.token = tok;
+	o.connect_timeout = 20;
+	o.reconnect = reconnect;
+	o.reconnect_timeout = 30;
+	*err = NULL;
+	if (swerex_connect_with(&o, &c, err) != 0)
+		return NULL;
+	return c;
+}
+
+/* Collect streamed output. */
+static void
+collect_chunk(const char *data, size_t len, void *arg)
+{
+	struct evbuffer *b = arg;
+
+	evbuffer_add(b, data, len);
+}
+
+HTEST_ARGS(lib_tls_end_to_end, (setup(), tls_args))
+{
+	struct swerex_run_opts ro = { 0 };
+	struct swerex_observation *o = NULL;
+	struct swerex_error *err = NULL;
+	struct swerex_client *c;
+	struct evbuffer *chunks = evbuffer_new();
+	char src[512], dst[512], cmd[2048];
+
+	c = lib_connect(h, p_ca, NULL, token, false, NULL, &err);
+	if (c == NULL)
+		harness_show_error("connect", err);
+	REQUIRE(c != NULL);
+	REQUIRE(harness_create(c, "e") == 0);
+	CHECK_RUN(c, "e", "cd /tmp; y=7", "", 0);
+	CHECK_RUN(c, "e", "echo $y $PWD", "7 /tmp\n", 0);
+
+	/* Streaming: chunks arrive before the final observation. */
+	ro.command = "for i in 1 2 3; do echo line$i; done";
+	ro.session = "e";
+	ro.check = SWEREX_CHECK_SILENT;
+	ro.on_chunk = collect_chunk;
+	ro.chunk_arg = chunks;
+	if (swerex_run(c, &ro, &o, &err) != 0)
+		harness_show_error("stream", err);
+	REQUIRE(o != NULL);
+	CHECK_MEM(o->output, o->output_len, "line1\nline2\nline3\n");
+	CHECK_MEM(evbuffer_pullup(chunks, -1), evbuffer_get_length(chunks),
+	    "line1\nline2\nline3\n");
+	swerex_observation_free(o);
+
+	/* A tree up and back down over TLS. */
+	snprintf(src, sizeof src, "%s/up", harness_dir(h));
+	snprintf(dst, sizeof dst, "%s/down", harness_dir(h));
+	snprintf(cmd, sizeof cmd, "mkdir -p %s/d && head -c 3000000 /dev/urandom "
+	    "> %s/d/big && echo hi > %s/small", src, src, src);
+	REQUIRE(run_sh(cmd));
+	snprintf(cmd, sizeof cmd, "%s/remote", harness_dir(h));
+	if (swerex_upload(c, src, cmd, NULL, NULL, &err) != 0)
+		harness_show_error("upload", err);
+	if (swerex_download(c, cmd, dst, NULL, NULL, &err) != 0)
+		harness_show_error("download", err);
+	snprintf(cmd, sizeof cmd, "diff -r %s %s", src, dst);
+	CHECK(run_sh(cmd));
+	swerex_error_free(err);
+	evbuffer_free(chunks);
+	swerex_client_free(c);
+}
+
+static const char *expired_args[16];
+
+HTEST_ARGS(lib_tls_refuses_bad_peers, (setup(), tls_args))
+{
+	struct swerex_error *err = NULL;
+	struct swerex_client *c;
+	char ca2[300];
+
+	snprintf(ca2, sizeof ca2, "%s/ca.pem", certs2);
+	c = lib_connect(h, ca2, NULL, token, false, NULL, &err);
+	CHECK(c == NULL && err != NULL && err->kind == SWEREX_ERR_CONNECT);
+	if (err != NULL)
+		printf("# wrong CA: %s\n", err->message);
+	swerex_error_free(err);
+	swerex_client_free(c);
+
+	c = lib_connect(h, p_ca, "wrong.example", token, false, NULL, &err);
+	CHECK(c == NULL && err != NULL && err->kind == SWEREX_ERR_CONNECT);
+	if (err != NULL)
+		printf("# hostname mismatch: %s\n", err->message);
+	swerex_error_free(err);
+	swerex_client_free(c);
+
+	c = lib_connect(h, p_ca, NULL, "wrong-token", false, NULL, &err);
+	CHECK(c == NULL && err != NULL &&
+	    err->kind == SWEREX_ERR_UNAUTHENTICATED);
+	swerex_error_free(err);
+	swerex_client_free(c);
+}
+
+HTEST_ARGS(lib_tls_expired_certificate, (setup(), expired_args))
+{
+	struct swerex_error *err = NULL;
+	struct swerex_client *c;
+	char ca[300];
+
+	snprintf(ca, sizeof ca, "%s/ca.pem", certs2);
+	c = lib_connect(h, ca, NULL, token, false, NULL, &err);
+	CHECK(c == NULL && err != NULL && err->kind == SWEREX_ERR_CONNECT);
+	if (err != NULL)
+		printf("# expired: %s\n", err->message);
+	swerex_error_free(err);
+	swerex_client_free(c);
+}
+
+/*
+ * A TCP relay between the client and the daemon, in a child process, so
+ * the test can cut the network by killing it. Returns its pid; the port it
+ * listens on goes to *port (fixed across restarts when given).
+ */
+static pid_t
+relay_start(const char *target, int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof sa;
+	int one = 1, lfd, p[2];
+	pid_t pid;
+	char c;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)*port);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    listen(lfd, 8) < 0 || pipe(p) < 0)
+		return -1;
+	getsockname(lfd, (struct sockaddr *)&sa, &sl);
+	*port = ntohs(sa.sin_port);
+	if ((pid = fork()) != 0) {
+		close(lfd);
+		close(p[1]);
+		/* Listening already; the child says when it runs. */
+		(void)!read(p[0], &c, 1);
+		close(p[0]);
+		return pid;
+	}
+	close(p[0]);
+	(void)!write(p[1], "r", 1);
+	close(p[1]);
+	for (;;) {
+		struct raw up = raw_connect_tcp(target);
+		struct pollfd pf[2];
+		char buf[65536];
+		int cfd = accept(lfd, NULL, NULL), i;
+		ssize_t n;
+
+		if (cfd < 0 || up.fd < 0)
+			_exit(1);
+		pf[0].fd = cfd;
+		pf[1].fd = up.fd;
+		pf[0].events = pf[1].events = POLLIN;
+		for (;;) {
+			if (poll(pf, 2, -1) < 0)
+				_exit(1);
+			for (i = 0; i < 2; i++) {
+				if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+					continue;
+				n = read(pf[i].fd, buf, sizeof buf);
+				if (n <= 0 || write(pf[1 - i].fd, buf, (size_t)n) != n)
+					goto next;
+			}
+		}
+next:
+		close(cfd);
+		raw_close(&up);
+	}
+}
+
+/* Stop a relay and reap it. */
+static void
+relay_stop(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+}
+
+HTEST_ARGS(lib_reconnect_after_network_drop, (setup(), tls_args))
+{
+	struct swerex_run_opts ro = { 0 };
+	struct harness_reply rep = { 0 }, *slots[1] = { &rep };
+	struct swerex_error *err = NULL;
+	struct swerex_observation *o;
+	struct swerex_client *c;
+	struct event_base *base = event_base_new();
+	struct swerex_connect_opts opts;
+	char url[64], cmd[512], count[512];
+	int port = 0;
+	pid_t relay;
+
+	REQUIRE(base != NULL);
+	REQUIRE(harness_create(harness_client(h), "probe") == 0);
+	REQUIRE((relay = relay_start(tls_addr(h), &port)) > 0);
+	snprintf(url, sizeof url, "tls://127.0.0.1:%d", port);
+	swerex_connect_opts_init(&opts);
+	opts.url = url;
+	opts.ca_file = p_ca;
+	opts.token = token;
+	opts.base = base;
+	opts.reconnect = true;
+	opts.reconnect_timeout = 30;
+	opts.connect_timeout = 5;
+	if (swerex_connect_with(&opts, &c, &err) != 0)
+		harness_show_error("connect", err);
+	REQUIRE(c != NULL);
+	REQUIRE(harness_create(c, "n") == 0);
+
+	/* The network drops while the command runs, and comes back. */
+	snprintf(cmd, sizeof cmd, "echo x >> %s/ran; sleep 1; echo done",
+	    harness_dir(h));
+	snprintf(count, sizeof count, "wc -l < %s/ran", harness_dir(h));
+	ro.command = cmd;
+	ro.session = "n";
+	ro.check = SWEREX_CHECK_SILENT;
+	REQUIRE(swerex_submit_run(c, &ro, false, harness_reply_cb, &rep, &err) != 0);
+	/* Wait until the command has started on the daemon. */
+	{
+		double end = harness_now() + 20;
+		char started[600];
+
+		snprintf(started, sizeof started, "test -s %s/ran && echo started",
+		    harness_dir(h));
+		while (harness_now() < end) {
+			o = harness_exec(harness_client(h), "probe", started);
+			if (o != NULL && o->output_len > 0) {
+				swerex_observation_free(o);
+				break;
+			}
+			swerex_observation_free(o);
+			event_base_loop(base, EVLOOP_NONBLOCK);
+		}
+	}
+	relay_stop(relay);
+	REQUIRE((relay = relay_start(tls_addr(h), &port)) > 0);
+	CHECK(harness_drive(base, slots, 1, 60));
+	CHECK(rep.type == SWEREX_REPLY_OBSERVATION);
+	if (rep.observation != NULL)
+		CHECK_MEM(rep.observation->output, rep.observation->output_len,
+		    "done\n");
+	else
+		harness_reply_show("run", &rep);
+	CHECK(swerex_reconnects(c) >= 1);
+	/* It ran once, and the session is usable. */
+	o = harness_exec(harness_client(h), "probe", count);
+	if (o != NULL)
+		CHECK_MEM(o->output, o->output_len, "1\n");
+	swerex_observation_free(o);
+	CHECK_RUN(c, "n", "echo after", "after\n", 0);
+	harness_reply_clear(&rep);
+	swerex_client_free(c);
+	relay_stop(relay);
+	event_base_free(base);
+}
+
 TAP_MAIN(
 	TAP_T(tls_sessions_and_ping),
 	TAP_T(wrong_and_missing_token_refused),
@@ -624,4 +934,8 @@ TAP_MAIN(
 	TAP_T(unsafe_configurations_refused),
 	TAP_T(insecure_loopback_tcp),
 	TAP_T(unix_uid_allow_list),
+	TAP_T(lib_tls_end_to_end),
+	TAP_T(lib_tls_refuses_bad_peers),
+	TAP_T(lib_tls_expired_certificate),
+	TAP_T(lib_reconnect_after_network_drop),
 )
