@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up, build, run and test swerexd on a Debian machine.
 #   ./contrib/dev.sh run [swerexd options]   build and start swerexd on its default socket
-#   ./contrib/dev.sh test                    build (plain and ASan+UBSan) and run every test
+#   ./contrib/dev.sh test                    build (plain, ASan+UBSan, static) and run every test
 #   ./contrib/dev.sh build                   build only (into build/)
 #   ./contrib/dev.sh deps                    install missing Debian packages
 set -euo pipefail
@@ -11,10 +11,13 @@ cd "$top"
 
 pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
       ninja-build pkg-config gcc libc6-dev python3 bash procps less openssl)
+# Only the tests need these: file and readelf for the static binary, a
+# private sshd (the system's ssh service is never used), socket activation.
+test_pkgs=(file binutils openssh-client openssh-server systemd)
 
 deps() {
 	local missing=() p
-	for p in "${pkgs[@]}"; do
+	for p in "${pkgs[@]}" "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")
 	done
@@ -72,15 +75,19 @@ run)
 	build build
 	exec build/daemon/swerexd "$@" ;;
 test)
-	deps
+	deps "${test_pkgs[@]}"
 	build build
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+	build build-static -Dstatic=true -Ddefault_library=static \
+	    -Dbuildtype=minsize -Ddebug=false
 	rc=0
 	meson test -C build --print-errorlogs "$@" || rc=1
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C build-asan --print-errorlogs "$@" || rc=1
-	summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json || rc=1
+	meson test -C build-static --print-errorlogs --suite static || rc=1
+	summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+	    build-static/meson-logs/testlog.json || rc=1
 	exit $rc ;;
 *)
 	sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
