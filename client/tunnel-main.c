@@ -21,6 +21,7 @@
 #include <event2/dns.h>
 
 #include "tls.h"
+#include "log.h"
 #include "tunnel.h"
 #include "wire.h"
 
@@ -107,7 +108,7 @@ tunnel_main_accept_error_cb(struct evconnlistener *l, void *arg)
 	struct tunnel *t = arg;
 	size_t i;
 
-	tunnel_log(TUNNEL_LOG_WARN, "accept: %s; pausing for 1 s",
+	log_msg(LOG_LVL_WARN, "accept: %s; pausing for 1 s",
 	    strerror(errno));
 	for (i = 0; i < t->n_listeners; i++)
 		evconnlistener_disable(t->listeners[i]);
@@ -121,7 +122,7 @@ tunnel_main_add_listener(struct tunnel *t, int fd, const char *name)
 	struct evconnlistener *l;
 
 	if (t->n_listeners == TUNNEL_MAX_LISTEN) {
-		tunnel_log(TUNNEL_LOG_ERROR, "too many addresses to listen on");
+		log_msg(LOG_LVL_ERROR, "too many addresses to listen on");
 		close(fd);
 		return -1;
 	}
@@ -129,7 +130,7 @@ tunnel_main_add_listener(struct tunnel *t, int fd, const char *name)
 	l = evconnlistener_new(t->base, tunnel_accept_cb, t,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l == NULL) {
-		tunnel_log(TUNNEL_LOG_ERROR, "cannot listen on %s", name);
+		log_msg(LOG_LVL_ERROR, "cannot listen on %s", name);
 		close(fd);
 		return -1;
 	}
@@ -137,7 +138,7 @@ tunnel_main_add_listener(struct tunnel *t, int fd, const char *name)
 	snprintf(t->listen_names[t->n_listeners],
 	    sizeof t->listen_names[t->n_listeners], "%s", name);
 	t->listeners[t->n_listeners++] = l;
-	tunnel_log(TUNNEL_LOG_INFO, "listening on %s", name);
+	log_msg(LOG_LVL_INFO, "listening on %s", name);
 	return 0;
 }
 
@@ -156,12 +157,12 @@ tunnel_main_listen_unix(struct tunnel *t, const char *path)
 	memcpy(sa.sun_path, path, strlen(path));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "socket: %s", strerror(errno));
+		log_msg(LOG_LVL_ERROR, "socket: %s", strerror(errno));
 		return -1;
 	}
 	/* Someone answering on the path owns it; a refused connect means stale. */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "%s is in use by a live listener",
+		log_msg(LOG_LVL_ERROR, "%s is in use by a live listener",
 		    path);
 		close(fd);
 		return -1;
@@ -170,17 +171,17 @@ tunnel_main_listen_unix(struct tunnel *t, const char *path)
 	/* Only a socket file is ours to replace, never a file of another kind. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			tunnel_log(TUNNEL_LOG_ERROR, "%s exists and is not a "
+			log_msg(LOG_LVL_ERROR, "%s exists and is not a "
 			    "socket", path);
 			return -1;
 		}
-		tunnel_log(TUNNEL_LOG_INFO, "replacing stale socket %s", path);
+		log_msg(LOG_LVL_INFO, "replacing stale socket %s", path);
 		unlink(path);
 	}
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "socket: %s", strerror(errno));
+		log_msg(LOG_LVL_ERROR, "socket: %s", strerror(errno));
 		return -1;
 	}
 	/* Created 0600: only our user may connect and use our credentials. */
@@ -188,7 +189,7 @@ tunnel_main_listen_unix(struct tunnel *t, const char *path)
 	r = bind(fd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
 	if (r < 0 || listen(fd, 128) < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "cannot listen on %s: %s", path,
+		log_msg(LOG_LVL_ERROR, "cannot listen on %s: %s", path,
 		    strerror(errno));
 		if (r == 0)
 			unlink(path);
@@ -224,7 +225,7 @@ tunnel_main_listen_inet(struct tunnel *t)
 	hints.ai_flags = AI_PASSIVE;
 	r = getaddrinfo(t->listen.host, t->listen.port, &hints, &res);
 	if (r != 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "cannot resolve %s: %s",
+		log_msg(LOG_LVL_ERROR, "cannot resolve %s: %s",
 		    t->listen.host, gai_strerror(r));
 		return -1;
 	}
@@ -232,7 +233,7 @@ tunnel_main_listen_inet(struct tunnel *t)
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
 			if (!tls_addr_is_loopback(ai->ai_addr)) {
 				tls_addr_format(ai->ai_addr, addr, sizeof addr);
-				tunnel_log(TUNNEL_LOG_ERROR, "refusing plain TCP "
+				log_msg(LOG_LVL_ERROR, "refusing plain TCP "
 				    "on %s: --insecure allows loopback "
 				    "addresses only", addr);
 				freeaddrinfo(res);
@@ -256,7 +257,7 @@ tunnel_main_listen_inet(struct tunnel *t)
 		    listen(fd, 128) < 0) {
 			/* A host without IPv6 still serves on IPv4. */
 			if (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT) {
-				tunnel_log(TUNNEL_LOG_WARN, "cannot listen on "
+				log_msg(LOG_LVL_WARN, "cannot listen on "
 				    "%s: %s", addr, strerror(errno));
 				close(fd);
 				continue;
@@ -276,14 +277,14 @@ tunnel_main_listen_inet(struct tunnel *t)
 	}
 	freeaddrinfo(res);
 	if (bound == 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "no address of %s to listen on",
+		log_msg(LOG_LVL_ERROR, "no address of %s to listen on",
 		    t->listen.host);
 		return -1;
 	}
 	return 0;
 
 fail:
-	tunnel_log(TUNNEL_LOG_ERROR, "cannot listen on %s: %s", addr,
+	log_msg(LOG_LVL_ERROR, "cannot listen on %s: %s", addr,
 	    strerror(errno));
 	freeaddrinfo(res);
 	return -1;
@@ -349,7 +350,7 @@ tunnel_main_reload(struct tunnel *t)
 	char *token, err[512];
 
 	if (tunnel_main_creds_load(t, &ctx, &token, err, sizeof err) < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "reload failed, keeping the "
+		log_msg(LOG_LVL_ERROR, "reload failed, keeping the "
 		    "current credentials: %s", err);
 		return;
 	}
@@ -359,7 +360,7 @@ tunnel_main_reload(struct tunnel *t)
 	t->ctx = ctx;
 	free(t->token);
 	t->token = token;
-	tunnel_log(TUNNEL_LOG_INFO, "reloaded certificates and token");
+	log_msg(LOG_LVL_INFO, "reloaded certificates and token");
 }
 
 /* Stop listening, remove our socket, close every connection, exit the loop. */
@@ -371,7 +372,7 @@ tunnel_main_stop(struct tunnel *t)
 	if (t->stopping)
 		return;
 	t->stopping = true;
-	tunnel_log(TUNNEL_LOG_INFO, "shutting down");
+	log_msg(LOG_LVL_INFO, "shutting down");
 	for (i = 0; i < t->n_listeners; i++)
 		evconnlistener_free(t->listeners[i]);
 	t->n_listeners = 0;
@@ -409,7 +410,7 @@ tunnel_main_ready(struct tunnel *t)
 	n += (size_t)snprintf(buf + n, sizeof buf - n, "READY=1\n");
 	w = write(t->opt.ready_fd, buf, n);
 	if (w != (ssize_t)n)
-		tunnel_log(TUNNEL_LOG_WARN, "ready fd %d: %s", t->opt.ready_fd,
+		log_msg(LOG_LVL_WARN, "ready fd %d: %s", t->opt.ready_fd,
 		    w < 0 ? strerror(errno) : "short write");
 	close(t->opt.ready_fd);
 	t->opt.ready_fd = -1;
@@ -435,11 +436,11 @@ tunnel_main_init(struct tunnel *t)
 	if ((t->ev_relisten = evtimer_new(t->base, tunnel_main_relisten_cb, t)) == NULL)
 		return -1;
 	if (tunnel_main_creds_load(t, &t->ctx, &t->token, err, sizeof err) < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "%s", err);
+		log_msg(LOG_LVL_ERROR, "%s", err);
 		return -1;
 	}
 	if (!t->reverse && t->token == NULL)
-		tunnel_log(TUNNEL_LOG_INFO, "no token: clients' own tokens are "
+		log_msg(LOG_LVL_INFO, "no token: clients' own tokens are "
 		    "passed through");
 	if (!t->reverse) {
 		/* No resolv.conf is fine: numeric hosts and /etc/hosts work. */
@@ -450,7 +451,7 @@ tunnel_main_init(struct tunnel *t)
 			t->dns = evdns_base_new(t->base,
 			    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 		if (t->dns == NULL) {
-			tunnel_log(TUNNEL_LOG_ERROR, "cannot set up a resolver");
+			log_msg(LOG_LVL_ERROR, "cannot set up a resolver");
 			return -1;
 		}
 	}
@@ -647,6 +648,8 @@ main(int argc, char **argv)
 	static struct tunnel t;
 	int ch, r, level;
 
+	log_set_ident("swerex-tunnel");
+
 	t.opt.auth_timeout = 10;
 	t.opt.connect_timeout = 10;
 	t.opt.keepalive = 30;
@@ -710,10 +713,10 @@ main(int argc, char **argv)
 				    t.opt.ready_fd, strerror(errno));
 			break;
 		case O_LOG_LEVEL:
-			if ((level = tunnel_log_parse(optarg)) < 0)
+			if ((level = log_parse_level(optarg)) < 0)
 				tunnel_main_usage_error("--log-level: unknown level "
 				    "'%s'", optarg);
-			tunnel_log_set((enum tunnel_log_level)level);
+			log_set_level((enum log_level)level);
 			break;
 		case 'h':
 			fputs(tunnel_main_usage, stdout);

@@ -57,6 +57,7 @@
 #include <openssl/x509.h>
 
 #include "tls.h"
+#include "log.h"
 #include "tunnel.h"
 #include "wire.h"
 
@@ -115,55 +116,11 @@ struct tunnel_conn {
 	char up_err[160];	/* why the last connect attempt failed */
 };
 
-static enum tunnel_log_level tunnel_level = TUNNEL_LOG_INFO;
-static const char *const tunnel_level_names[] = {
-	"error", "warn", "info", "debug"
-};
 
 static void tunnel_conn_free(struct tunnel_conn *c);
 static void tunnel_up_round(struct tunnel_conn *c);
 static void tunnel_up_attempt(struct tunnel_conn *c);
 static void tunnel_event_cb(struct bufferevent *bev, short what, void *arg);
-
-/* Print one log line with a timestamp and the level. */
-void
-tunnel_log(enum tunnel_log_level level, const char *fmt, ...)
-{
-	char buf[1024], ts[32];
-	struct timespec now;
-	struct tm tm;
-	va_list ap;
-
-	if (level > tunnel_level)
-		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	localtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "%s.%03ld swerex-tunnel[%s]: %s\n", ts,
-	    now.tv_nsec / 1000000, tunnel_level_names[level], buf);
-}
-
-/* Map a level name to its value, or -1. */
-int
-tunnel_log_parse(const char *name)
-{
-	int i;
-
-	for (i = 0; i <= TUNNEL_LOG_DEBUG; i++)
-		if (strcmp(name, tunnel_level_names[i]) == 0)
-			return i;
-	return -1;
-}
-
-/* Set the most verbose level that is printed. */
-void
-tunnel_log_set(enum tunnel_log_level level)
-{
-	tunnel_level = level;
-}
 
 /* Seconds on the monotonic clock. */
 static double
@@ -240,10 +197,10 @@ tunnel_conn_free(struct tunnel_conn *c)
 	tunnel_side_close(c->down, true);
 	tunnel_side_close(c->up, true);
 	c->down = c->up = NULL;
-	tunnel_log(TUNNEL_LOG_DEBUG, "%s: closed", c->name);
+	log_msg(LOG_LVL_DEBUG, "%s: closed", c->name);
 	if (event_base_once(t->base, -1, EV_TIMEOUT, tunnel_conn_release, c,
 	    NULL) < 0)
-		tunnel_log(TUNNEL_LOG_ERROR, "%s: cannot schedule its release",
+		log_msg(LOG_LVL_ERROR, "%s: cannot schedule its release",
 		    c->name);
 }
 
@@ -347,7 +304,7 @@ tunnel_copy(struct tunnel_conn *c, struct bufferevent *src,
 	bool *paused = tunnel_paused(c, src);
 
 	if (tunnel_append(dst, bufferevent_get_input(src)) < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "%s: out of memory", c->name);
+		log_msg(LOG_LVL_ERROR, "%s: out of memory", c->name);
 		tunnel_conn_free(c);
 		return;
 	}
@@ -440,7 +397,7 @@ tunnel_pipe_start(struct tunnel_conn *c)
 {
 	c->state = TUNNEL_PIPE;
 	evtimer_del(&c->ev_deadline);
-	tunnel_log(TUNNEL_LOG_DEBUG, "%s: connected to %s", c->name,
+	log_msg(LOG_LVL_DEBUG, "%s: connected to %s", c->name,
 	    c->t->opt.connect);
 	bufferevent_setcb(c->down, tunnel_read_cb, tunnel_write_cb,
 	    tunnel_event_cb, c);
@@ -450,7 +407,7 @@ tunnel_pipe_start(struct tunnel_conn *c)
 	bufferevent_setwatermark(c->down, EV_WRITE, TUNNEL_BUF_HIGH / 2, 0);
 	bufferevent_setwatermark(c->up, EV_WRITE, TUNNEL_BUF_HIGH / 2, 0);
 	if (bufferevent_write_buffer(c->up, c->first) < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "%s: out of memory", c->name);
+		log_msg(LOG_LVL_ERROR, "%s: out of memory", c->name);
 		tunnel_conn_free(c);
 		return;
 	}
@@ -470,19 +427,19 @@ tunnel_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	switch (c->state) {
 	case TUNNEL_HELLO:
-		tunnel_log(TUNNEL_LOG_INFO, "%s: no %s within %g s; closing",
+		log_msg(LOG_LVL_INFO, "%s: no %s within %g s; closing",
 		    c->name, c->t->reverse ? "TLS handshake and Hello" : "Hello",
 		    c->t->opt.auth_timeout);
 		break;
 	case TUNNEL_CONNECTING:
-		tunnel_log(TUNNEL_LOG_WARN, "%s: cannot reach %s within %g s "
+		log_msg(LOG_LVL_WARN, "%s: cannot reach %s within %g s "
 		    "(%s); closing", c->name, c->t->opt.connect,
 		    c->t->opt.connect_timeout,
 		    c->up_err[0] != '\0' ? c->up_err : "no answer");
 		break;
 	case TUNNEL_REJECT:
 	case TUNNEL_DRAIN:
-		tunnel_log(TUNNEL_LOG_DEBUG, "%s: peer did not take the rest "
+		log_msg(LOG_LVL_DEBUG, "%s: peer did not take the rest "
 		    "in %g s", c->name, TUNNEL_LINGER);
 		break;
 	case TUNNEL_PIPE:
@@ -602,7 +559,7 @@ tunnel_reject(struct tunnel_conn *c, uint64_t id, Swerex__V1__ErrorKind kind,
 	}
 	if (c->t->reverse)
 		delay = tunnel_fail_delay(c->t, &c->peer);
-	tunnel_log(c->t->reverse ? TUNNEL_LOG_WARN : TUNNEL_LOG_INFO,
+	log_msg(c->t->reverse ? LOG_LVL_WARN : LOG_LVL_INFO,
 	    "%s: refused: %s%s", c->name, msg,
 	    delay > 0 ? " (answer delayed)" : "");
 	tunnel_timer_add(&c->ev_deadline, delay + TUNNEL_LINGER);
@@ -655,7 +612,7 @@ tunnel_hello_rewrite(struct tunnel_conn *c, Swerex__V1__Request *req)
 	/* The unpacked message owns the original string: give it back. */
 	hello->token = given;
 	if (r < 0) {
-		tunnel_log(TUNNEL_LOG_ERROR, "%s: cannot re-encode the Hello: %s",
+		log_msg(LOG_LVL_ERROR, "%s: cannot re-encode the Hello: %s",
 		    c->name, strerror(-r));
 		tunnel_conn_free(c);
 		return false;
@@ -692,7 +649,7 @@ tunnel_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
 		t->addrs_at = tunnel_now();
 		t->addrs_stale = false;
 	} else
-		tunnel_log(TUNNEL_LOG_WARN, "cannot resolve %s: %s%s",
+		log_msg(LOG_LVL_WARN, "cannot resolve %s: %s%s",
 		    t->connect.host, evutil_gai_strerror(result),
 		    t->addrs != NULL ? " (using the last known addresses)" : "");
 	while ((c = TAILQ_FIRST(&t->resolve_waiters)) != NULL) {
@@ -747,7 +704,7 @@ tunnel_up_failed(struct tunnel_conn *c, const char *why)
 	c->up_fd = -1;
 	if (why != NULL) {
 		snprintf(c->up_err, sizeof c->up_err, "%s", why);
-		tunnel_log(TUNNEL_LOG_DEBUG, "%s: connect to %s failed: %s",
+		log_msg(LOG_LVL_DEBUG, "%s: connect to %s failed: %s",
 		    c->name, t->opt.connect, why);
 	}
 	if (t->connect.scheme != TUNNEL_UNIX && t->addrs != NULL) {
@@ -769,7 +726,7 @@ tunnel_up_failed(struct tunnel_conn *c, const char *why)
 	c->round++;
 	left = c->connect_by - tunnel_now();
 	if (left <= 0.001) {
-		tunnel_log(TUNNEL_LOG_WARN, "%s: cannot reach %s within %g s "
+		log_msg(LOG_LVL_WARN, "%s: cannot reach %s within %g s "
 		    "(%s); closing", c->name, t->opt.connect,
 		    t->opt.connect_timeout, c->up_err);
 		tunnel_conn_free(c);
@@ -780,28 +737,6 @@ tunnel_up_failed(struct tunnel_conn *c, const char *why)
 		delay = left;
 	evtimer_assign(&c->ev_step, t->base, tunnel_up_backoff_cb, c);
 	tunnel_timer_add(&c->ev_step, delay);
-}
-
-/* Set a TCP socket up: no Nagle delay, and dead peers noticed in time. */
-static void
-tunnel_tcp_options(int fd, unsigned keepalive)
-{
-	int one = 1, idle, intvl, cnt = 3;
-	unsigned ms;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (keepalive == 0)
-		return;
-	/* Probes start after a third of the time; three misses end it. */
-	idle = keepalive / 3 > 0 ? (int)(keepalive / 3) : 1;
-	intvl = keepalive / 9 > 0 ? (int)(keepalive / 9) : 1;
-	ms = keepalive > UINT_MAX / 1000 ? UINT_MAX : keepalive * 1000;
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-	/* Data unacknowledged this long also means the peer is gone. */
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
 }
 
 /* Up's socket is connected: wrap it (TLS handshake for forward) and go on. */
@@ -827,7 +762,7 @@ tunnel_up_connected(struct tunnel_conn *c, int fd)
 		char why[256];
 
 		tls_error_string(why, sizeof why);
-		tunnel_log(TUNNEL_LOG_ERROR, "%s: cannot set up TLS: %s",
+		log_msg(LOG_LVL_ERROR, "%s: cannot set up TLS: %s",
 		    c->name, why);
 		SSL_free(ssl);
 		close(fd);
@@ -909,7 +844,7 @@ tunnel_up_attempt(struct tunnel_conn *c)
 	}
 	c->up_fd = fd;
 	if (sa->sa_family != AF_UNIX)
-		tunnel_tcp_options(fd, t->opt.keepalive);
+		tls_tcp_tune(fd, t->opt.keepalive);
 	if (connect(fd, sa, len) == 0) {
 		tunnel_up_connected(c, fd);
 		return;
@@ -985,7 +920,7 @@ tunnel_hello_cb(struct bufferevent *bev, void *arg)
 	req = (Swerex__V1__Request *)msg;
 	if (tunnel_hello_rewrite(c, req)) {
 		if (c->t->reverse)
-			tunnel_log(TUNNEL_LOG_INFO, "%s: authenticated", c->name);
+			log_msg(LOG_LVL_INFO, "%s: authenticated", c->name);
 		tunnel_up_start(c);
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);
@@ -1010,22 +945,22 @@ tunnel_event_cb(struct bufferevent *bev, short what, void *arg)
 	tunnel_bev_why(bev, what, why, sizeof why);
 	switch (c->state) {
 	case TUNNEL_PIPE:
-		tunnel_log(TUNNEL_LOG_DEBUG, "%s: %s side closed: %s", c->name,
+		log_msg(LOG_LVL_DEBUG, "%s: %s side closed: %s", c->name,
 		    bev == c->down ? "accepted" : "connected", why);
 		tunnel_drain(c, bev);
 		return;
 	case TUNNEL_CONNECTING:
 		if (bev == c->up)
-			tunnel_log(TUNNEL_LOG_WARN, "%s: TLS with %s failed: %s",
+			log_msg(LOG_LVL_WARN, "%s: TLS with %s failed: %s",
 			    c->name, c->t->opt.connect, why);
 		break;
 	case TUNNEL_HELLO:
-		tunnel_log(c->t->reverse && !(what & BEV_EVENT_EOF) ?
-		    TUNNEL_LOG_INFO : TUNNEL_LOG_DEBUG, "%s: closed before its "
+		log_msg(c->t->reverse && !(what & BEV_EVENT_EOF) ?
+		    LOG_LVL_INFO : LOG_LVL_DEBUG, "%s: closed before its "
 		    "Hello: %s", c->name, why);
 		break;
 	default:
-		tunnel_log(TUNNEL_LOG_DEBUG, "%s: %s", c->name, why);
+		log_msg(LOG_LVL_DEBUG, "%s: %s", c->name, why);
 		break;
 	}
 	tunnel_conn_free(c);
@@ -1049,7 +984,7 @@ tunnel_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		/* One line a second at most: a flood must not flood the log. */
 		if (tunnel_now() - t->limit_logged >= 1.0) {
 			t->limit_logged = tunnel_now();
-			tunnel_log(TUNNEL_LOG_WARN, "connection limit (%u) "
+			log_msg(LOG_LVL_WARN, "connection limit (%u) "
 			    "reached; refusing connections", t->opt.max_conns);
 		}
 		close(fd);
@@ -1069,7 +1004,7 @@ tunnel_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		tls_addr_format(sa, addr, sizeof addr);
 		snprintf(c->name, sizeof c->name, "connection %u from %s",
 		    c->id, addr);
-		tunnel_tcp_options(fd, t->opt.keepalive);
+		tls_tcp_tune(fd, t->opt.keepalive);
 	} else
 		snprintf(c->name, sizeof c->name, "connection %u", c->id);
 
@@ -1093,11 +1028,11 @@ tunnel_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_setcb(c->down, tunnel_hello_cb, tunnel_write_cb,
 	    tunnel_event_cb, c);
 	bufferevent_enable(c->down, EV_READ | EV_WRITE);
-	tunnel_log(TUNNEL_LOG_DEBUG, "%s: accepted", c->name);
+	log_msg(LOG_LVL_DEBUG, "%s: accepted", c->name);
 	return;
 
 fail:
-	tunnel_log(TUNNEL_LOG_ERROR, "cannot set a connection up: out of memory");
+	log_msg(LOG_LVL_ERROR, "cannot set a connection up: out of memory");
 	close(fd);
 	free(c);
 }

@@ -21,10 +21,6 @@
 /* Authentication failures remembered (reverse), one slot per address. */
 #define TUNNEL_FAIL_SLOTS 256
 
-enum tunnel_log_level {
-	TUNNEL_LOG_ERROR, TUNNEL_LOG_WARN, TUNNEL_LOG_INFO, TUNNEL_LOG_DEBUG
-};
-
 enum tunnel_scheme { TUNNEL_UNIX, TUNNEL_TLS, TUNNEL_TCP };
 
 /* A parsed unix:PATH, tls://HOST:PORT or tcp://HOST:PORT. */
@@ -96,10 +92,6 @@ struct tunnel {
 };
 
 /* tunnel.c */
-void tunnel_log(enum tunnel_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-int tunnel_log_parse(const char *name);
-void tunnel_log_set(enum tunnel_log_level level);
 void tunnel_timer_add(struct event *ev, double seconds);
 void tunnel_init_conns(struct tunnel *t);
 void tunnel_accept_cb(struct evconnlistener *l, evutil_socket_t fd,

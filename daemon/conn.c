@@ -15,8 +15,6 @@
  * --auth-timeout, and until then may send only small frames.
  */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -824,32 +822,6 @@ conn_bev_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-/*
- * Set up a TCP peer's socket: no Nagle delay (requests are small and
- * latency-bound), and keepalive so that a peer whose host or network died
- * is noticed within --keepalive even while nothing is being sent.
- */
-static void
-conn_tcp_setup(int fd, double keepalive)
-{
-	int one = 1, idle, intvl, cnt = 3;
-	unsigned timeout_ms;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (keepalive <= 0)
-		return;
-	idle = (int)(keepalive / 2) > 0 ? (int)(keepalive / 2) : 1;
-	intvl = (int)(keepalive / 6) > 0 ? (int)(keepalive / 6) : 1;
-	timeout_ms = (unsigned)(keepalive * 1000);
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-	/* Unacknowledged data (a peer that vanished mid-write) too. */
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
-	    sizeof timeout_ms);
-}
-
 /* Put the socket under a TLS bufferevent; 0 or -1 (fd not taken). */
 static int
 conn_tls_setup(struct conn *c)
@@ -908,7 +880,7 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 	if (t != SERVER_UNIX) {
 		c->need_token = true;
 		tls_addr_format(sa, c->peer, sizeof c->peer);
-		conn_tcp_setup(fd, srv->cfg.keepalive);
+		tls_tcp_tune(fd, srv->cfg.keepalive);
 	}
 	if (t == SERVER_TLS) {
 		if (conn_tls_setup(c) < 0)

@@ -7,6 +7,7 @@
 #include "log.h"
 
 static enum log_level log_level = LOG_LVL_INFO;
+static const char *log_ident = "swerexd";
 static const char *log_names[] = { "error", "warn", "info", "debug" };
 
 /* Map a level name to its value, or -1. */
@@ -21,6 +22,13 @@ log_parse_level(const char *s)
 	if (strcmp(s, "warning") == 0)
 		return LOG_LVL_WARN;
 	return -1;
+}
+
+/* Name the program in every line (swerexd, swerex-tunnel). */
+void
+log_set_ident(const char *ident)
+{
+	log_ident = ident;
 }
 
 /* Set the most verbose level that is printed. */
@@ -54,6 +62,6 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s.%03ld swerexd[%s]: %s\n", ts, now.tv_nsec / 1000000,
-	    log_names[level], buf);
+	fprintf(stderr, "%s.%03ld %s[%s]: %s\n", ts, now.tv_nsec / 1000000,
+	    log_ident, log_names[level], buf);
 }

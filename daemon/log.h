@@ -1,4 +1,4 @@
-/* Levelled logging to stderr (or nothing below the chosen level). */
+/* Levelled logging to stderr (swerexd and swerex-tunnel share it). */
 #ifndef SWEREXD_LOG_H
 #define SWEREXD_LOG_H
 
@@ -6,6 +6,7 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 int log_parse_level(const char *s);
 void log_set_level(enum log_level level);
+void log_set_ident(const char *ident);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -40,11 +40,6 @@
 #define NET_TLS_WRITE 16384
 /* TCP keepalive when the client sends no pings, in seconds. */
 #define NET_KEEPALIVE_DEFAULT 10.0
-/* Unanswered TCP keepalive probes before the kernel gives up. */
-#define NET_KEEPALIVE_PROBES 3
-
-/* Round seconds up to a whole number, at least 1 (for socket options). */
-#define NET_SECONDS_UP(s) ((s) <= 1 ? 1 : (int)(s) + ((s) > (int)(s)))
 
 static CRYPTO_ONCE net_bio_once = CRYPTO_ONCE_STATIC_INIT;
 static BIO_METHOD *net_bio_method;
@@ -258,33 +253,6 @@ fail:
 }
 
 /*
- * Tune a TCP socket: no Nagle delay (frames are written whole), and
- * keepalive probes so that a dead host is noticed after about twice the
- * keepalive interval even when no ping is pending, and unacknowledged data
- * gives up after as long. Best effort: a failure only loses the tuning.
- */
-static void
-net_tcp_tune(int fd, double keepalive)
-{
-	int on = 1, idle, intvl, cnt = NET_KEEPALIVE_PROBES;
-	unsigned int timeout;
-
-	if (keepalive <= 0)
-		keepalive = NET_KEEPALIVE_DEFAULT;
-	if (keepalive > 30000)
-		keepalive = 30000;	/* TCP_KEEPIDLE's limit is 32767 */
-	idle = NET_SECONDS_UP(keepalive);
-	intvl = NET_SECONDS_UP(keepalive / cnt);
-	timeout = (unsigned int)(keepalive * 2000);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout);
-}
-
-/*
  * Connect a non-blocking socket to one address before deadline. Return the
  * fd, or -1 with *error set to an errno value.
  */
@@ -360,7 +328,8 @@ net_tcp_connect(const struct net_target *t, double keepalive,
 			    "swerexd at %s: %s", t->addr, strerror(error));
 		return -1;
 	}
-	net_tcp_tune(fd, keepalive);
+	/* Dead after twice the ping interval, as the pings judge it. */
+	tls_tcp_tune(fd, 2 * (keepalive > 0 ? keepalive : NET_KEEPALIVE_DEFAULT));
 	return fd;
 }
 

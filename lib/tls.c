@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,4 +349,32 @@ tls_addr_format(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
 	} else
 		snprintf(buf, len, "(address family %d)", sa->sa_family);
+}
+
+/*
+ * Tune a TCP socket: no Nagle delay (frames are written whole), and, when
+ * dead_after > 0, keepalive probes and TCP_USER_TIMEOUT so that a peer whose
+ * host or network died is noticed within about dead_after seconds, whether
+ * the connection is idle or has data in flight. Best effort.
+ */
+void
+tls_tcp_tune(int fd, double dead_after)
+{
+	int one = 1, idle, intvl, cnt = 3;
+	unsigned int ms;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (dead_after <= 0)
+		return;
+	if (dead_after > 30000)
+		dead_after = 30000;	/* TCP_KEEPIDLE's limit is 32767 s */
+	/* Probes start after half the time; three misses a sixth apart end it. */
+	idle = dead_after >= 4 ? (int)(dead_after / 2) : 1;
+	intvl = dead_after >= 12 ? (int)(dead_after / 6) : 1;
+	ms = (unsigned int)(dead_after * 1000);
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
 }

@@ -54,5 +54,7 @@ int tls_split_hostport(const char *s, char **host, char **port, char *err,
 bool tls_addr_is_loopback(const struct sockaddr *sa);
 /* Format an address as "HOST:PORT" ("[V6]:PORT"). */
 void tls_addr_format(const struct sockaddr *sa, char *buf, size_t len);
+/* No Nagle; notice a dead peer within about dead_after seconds (0: off). */
+void tls_tcp_tune(int fd, double dead_after);
 
 #endif

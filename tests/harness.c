@@ -930,6 +930,19 @@ harness_sessions_copy(const struct swerex_session_info *s, size_t n)
 	return copy;
 }
 
+/* Append a streamed chunk to a struct harness_chunks. */
+void
+harness_chunks_add(const char *data, size_t len, void *arg)
+{
+	struct harness_chunks *ch = arg;
+
+	if (ch->len + len <= sizeof ch->buf) {
+		memcpy(ch->buf + ch->len, data, len);
+		ch->len += len;
+	}
+	ch->n++;
+}
+
 /* Record a final reply into the struct harness_reply passed as arg. */
 void
 harness_reply_cb(struct swerex_client *c, const struct swerex_reply *reply,

@@ -138,6 +138,16 @@ int harness_session_pid(struct swerex_client *c, const char *session);
 /* Whether the len bytes at p contain the C string s. */
 bool harness_contains(const char *p, size_t len, const char *s);
 
+/* Streamed output collected by harness_chunks_add (up to 4 KiB kept). */
+struct harness_chunks {
+	char buf[4096];
+	size_t len;
+	int n;                      /* chunks seen */
+};
+
+/* An on_chunk callback appending to the struct harness_chunks in arg. */
+void harness_chunks_add(const char *data, size_t len, void *arg);
+
 /* A reply captured by harness_reply_cb (deep copies, owned by the slot). */
 struct harness_reply {
 	bool done;

@@ -12,24 +12,6 @@
 #include "swerex.h"
 #include "tap.h"
 
-struct chunks {
-	char buf[4096];
-	size_t len;
-	int n;
-};
-
-static void
-chunks_add(const char *data, size_t len, void *arg)
-{
-	struct chunks *ch = arg;
-
-	if (ch->len + len <= sizeof ch->buf) {
-		memcpy(ch->buf + ch->len, data, len);
-		ch->len += len;
-	}
-	ch->n++;
-}
-
 /* Read a pid a session's command wrote into a file. */
 static pid_t
 read_pid(const char *path)
@@ -52,13 +34,13 @@ HTEST(streaming_chunks_add_up)
 	struct swerex_run_opts o = { 0 };
 	struct swerex_observation *obs = NULL;
 	struct swerex_error *err = NULL;
-	struct chunks ch = { .len = 0 };
+	struct harness_chunks ch = { .len = 0 };
 
 	REQUIRE(harness_create(c, "stream") == 0);
 	o.session = "stream";
 	o.command = "for i in 1 2 3; do echo line$i; done; printf end";
 	o.check = SWEREX_CHECK_SILENT;
-	o.on_chunk = chunks_add;
+	o.on_chunk = harness_chunks_add;
 	o.chunk_arg = &ch;
 	if (swerex_run(c, &o, &obs, &err) != 0) {
 		harness_show_error("stream", err);

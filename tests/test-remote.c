@@ -18,7 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
@@ -668,22 +667,13 @@ lib_connect(struct harness *h, const char *ca, const char *name,
 	return c;
 }
 
-/* Collect streamed output. */
-static void
-collect_chunk(const char *data, size_t len, void *arg)
-{
-	struct evbuffer *b = arg;
-
-	evbuffer_add(b, data, len);
-}
-
 HTEST_ARGS(lib_tls_end_to_end, (setup(), tls_args))
 {
 	struct swerex_run_opts ro = { 0 };
 	struct swerex_observation *o = NULL;
 	struct swerex_error *err = NULL;
 	struct swerex_client *c;
-	struct evbuffer *chunks = evbuffer_new();
+	struct harness_chunks chunks = { .len = 0 };
 	char src[512], dst[512], cmd[2048];
 
 	c = lib_connect(h, p_ca, NULL, token, false, NULL, &err);
@@ -698,14 +688,13 @@ HTEST_ARGS(lib_tls_end_to_end, (setup(), tls_args))
 	ro.command = "for i in 1 2 3; do echo line$i; done";
 	ro.session = "e";
 	ro.check = SWEREX_CHECK_SILENT;
-	ro.on_chunk = collect_chunk;
-	ro.chunk_arg = chunks;
+	ro.on_chunk = harness_chunks_add;
+	ro.chunk_arg = &chunks;
 	if (swerex_run(c, &ro, &o, &err) != 0)
 		harness_show_error("stream", err);
 	REQUIRE(o != NULL);
 	CHECK_MEM(o->output, o->output_len, "line1\nline2\nline3\n");
-	CHECK_MEM(evbuffer_pullup(chunks, -1), evbuffer_get_length(chunks),
-	    "line1\nline2\nline3\n");
+	CHECK_MEM(chunks.buf, chunks.len, "line1\nline2\nline3\n");
 	swerex_observation_free(o);
 
 	/* A tree up and back down over TLS. */
@@ -722,7 +711,6 @@ HTEST_ARGS(lib_tls_end_to_end, (setup(), tls_args))
 	snprintf(cmd, sizeof cmd, "diff -r %s %s", src, dst);
 	CHECK(run_sh(cmd));
 	swerex_error_free(err);
-	evbuffer_free(chunks);
 	swerex_client_free(c);
 }
 

@@ -741,25 +741,6 @@ run_is(struct swerex_client *c, const char *session, const char *command,
 	return ok;
 }
 
-struct chunks {
-	char buf[4096];
-	size_t len;
-	int n;
-};
-
-/* Collect streamed output (on_chunk). */
-static void
-chunks_add(const char *data, size_t len, void *arg)
-{
-	struct chunks *ch = arg;
-
-	if (ch->len + len <= sizeof ch->buf) {
-		memcpy(ch->buf + ch->len, data, len);
-		ch->len += len;
-	}
-	ch->n++;
-}
-
 /* Write size bytes of a deterministic pattern to path. */
 static void
 make_file(const char *path, size_t size, unsigned seed)
@@ -814,7 +795,7 @@ TTEST(chain_run_stream_transfer)
 	struct swerex_run_opts o = { 0 };
 	struct swerex_observation *obs = NULL;
 	struct swerex_error *err = NULL;
-	struct chunks chk = { .len = 0 };
+	struct harness_chunks chk = { .len = 0 };
 	char src[PATH_MAX], sub[PATH_MAX], f[PATH_MAX], dst[PATH_MAX];
 	char back[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
 
@@ -830,7 +811,7 @@ TTEST(chain_run_stream_transfer)
 	o.session = "s";
 	o.command = "for i in 1 2 3; do echo line$i; sleep 0.05; done";
 	o.check = SWEREX_CHECK_SILENT;
-	o.on_chunk = chunks_add;
+	o.on_chunk = harness_chunks_add;
 	o.chunk_arg = &chk;
 	if (swerex_run(c, &o, &obs, &err) != 0) {
 		harness_show_error("stream", err);
