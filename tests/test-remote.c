@@ -36,6 +36,7 @@ static char p_xcert[300], p_xkey[300];
 static const char *tls_args[16];
 static const char *mtls_args[16];
 static const char *expired_args[16];
+static const char *loris_args[16];      /* --auth-timeout 1 */
 
 /* Run a shell command; true when it exits 0. */
 static bool
@@ -97,13 +98,15 @@ setup(void)
 	tls_args[5] = p_key;
 	tls_args[6] = "--token-file";
 	tls_args[7] = p_token;
-	tls_args[8] = "--auth-timeout";
-	tls_args[9] = "1";
-	tls_args[10] = NULL;
+	tls_args[8] = NULL;
+	memcpy(loris_args, tls_args, sizeof tls_args);
+	loris_args[8] = "--auth-timeout";
+	loris_args[9] = "1";
+	loris_args[10] = NULL;
 	memcpy(mtls_args, tls_args, sizeof tls_args);
-	mtls_args[10] = "--tls-client-ca";
-	mtls_args[11] = p_ca;
-	mtls_args[12] = NULL;
+	mtls_args[8] = "--tls-client-ca";
+	mtls_args[9] = p_ca;
+	mtls_args[10] = NULL;
 	/* certs2 again, with certificates that expired a year ago. */
 	snprintf(cmd, sizeof cmd, "mkdir -p %s/x && %s %s/x --ca-from %s "
 	    "--expired 2>/dev/null", d, script, d, certs2);
@@ -341,7 +344,7 @@ HTEST_ARGS(repeated_failures_slowed_down, (setup(), tls_args))
 	SSL_CTX_free(ctx);
 }
 
-HTEST_ARGS(slow_loris_closed_by_deadline, (setup(), tls_args))
+HTEST_ARGS(slow_loris_closed_by_deadline, (setup(), loris_args))
 {
 	SSL_CTX *ctx = client_ctx(p_ca, NULL);
 	struct raw good, tcp_only, tls_silent;
@@ -351,7 +354,7 @@ HTEST_ARGS(slow_loris_closed_by_deadline, (setup(), tls_args))
 	REQUIRE(good.fd >= 0);
 	raw_create(&good, 2, "g");
 	/* One byte of a TLS record and then nothing; and a handshake with no
-	 * Hello after it. --auth-timeout is 1 s for these tests. */
+	 * Hello after it. --auth-timeout is 1 s for this test. */
 	tcp_only = raw_connect_tcp(tls_addr(h));
 	REQUIRE(tcp_only.fd >= 0);
 	REQUIRE(send(tcp_only.fd, "\x16", 1, MSG_NOSIGNAL) == 1);
@@ -713,8 +716,6 @@ HTEST_ARGS(lib_tls_end_to_end, (setup(), tls_args))
 	swerex_error_free(err);
 	swerex_client_free(c);
 }
-
-static const char *expired_args[16];
 
 HTEST_ARGS(lib_tls_refuses_bad_peers, (setup(), tls_args))
 {
