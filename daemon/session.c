@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -777,7 +778,7 @@ session_environ(const char *token, const char *name)
 
 /* Start bash on a new pty: its own session, the pty as its terminal. */
 static int
-session_spawn(struct session *s)
+session_spawn(struct session *s, bool *at_pty)
 {
 	static char *argv[] = { "bash", "--norc", "--noprofile", "--noediting",
 	    "-i", NULL };
@@ -788,6 +789,7 @@ session_spawn(struct session *s)
 	size_t n;
 	int fd, r;
 
+	*at_pty = true;
 	fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -797,6 +799,7 @@ session_spawn(struct session *s)
 		close(fd);
 		return r;
 	}
+	*at_pty = false;
 	/* On Linux the master's termios calls act on the slave's settings. */
 	tcgetattr(fd, &s->tio);
 	s->tio.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE);
@@ -839,7 +842,7 @@ session_spawn(struct session *s)
 
 /* Allocate a session and start its bash. */
 static struct session *
-session_new(struct server *srv, const char *name, int *err)
+session_new(struct server *srv, const char *name, int *err, bool *at_pty)
 {
 	struct session *s;
 	char token[FILTER_TOKEN_LEN + 1];
@@ -858,7 +861,7 @@ session_new(struct server *srv, const char *name, int *err)
 		goto fail;
 	filter_init(&s->filter, token);
 	capture_init(&s->cap, srv->cfg.max_output);
-	if ((r = session_spawn(s)) < 0)
+	if ((r = session_spawn(s, at_pty)) < 0)
 		goto fail;
 	clock_gettime(CLOCK_REALTIME, &now);
 	s->created = (double)now.tv_sec + now.tv_nsec / 1e9;
@@ -880,6 +883,73 @@ fail:
 	}
 	*err = r;
 	return NULL;
+}
+
+/* Read a number from a /proc file, or -1. */
+static long long
+session_proc_number(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "re");
+
+	if (f != NULL) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * Answer a session that could not start. Running out of a system limit is
+ * RESOURCE_EXHAUSTED naming the limit (extra "limit": pty, nofile,
+ * file-max, nproc or memory) with its value, so that a harness starting a
+ * thousand sessions learns what to raise instead of a bare errno.
+ */
+static void
+session_start_error(struct req *r, int err, bool at_pty)
+{
+	const char *extra[] = { "limit", NULL, "errno", NULL, NULL };
+	struct rlimit rl;
+	char why[256];
+
+	extra[3] = strerrorname_np(err) ? strerrorname_np(err) : "unknown";
+	if (at_pty && (err == ENOSPC || err == EAGAIN || err == EIO)) {
+		extra[1] = "pty";
+		snprintf(why, sizeof why, "no pty left: %lld of "
+		    "/proc/sys/kernel/pty/max = %lld in use",
+		    session_proc_number("/proc/sys/kernel/pty/nr"),
+		    session_proc_number("/proc/sys/kernel/pty/max"));
+	} else if (err == EMFILE) {
+		extra[1] = "nofile";
+		getrlimit(RLIMIT_NOFILE, &rl);
+		snprintf(why, sizeof why, "swerexd is out of file descriptors "
+		    "(RLIMIT_NOFILE %llu; each session holds one pty)",
+		    (unsigned long long)rl.rlim_cur);
+	} else if (err == ENFILE) {
+		extra[1] = "file-max";
+		snprintf(why, sizeof why, "the system's file table is full "
+		    "(/proc/sys/fs/file-max = %lld)",
+		    session_proc_number("/proc/sys/fs/file-max"));
+	} else if (!at_pty && err == EAGAIN) {
+		extra[1] = "nproc";
+		getrlimit(RLIMIT_NPROC, &rl);
+		snprintf(why, sizeof why, "cannot create a process (RLIMIT_NPROC "
+		    "%llu, /proc/sys/kernel/pid_max %lld, or a pids cgroup "
+		    "limit)", (unsigned long long)rl.rlim_cur,
+		    session_proc_number("/proc/sys/kernel/pid_max"));
+	} else if (err == ENOMEM) {
+		extra[1] = "memory";
+		snprintf(why, sizeof why, "out of memory");
+	} else {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED,
+		    NULL, extra + 2, "cannot start bash: %s%s", at_pty ?
+		    "cannot open a pty: " : "", strerror(err));
+		return;
+	}
+	log_warn("cannot start a session: %s", why);
+	conn_reply_error(r, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED, NULL,
+	    extra, "cannot start bash: %s", why);
 }
 
 /* Append a shell-quoted word. */
@@ -931,6 +1001,7 @@ session_create(struct server *srv, struct req *r,
 	double timeout = SESSION_STARTUP_TIMEOUT;
 	struct session *s;
 	size_t i;
+	bool at_pty = false;
 	int err = 0;
 
 	if ((bad = session_bad_name(name)) != NULL) {
@@ -966,13 +1037,9 @@ session_create(struct server *srv, struct req *r,
 			return;
 		}
 	}
-	s = session_new(srv, name, &err);
+	s = session_new(srv, name, &err, &at_pty);
 	if (s == NULL) {
-		conn_reply_error(r, err == -EMFILE || err == -ENFILE ||
-		    err == -EAGAIN || err == -ENOMEM ?
-		    SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED :
-		    SWEREX__V1__ERROR_KIND__SESSION_START_FAILED, NULL, NULL,
-		    "cannot start bash: %s", strerror(-err));
+		session_start_error(r, -err, at_pty);
 		return;
 	}
 	s->hnext = srv->buckets[session_hash(name)];

@@ -3,6 +3,7 @@
  * deadline, what close and interrupt do to processes.
  */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,9 +171,53 @@ HTEST(interrupt_idle_session)
 	CHECK_RUN(c, "idle", "echo still", "still\n", 0);
 }
 
+/*
+ * Out of file descriptors: session creation fails with RESOURCE_EXHAUSTED
+ * naming the limit, the daemon keeps serving, and a freed slot is usable.
+ */
+HTEST(fd_limit_named_and_recovered)
+{
+	struct swerex_client *c = harness_client(h);
+	struct swerex_create_opts co = { 0 };
+	struct rlimit rl = { 48, 48 };
+	struct swerex_error *err = NULL;
+	char name[32];
+	int i, made = 0;
+	bool alive = false;
+
+	/* The daemon raised its soft limit at start; cut it down now. */
+	REQUIRE(prlimit(harness_pid(h), RLIMIT_NOFILE, &rl, NULL) == 0);
+	for (i = 0; i < 64; i++) {
+		snprintf(name, sizeof name, "s%d", i);
+		co.session = name;
+		if (swerex_create_session(c, &co, NULL, NULL, &err) != 0)
+			break;
+		made++;
+	}
+	REQUIRE(err != NULL);
+	printf("# %d sessions before: %s\n", made, err->message);
+	CHECK(made > 0 && made < 48);
+	CHECK_INT(err->kind, SWEREX_ERR_RESOURCE_EXHAUSTED);
+	CHECK_STR(swerex_error_extra(err, "limit"), "nofile");
+	CHECK(harness_contains(err->message, strlen(err->message),
+	    "RLIMIT_NOFILE 48"));
+	swerex_error_free(err);
+	err = NULL;
+
+	CHECK(swerex_is_alive(c, &alive, NULL, &err) == 0 && alive);
+	REQUIRE(harness_close(c, "s0") == 0);
+	co.session = "again";
+	if (swerex_create_session(c, &co, NULL, NULL, &err) != 0)
+		harness_show_error("create after close", err);
+	CHECK(err == NULL);
+	swerex_error_free(err);
+	CHECK_RUN(c, "again", "echo ok", "ok\n", 0);
+}
+
 TAP_MAIN(
 	TAP_T(streaming_chunks_add_up),
 	TAP_T(startup_timeout_leaves_nothing),
 	TAP_T(close_kills_process_tree),
 	TAP_T(interrupt_idle_session),
+	TAP_T(fd_limit_named_and_recovered),
 )
