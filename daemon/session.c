@@ -1024,8 +1024,11 @@ session_create(struct server *srv, struct req *r,
 		return;
 	}
 	if (srv->n_sessions >= srv->cfg.max_sessions) {
+		static const char *const extra[] = { "limit", "max-sessions",
+		    NULL };
+
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
-		    NULL, NULL, "too many sessions (limit %zu)",
+		    NULL, extra, "too many sessions (--max-sessions %zu)",
 		    srv->cfg.max_sessions);
 		return;
 	}

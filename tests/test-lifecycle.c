@@ -214,10 +214,31 @@ HTEST(fd_limit_named_and_recovered)
 	CHECK_RUN(c, "again", "echo ok", "ok\n", 0);
 }
 
+static const char *const two_sessions[] = { "--max-sessions", "2", NULL };
+
+HTEST_ARGS(max_sessions_named, two_sessions)
+{
+	struct swerex_client *c = harness_client(h);
+	struct swerex_create_opts co = { 0 };
+	struct swerex_error *err = NULL;
+
+	REQUIRE(harness_create(c, "a") == 0);
+	REQUIRE(harness_create(c, "b") == 0);
+	co.session = "c";
+	CHECK(swerex_create_session(c, &co, NULL, NULL, &err) != 0);
+	REQUIRE(err != NULL);
+	CHECK_INT(err->kind, SWEREX_ERR_RESOURCE_EXHAUSTED);
+	CHECK_STR(swerex_error_extra(err, "limit"), "max-sessions");
+	swerex_error_free(err);
+	REQUIRE(harness_close(c, "a") == 0);
+	CHECK(harness_create(c, "c") == 0);
+}
+
 TAP_MAIN(
 	TAP_T(streaming_chunks_add_up),
 	TAP_T(startup_timeout_leaves_nothing),
 	TAP_T(close_kills_process_tree),
 	TAP_T(interrupt_idle_session),
 	TAP_T(fd_limit_named_and_recovered),
+	TAP_T(max_sessions_named),
 )
