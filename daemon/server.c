@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
@@ -35,6 +36,8 @@
 
 /* After SIGTERM, give up waiting for sessions after the grace plus this. */
 #define SERVER_STOP_EXTRA 3.0
+/* Seconds a listener rests after running out of descriptors. */
+#define SERVER_ACCEPT_PAUSE 0.1
 /* The first fd systemd passes (SD_LISTEN_FDS_START). */
 #define SERVER_LISTEN_FDS_START 3
 
@@ -113,11 +116,34 @@ server_private_dir(const char *path)
 	return 0;
 }
 
-/* Keep serving when accept fails (e.g. out of file descriptors). */
+/* Listen again after a pause for descriptors. */
+static void
+server_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_listener *sl = arg;
+
+	evconnlistener_enable(sl->l);
+}
+
+/*
+ * Keep serving when accept fails. Out of descriptors, the pending connection
+ * stays queued and the socket stays readable: pause this listener for a
+ * moment instead of spinning on accept() until a descriptor frees up.
+ */
 static void
 server_accept_error_cb(struct evconnlistener *l, void *arg)
 {
-	log_warn("accept: %s", strerror(errno));
+	struct server_listener *sl = arg;
+	int err = errno;
+
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		log_warn("accept on %s: %s", sl->name, strerror(err));
+		return;
+	}
+	log_warn("accept on %s: %s; pausing it for %g s", sl->name,
+	    strerror(err), SERVER_ACCEPT_PAUSE);
+	evconnlistener_disable(l);
+	server_timer_add(&sl->ev_retry, SERVER_ACCEPT_PAUSE);
 }
 
 /* Accept a connection. */
@@ -155,6 +181,7 @@ server_add_listener(struct server *srv, int fd, enum server_transport t,
 		return -ENOMEM;
 	}
 	evconnlistener_set_error_cb(sl->l, server_accept_error_cb);
+	evtimer_assign(&sl->ev_retry, srv->base, server_accept_retry_cb, sl);
 	if (path != NULL && (sl->path = strdup(path)) == NULL) {
 		evconnlistener_free(sl->l);
 		return -ENOMEM;
@@ -395,6 +422,7 @@ server_unlisten(struct server *srv)
 
 	for (i = 0; i < srv->n_listeners; i++) {
 		sl = &srv->listeners[i];
+		event_del(&sl->ev_retry);
 		evconnlistener_free(sl->l);
 		if (sl->path != NULL)
 			unlink(sl->path);

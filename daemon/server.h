@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
+#include <event2/event_struct.h>
+
 struct event_base;
 struct evconnlistener;
 struct event;
@@ -50,6 +52,7 @@ enum server_transport {
 struct server_listener {
 	struct server *srv;
 	struct evconnlistener *l;
+	struct event ev_retry;  /* re-enables l after running out of fds */
 	enum server_transport transport;
 	char *path;             /* a Unix socket file we created and remove */
 	char name[128];         /* as written to the ready fd */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "raw.h"
 #include "swerex.h"
 #include "tap.h"
 
@@ -173,7 +174,9 @@ HTEST(interrupt_idle_session)
 
 /*
  * Out of file descriptors: session creation fails with RESOURCE_EXHAUSTED
- * naming the limit, the daemon keeps serving, and a freed slot is usable.
+ * naming the limit, the daemon keeps serving its clients, a client that
+ * connects meanwhile is served once descriptors free up, and a freed slot
+ * is usable.
  */
 HTEST(fd_limit_named_and_recovered)
 {
@@ -181,8 +184,13 @@ HTEST(fd_limit_named_and_recovered)
 	struct swerex_create_opts co = { 0 };
 	struct rlimit rl = { 48, 48 };
 	struct swerex_error *err = NULL;
-	char name[32];
-	int i, made = 0;
+	Swerex__V1__Hello hello = SWEREX__V1__HELLO__INIT;
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__Response *resp = NULL;
+	struct raw late;
+	char name[32], path[600], line[512];
+	int i, made = 0, n_accept = 0;
+	FILE *log;
 	bool alive = false;
 
 	/* The daemon raised its soft limit at start; cut it down now. */
@@ -205,7 +213,29 @@ HTEST(fd_limit_named_and_recovered)
 	err = NULL;
 
 	CHECK(swerex_is_alive(c, &alive, NULL, &err) == 0 && alive);
+	/* A new client now waits in the listen queue: the daemon cannot take
+	 * it (and must not spin trying) until descriptors free up. */
+	late = raw_connect(harness_socket_path(h));
+	REQUIRE(late.fd >= 0);
+	hello.protocol_version = SWEREX_PROTOCOL_VERSION;
+	req.id = 1;
+	req.body_case = SWEREX__V1__REQUEST__BODY_HELLO;
+	req.hello = &hello;
+	REQUIRE(raw_send(&late, &req));
 	REQUIRE(harness_close(c, "s0") == 0);
+	REQUIRE(harness_close(c, "s1") == 0);
+	CHECK(raw_recv(&late, &resp, 20) == 1 &&
+	    resp->body_case == SWEREX__V1__RESPONSE__BODY_HELLO);
+	raw_resp_free(resp);
+	raw_close(&late);
+	/* It paused accepting rather than retrying in a loop. */
+	snprintf(path, sizeof path, "%s/swerexd.log", harness_dir(h));
+	REQUIRE((log = fopen(path, "r")) != NULL);
+	while (fgets(line, sizeof line, log) != NULL)
+		n_accept += strstr(line, "accept on") != NULL;
+	fclose(log);
+	printf("# %d accept failures logged\n", n_accept);
+	CHECK(n_accept >= 1 && n_accept < 50);
 	co.session = "again";
 	if (swerex_create_session(c, &co, NULL, NULL, &err) != 0)
 		harness_show_error("create after close", err);
