@@ -6,54 +6,13 @@ set -u
 : "${SWEREXD:?set SWEREXD to the swerexd binary}"
 : "${SWEREX_CLI:?set SWEREX_CLI to the swerex binary}"
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/swerex-cli.XXXXXX") || exit 1
+. "$(dirname "$0")/tap.sh"
+
+# The shared helpers (tests/tap.sh) keep their files in $tap_dir.
+dir=$tap_dir
 sock=$dir/swerexd.sock
 url=unix:$sock
 daemon_pid=
-
-# Stop and reap the daemon (if still running) and remove the temp dir.
-cleanup() {
-	if [ -n "$daemon_pid" ]; then
-		kill -TERM "$daemon_pid" 2>/dev/null
-		wait "$daemon_pid" 2>/dev/null
-		daemon_pid=
-	fi
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
-
-# Run the CLI against the private daemon; sets rc, output in $dir/out, $dir/err.
-cli() {
-	"$SWEREX_CLI" -S "$url" "$@" >"$dir/out" 2>"$dir/err"
-	rc=$?
-}
-
-# Print a file as TAP comment lines.
-diag_file() {
-	[ -s "$2" ] || return 0
-	echo "# $1:"
-	sed 's/^/#   /' "$2"
-	echo
-}
-
-# Explain the last cli call.
-diag() {
-	echo "# exit status $rc"
-	diag_file stdout "$dir/out"
-	diag_file stderr "$dir/err"
-}
-
-# Whether $dir/out holds exactly the bytes printf "$1" makes.
-out_is() {
-	printf "$1" >"$dir/expected"
-	cmp -s "$dir/expected" "$dir/out" && return 0
-	echo "# expected stdout:"
-	od -c "$dir/expected" | sed 's/^/#   /'
-	echo "# got:"
-	od -c "$dir/out" | sed 's/^/#   /'
-	return 1
-}
 
 # Whether $dir/err holds exactly the bytes printf "$1" makes.
 err_is() {
@@ -63,22 +22,6 @@ err_is() {
 	od -c "$dir/expected" | sed 's/^/#   /'
 	echo "# got:"
 	od -c "$dir/err" | sed 's/^/#   /'
-	return 1
-}
-
-# Whether rc is $1; explain when not.
-rc_is() {
-	[ "$rc" -eq "$1" ] && return 0
-	echo "# expected exit status $1"
-	diag
-	return 1
-}
-
-# Whether $dir/err starts with "swerex: $1".
-err_kind() {
-	grep -q "^swerex: $1" "$dir/err" && return 0
-	echo "# expected \"swerex: $1\" on stderr"
-	diag
 	return 1
 }
 
@@ -108,6 +51,7 @@ t_ready() {
 	HOME=$dir/home "$SWEREXD" --listen "$url" --ready-fd 3 \
 	    3>"$dir/ready" 2>"$dir/log" </dev/null &
 	daemon_pid=$!
+	tap_track "$daemon_pid"
 	# Opening the fifo waits for the daemon's end; EOF if it dies first.
 	local line=
 	exec 4<"$dir/ready"
@@ -536,6 +480,7 @@ t_daemon_exit() {
 	kill -TERM "$daemon_pid" || return 1
 	wait "$daemon_pid"
 	status=$?
+	tap_untrack "$daemon_pid"
 	daemon_pid=
 	[ "$status" -eq 0 ] && return 0
 	echo "# swerexd exited $status"
@@ -599,16 +544,4 @@ tests=(
 	"t_daemon_exit:swerexd exits 0 on SIGTERM"
 )
 
-echo "1..${#tests[@]}"
-n=0
-failed=0
-for t in "${tests[@]}"; do
-	n=$((n + 1))
-	if "${t%%:*}"; then
-		echo "ok $n - ${t#*:}"
-	else
-		echo "not ok $n - ${t#*:}"
-		failed=1
-	fi
-done
-exit "$failed"
+tap_main
