@@ -76,6 +76,8 @@ struct fl {
 	int pending;            /* sessions or commands still outstanding */
 	const char *cmd;        /* what each command step runs */
 	uint64_t expect;        /* its output length, if known */
+	int aborted;            /* deadline or signal: run nothing more */
+	struct event ev_int, ev_term;
 };
 
 static const char fl_check_fn[] =
@@ -450,8 +452,9 @@ fl_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fl *fl = arg;
 
-	fprintf(stderr, "bench-floor: deadline reached, %d pending\n",
-	    fl->pending);
+	fprintf(stderr, "bench-floor: %s, %d pending\n", fd < 0 ?
+	    "deadline reached" : "stopped by a signal", fl->pending);
+	fl->aborted = 1;
 	fl->errors += (unsigned)fl->pending;
 	fl->pending = 0;
 	event_base_loopbreak(fl->base);
@@ -461,7 +464,7 @@ fl_deadline_cb(evutil_socket_t fd, short what, void *arg)
 static void
 fl_run(struct fl *fl)
 {
-	if (fl->pending > 0)
+	if (fl->pending > 0 && !fl->aborted)
 		event_base_dispatch(fl->base);
 }
 
@@ -780,6 +783,11 @@ main(int argc, char **argv)
 	}
 	evtimer_assign(&fl.ev_deadline, fl.base, fl_deadline_cb, &fl);
 	evtimer_add(&fl.ev_deadline, &dl);
+	/* A signal ends the run the same way, so that every bash is reaped. */
+	evsignal_assign(&fl.ev_int, fl.base, SIGINT, fl_deadline_cb, &fl);
+	evsignal_assign(&fl.ev_term, fl.base, SIGTERM, fl_deadline_cb, &fl);
+	evsignal_add(&fl.ev_int, NULL);
+	evsignal_add(&fl.ev_term, NULL);
 
 	if (strcmp(fl.scenario, "echo") == 0)
 		r = fl_echo(&fl);
@@ -798,6 +806,8 @@ main(int argc, char **argv)
 	}
 	printf("floor,%s,,errors,%u,1\n", fl.scenario, fl.errors);
 	event_del(&fl.ev_deadline);
+	event_del(&fl.ev_int);
+	event_del(&fl.ev_term);
 	event_base_free(fl.base);
 	free(fl.lat);
 	fl_rm_home(&fl);

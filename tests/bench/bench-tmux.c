@@ -99,6 +99,8 @@ struct tmb {
 	const char *cmd;
 	uint64_t expect;
 	int debug;              /* BENCH_DEBUG set: trace the control lines */
+	int aborted;            /* deadline or signal: run nothing more */
+	struct event ev_int, ev_term;
 };
 
 static const char tm_check_fn[] =
@@ -170,7 +172,7 @@ tm_done(struct tmb *tm)
 static void
 tm_run(struct tmb *tm)
 {
-	if (tm->pending > 0)
+	if (tm->pending > 0 && !tm->aborted)
 		event_base_dispatch(tm->base);
 }
 
@@ -180,7 +182,9 @@ tm_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tmb *tm = arg;
 
-	fprintf(stderr, "bench-tmux: deadline reached, %d pending\n", tm->pending);
+	fprintf(stderr, "bench-tmux: %s, %d pending\n", fd < 0 ?
+	    "deadline reached" : "stopped by a signal", tm->pending);
+	tm->aborted = 1;
 	tm->errors += (unsigned)tm->pending;
 	tm->pending = 0;
 	event_base_loopbreak(tm->base);
@@ -593,39 +597,53 @@ tm_start(struct tmb *tm, int k)
 	return tm->server > 0 ? 0 : -1;
 }
 
-/* Stop the server and every client; wait for all of them to exit. */
+/* Stop a server whose pid we never learnt, through its socket. */
+static void
+tm_kill_server(struct tmb *tm)
+{
+	char *argv[] = { "tmux", "-S", tm->sock, "kill-server", NULL };
+	pid_t pid;
+
+	if (posix_spawnp(&pid, "tmux", NULL, NULL, argv, environ) == 0)
+		waitpid(pid, NULL, 0);
+}
+
+/* Stop every client and the server; wait for all of them to exit. */
 static void
 tm_stop(struct tmb *tm)
 {
 	struct pollfd pfd;
+	struct tm_conn *c;
 	int i, pidfd = -1;
 
-	/* EOF on its stdin detaches a control client. */
+	/* Closing both pipes ends a client even if it is blocked writing. */
 	for (i = 0; i < tm->nconns; i++) {
-		close(tm->conns[i]->in);
-		tm->conns[i]->in = -1;
+		c = tm->conns[i];
+		event_del(&c->ev_read);
+		event_del(&c->ev_write);
+		event_del(&c->ev_slow);
+		close(c->in);
+		close(c->out);
+		kill(c->pid, SIGTERM);
 	}
-	if (tm->server > 0)
+	if (tm->server > 0) {
 		pidfd = (int)syscall(SYS_pidfd_open, tm->server, 0);
-	if (tm->server > 0)
 		kill(tm->server, SIGTERM);
+	}
+	if (tm->server <= 0 && access(tm->sock, F_OK) == 0)
+		tm_kill_server(tm);
 	if (pidfd >= 0) {
 		pfd.fd = pidfd;
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 10000) != 1) {
+			fprintf(stderr, "bench-tmux: server ignored SIGTERM\n");
 			kill(tm->server, SIGKILL);
 			poll(&pfd, 1, 10000);
 		}
 		close(pidfd);
 	}
 	for (i = 0; i < tm->nconns; i++) {
-		struct tm_conn *c = tm->conns[i];
-
-		event_del(&c->ev_read);
-		event_del(&c->ev_write);
-		event_del(&c->ev_slow);
-		close(c->out);
-		kill(c->pid, SIGTERM);
+		c = tm->conns[i];
 		waitpid(c->pid, NULL, 0);
 		evbuffer_free(c->wbuf);
 		evbuffer_free(c->rbuf);
@@ -1081,6 +1099,11 @@ main(int argc, char **argv)
 	}
 	evtimer_assign(&tm.ev_deadline, tm.base, tm_deadline_cb, &tm);
 	evtimer_add(&tm.ev_deadline, &dl);
+	/* A signal ends the run the same way, so that tmux is still stopped. */
+	evsignal_assign(&tm.ev_int, tm.base, SIGINT, tm_deadline_cb, &tm);
+	evsignal_assign(&tm.ev_term, tm.base, SIGTERM, tm_deadline_cb, &tm);
+	evsignal_add(&tm.ev_int, NULL);
+	evsignal_add(&tm.ev_term, NULL);
 
 	/* hol needs a second client for A; concurrent may ask for K. */
 	k = strcmp(sc, "hol") == 0 ? 2 :
@@ -1115,6 +1138,8 @@ main(int argc, char **argv)
 	free(tm.panes);
 	free(tm.lat);
 	event_del(&tm.ev_deadline);
+	event_del(&tm.ev_int);
+	event_del(&tm.ev_term);
 	event_base_free(tm.base);
 	tm_rm_dir(&tm);
 	return r < 0 ? 1 : 0;
