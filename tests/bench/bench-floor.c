@@ -68,7 +68,7 @@ struct fl {
 	struct event ev_deadline;
 	char home[64];
 	const char *scenario;
-	int sessions, iterations, rc;
+	int sessions, iterations, connections, rc;
 	long long bytes;
 	double *lat;
 	size_t nlat, caplat;
@@ -79,6 +79,8 @@ struct fl {
 	int aborted;            /* deadline or signal: run nothing more */
 	struct event ev_int, ev_term;
 };
+
+static void fl_close(struct fl_sess *s);
 
 static const char fl_check_fn[] =
 	"__swx_chk() { __swx_k=2; "
@@ -394,8 +396,11 @@ fl_spawn(struct fl *fl, void (*on_mark)(struct fl_sess *, int))
 	event_add(&s->ev_read, NULL);
 
 	/* The daemon's setup script, sent at once: ready at the second prompt. */
-	if ((setup = evbuffer_new()) == NULL)
-		goto fail;
+	if ((setup = evbuffer_new()) == NULL) {
+		fl->errors++;
+		fl_close(s);
+		return NULL;
+	}
 	evbuffer_add_printf(setup, "export -n PS1 PROMPT_COMMAND\n%s"
 	    "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
 	    "[ -r ~/.bashrc ] && . ~/.bashrc\n"
@@ -602,7 +607,11 @@ fl_concurrent(struct fl *fl)
 		return -1;
 	if (fl_open(fl, v, n) == 0)
 		t = fl_steps(fl, v, n, fl->iterations, "echo hi");
-	snprintf(param, sizeof param, "n=%d", n);
+	/* No connections here; K only names the row the driver compares. */
+	if (fl->connections > 1)
+		snprintf(param, sizeof param, "n=%d/k=%d", n, fl->connections);
+	else
+		snprintf(param, sizeof param, "n=%d", n);
 	printf("floor,concurrent,%s,cmds_per_s,%.1f,1/s\n", param,
 	    t > 0 ? (double)fl->nlat / t : 0);
 	fl_emit_lat(fl, "concurrent", param, "");
@@ -757,7 +766,8 @@ main(int argc, char **argv)
 		case 'm': fl.iterations = atoi(optarg); break;
 		case 'r': fl.rc = 1; break;
 		case 'b': fl.bytes = atoll(optarg); break;
-		case 'k': case 'S': case 'd': break; /* no daemon, no connection */
+		case 'k': fl.connections = atoi(optarg); break;
+		case 'S': case 'd': break; /* no daemon */
 		default: return fl_usage();
 		}
 	}

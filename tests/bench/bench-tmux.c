@@ -388,7 +388,7 @@ tm_line(struct tm_conn *c, char *l, size_t n)
 	enum tm_act a = TM_ACT_NONE;
 
 	if (tm->debug)
-		fprintf(stderr, "[%d] %.200s\n", c->idx, l);
+		fprintf(stderr, "%.6f [%d] %.200s\n", tm_now(), c->idx, l);
 	if (strncmp(l, "%begin ", 7) == 0) {
 		c->in_block = 1;
 		return;
