@@ -46,8 +46,12 @@ extern char **environ;
 
 struct tmb;
 
-/* What to do when a command's %end arrives. */
-enum tm_act { TM_ACT_NONE, TM_ACT_DONE };
+/*
+ * What to do when a command's %end or %error arrives: DONE counts the reply
+ * itself as the awaited event; WAITED means something pending waits on the
+ * command's effect (a window, a marker), which a failed command never brings.
+ */
+enum tm_act { TM_ACT_NONE, TM_ACT_DONE, TM_ACT_WAITED };
 
 /* One control client: a "tmux -C" process and its pipes. */
 struct tm_conn {
@@ -281,7 +285,7 @@ tm_send(struct tm_sess *s, const char *cmd, int check)
 	evbuffer_add_printf(c->wbuf, " ; send-keys -t %%%d Enter\n", s->pane);
 	evbuffer_free(line);
 	tm_expect(c, TM_ACT_NONE);
-	tm_expect(c, TM_ACT_NONE);
+	tm_expect(c, TM_ACT_WAITED);
 	s->t0 = tm_now();
 	tm_flush(c);
 }
@@ -407,7 +411,7 @@ tm_line(struct tm_conn *c, char *l, size_t n)
 			c->acts_head = (c->acts_head + 1) % c->acts_cap;
 			c->acts_len--;
 		}
-		if (a == TM_ACT_DONE)
+		if (a == TM_ACT_DONE || (a == TM_ACT_WAITED && l[2] == 'r'))
 			tm_done(tm);
 		return;
 	}
@@ -421,6 +425,8 @@ tm_line(struct tm_conn *c, char *l, size_t n)
 			}
 		} else if (isdigit((unsigned char)l[0]))
 			tm->server = (pid_t)atol(l);
+		else
+			fprintf(stderr, "bench-tmux: tmux says: %s\n", l);
 		return;
 	}
 	if (strncmp(l, "%output %", 9) == 0) {
@@ -723,7 +729,7 @@ tm_sess_new(struct tmb *tm, struct tm_conn *c, void (*on_mark)(struct tm_sess *,
 	tm->sess[tm->nsess++] = s;
 	evbuffer_add_printf(c->wbuf, "new-window -d -P -F \"#{pane_id} w%d\" "
 	    "\"" TM_BASH "\"\n", s->idx);
-	tm_expect(c, TM_ACT_NONE);
+	tm_expect(c, TM_ACT_WAITED);
 	tm->pending++;
 	tm_flush(c);
 	return s;
