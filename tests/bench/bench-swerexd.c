@@ -59,6 +59,12 @@ struct bench_sess {
 	uint64_t bytes;         /* streamed output received */
 };
 
+/* Latencies of one measurement, in µs. */
+struct bench_lat {
+	double *v;
+	size_t n, cap;
+};
+
 struct bench {
 	struct bench_opts o;
 	struct event_base *base;
@@ -68,8 +74,8 @@ struct bench {
 	char dir[64];           /* private temp dir: HOME, socket, log */
 	char url[160];
 	pid_t pid;              /* our daemon, or 0 */
-	double *lat;            /* latencies of the current measurement, µs */
-	size_t n_lat, cap_lat;
+	struct bench_lat lat;   /* latencies of the current measurement */
+	struct bench_lat close_lat; /* create: the closes' */
 	unsigned long errors;   /* errors in the current measurement */
 	bool said_error;        /* first error already told on stderr */
 };
@@ -122,20 +128,20 @@ bench_metric(const char *scenario, const char *param, const char *metric,
 
 /* Record one latency in seconds. */
 static void
-bench_lat_add(struct bench *b, double seconds)
+bench_lat_add(struct bench *b, struct bench_lat *l, double seconds)
 {
 	double *n;
 
-	if (b->n_lat == b->cap_lat) {
-		b->cap_lat = b->cap_lat ? 2 * b->cap_lat : 1024;
-		n = realloc(b->lat, b->cap_lat * sizeof *n);
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 1024;
+		n = realloc(l->v, l->cap * sizeof *n);
 		if (n == NULL) {
 			b->errors++;
 			return;
 		}
-		b->lat = n;
+		l->v = n;
 	}
-	b->lat[b->n_lat++] = seconds * 1e6;
+	l->v[l->n++] = seconds * 1e6;
 }
 
 /* Compare doubles for qsort. */
@@ -147,35 +153,54 @@ bench_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The q-quantile (nearest rank) of the recorded latencies. */
+/* The q-quantile (nearest rank) of sorted latencies. */
 static double
-bench_quantile(struct bench *b, double q)
+bench_quantile(const struct bench_lat *l, double q)
 {
 	size_t i;
 
-	if (b->n_lat == 0)
+	if (l->n == 0)
 		return NAN;
-	i = (size_t)ceil(q * (double)b->n_lat);
+	i = (size_t)ceil(q * (double)l->n);
 	if (i > 0)
 		i--;
-	if (i >= b->n_lat)
-		i = b->n_lat - 1;
-	return b->lat[i];
+	if (i >= l->n)
+		i = l->n - 1;
+	return l->v[i];
+}
+
+/* Print PREFIXp50 and PREFIXp99 of l and empty it. */
+static void
+bench_report_lat(struct bench_lat *l, const char *scenario, const char *param,
+    const char *prefix)
+{
+	char m[32];
+
+	qsort(l->v, l->n, sizeof *l->v, bench_cmp);
+	if (l->n > 0) {
+		snprintf(m, sizeof m, "%sp50", prefix);
+		bench_metric(scenario, param, m, bench_quantile(l, 0.50), "us");
+		snprintf(m, sizeof m, "%sp99", prefix);
+		bench_metric(scenario, param, m, bench_quantile(l, 0.99), "us");
+	}
+	l->n = 0;
+}
+
+/* Print the errors of the current measurement and reset them. */
+static void
+bench_report_errors(struct bench *b, const char *scenario, const char *param)
+{
+	bench_metric(scenario, param, "errors", (double)b->errors, "count");
+	b->errors = 0;
+	b->said_error = false;
 }
 
 /* Print p50, p99 and errors of the current measurement and reset it. */
 static void
 bench_report(struct bench *b, const char *scenario, const char *param)
 {
-	qsort(b->lat, b->n_lat, sizeof *b->lat, bench_cmp);
-	if (b->n_lat > 0) {
-		bench_metric(scenario, param, "p50", bench_quantile(b, 0.50), "us");
-		bench_metric(scenario, param, "p99", bench_quantile(b, 0.99), "us");
-	}
-	bench_metric(scenario, param, "errors", (double)b->errors, "count");
-	b->n_lat = 0;
-	b->errors = 0;
-	b->said_error = false;
+	bench_report_lat(&b->lat, scenario, param, "");
+	bench_report_errors(b, scenario, param);
 }
 
 /* The deadline passed: stop every wait. */
@@ -489,7 +514,7 @@ bench_echoed(struct swerex_client *c, const struct swerex_reply *r, void *arg)
 	if (r->type == SWEREX_REPLY_OBSERVATION &&
 	    r->observation->output_len >= 2 &&
 	    memcmp(r->observation->output, "hi", 2) == 0) {
-		bench_lat_add(s->b, dt);
+		bench_lat_add(s->b, &s->b->lat, dt);
 	} else {
 		bench_error(s->b, "echo hi", r->type == SWEREX_REPLY_ERROR ?
 		    r->error : NULL);
@@ -602,12 +627,14 @@ bench_create_step(struct swerex_client *c, const struct swerex_reply *r,
 		    &e) != 0)
 			return;
 	} else if (r->type == SWEREX_REPLY_OBSERVATION) {
-		bench_lat_add(s->b, bench_now() - s->t0);
+		bench_lat_add(s->b, &s->b->lat, bench_now() - s->t0);
+		s->t0 = bench_now();
 		if (swerex_submit_close_session(c, s->name, bench_create_step,
 		    s, &e) != 0)
 			return;
 	} else {
 		/* SESSION_CLOSED: this iteration is over. */
+		bench_lat_add(s->b, &s->b->close_lat, bench_now() - s->t0);
 		s->alive = false;
 		s->b->pending--;
 		return;
@@ -645,7 +672,9 @@ bench_create_scn(struct bench *b, struct swerex_client *c)
 		b->pending++;
 		bench_wait(b);
 	}
-	bench_report(b, "create", b->o.rc ? "rc" : "norc");
+	/* Params and metric names as bench-floor prints them. */
+	bench_report_lat(&b->close_lat, "create", b->o.rc ? "rc" : "", "close_");
+	bench_report(b, "create", b->o.rc ? "rc" : "");
 	return 0;
 }
 
@@ -685,7 +714,7 @@ bench_concurrent(struct bench *b, struct swerex_client *c)
 	bench_metric("concurrent", param, "create_all", (bench_now() - t) * 1e3,
 	    "ms");
 	t = bench_echoes(b, ss, n, m);
-	ok = (long)b->n_lat;
+	ok = (long)b->lat.n;
 	if (t > 0)
 		bench_metric("concurrent", param, "cmds_per_s", (double)ok / t,
 		    "1/s");
@@ -754,7 +783,7 @@ bench_hol(struct bench *b, struct swerex_client *c)
 		goto fail;
 
 	bench_echoes(b, &ss[1], 1, m);
-	bench_report(b, "hol", "idle");
+	bench_report_lat(&b->lat, "hol", "", "idle_");
 
 	/* A's sleep ends B's run early, so B is measured only while it runs. */
 	memset(&ro, 0, sizeof ro);
@@ -769,10 +798,8 @@ bench_hol(struct bench *b, struct swerex_client *c)
 	bench_echo_next(&ss[1]);
 	while (b->pending > 1 && !ss[0].done && !b->timed_out)
 		event_base_loop(b->base, EVLOOP_ONCE);
-	bench_report(b, "hol", "sleep");
+	bench_report_lat(&b->lat, "hol", "", "sleep_");
 	bench_wait(b);
-	b->errors = 0;
-	b->said_error = false;
 
 	/* The slow reader has its own connection and base, pumped by a timer. */
 	slow_base = event_base_new();
@@ -808,7 +835,7 @@ bench_hol(struct bench *b, struct swerex_client *c)
 	if (ss[2].done)
 		bench_diag("hol: the stream ended before B was done; "
 		    "raise --bytes");
-	bench_report(b, "hol", "stream");
+	bench_report_lat(&b->lat, "hol", "", "stream_");
 	bench_diag("hol: slow reader got %llu bytes",
 	    (unsigned long long)ss[2].bytes);
 	rc = 0;
@@ -831,6 +858,7 @@ fail:
 		event_base_free(slow_base);
 	b->pending = 0;
 	bench_close(b, ss, 3);
+	bench_report_errors(b, "hol", "");
 	free(ss);
 	return rc;
 }
@@ -877,7 +905,7 @@ bench_throughput(struct bench *b, struct swerex_client *c)
 		return -1;
 	bench_create(b, ss, 0, 1);
 	snprintf(cmd, sizeof cmd, "head -c %lld /dev/zero | tr '\\0' x", bytes);
-	snprintf(param, sizeof param, "zeros=%lld", bytes);
+	snprintf(param, sizeof param, "bytes=%lld", bytes);
 	bench_stream(b, ss, cmd, param);
 	bench_stream(b, ss, "seq 1 2000000", "seq=2000000");
 	bench_close(b, ss, 1);
@@ -991,9 +1019,9 @@ bench_cost(struct bench *b, struct swerex_client *c)
 	cpu0 = bench_cpu(b->pid);
 	t = bench_echoes(b, ss, have, m);
 	snprintf(param, sizeof param, "n=%ld", have);
-	if (t > 0 && b->n_lat > 0)
+	if (t > 0 && b->lat.n > 0)
 		bench_metric("cost", param, "cpu_per_cmd",
-		    (bench_cpu(b->pid) - cpu0) * 1e6 / (double)b->n_lat, "us");
+		    (bench_cpu(b->pid) - cpu0) * 1e6 / (double)b->lat.n, "us");
 	bench_report(b, "cost", param);
 	bench_close(b, ss, have);
 	free(ss);
@@ -1012,7 +1040,7 @@ bench_startup(struct bench *b)
 		if (t < 0)
 			b->errors++;
 		else
-			bench_lat_add(b, t);
+			bench_lat_add(b, &b->lat, t);
 		bench_stop_daemon(b);
 	}
 	bench_report(b, "startup", "");
@@ -1154,6 +1182,7 @@ out:
 		event_free(b.deadline);
 	if (b.base != NULL)
 		event_base_free(b.base);
-	free(b.lat);
+	free(b.lat.v);
+	free(b.close_lat.v);
 	return rc;
 }

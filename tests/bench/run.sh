@@ -47,7 +47,7 @@ if [ "$mode" = quick ]; then
 	)
 	for n in "${sizes[@]}"; do
 		scenarios+=("--scenario concurrent --sessions $n --iterations 20")
-		scenarios+=("!floor --scenario concurrent --sessions $n --iterations 20 --connections $n")
+		[ $n -gt 1 ] && scenarios+=("!floor --scenario concurrent --sessions $n --iterations 20 --connections $n")
 	done
 	scenarios+=(
 		"--scenario hol --iterations 100 --bytes 100000000"
@@ -67,7 +67,7 @@ else
 	for n in "${sizes[@]}"; do
 		m=$((20000 / n)); [ $m -gt 1000 ] && m=1000
 		scenarios+=("--scenario concurrent --sessions $n --iterations $m")
-		scenarios+=("!floor --scenario concurrent --sessions $n --iterations $m --connections $n")
+		[ $n -gt 1 ] && scenarios+=("!floor --scenario concurrent --sessions $n --iterations $m --connections $n")
 	done
 	scenarios+=(
 		"--scenario hol --iterations 1000 --bytes 1073741824"
