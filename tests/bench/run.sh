@@ -110,7 +110,7 @@ with open(path) as f:
             continue
         key = (row["scenario"], row["param"], row["metric"])
         vals.setdefault(key, {}).setdefault(row["impl"], []).append(v)
-        units[key] = row["unit"]
+        units.setdefault(key, row["unit"])
 
 def med(key, impl):
     v = vals[key].get(impl)
