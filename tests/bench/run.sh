@@ -8,6 +8,7 @@
 #   BUILD/bench/plot.png     latency and throughput against sessions
 # and prints the table.
 #   tests/bench/run.sh BUILD [quick]     rounds: $BENCH_ROUNDS (default 3)
+#   tests/bench/run.sh BUILD report      table and plot again from results.csv
 # An implementation whose program is missing is skipped; a program that fails
 # or times out is told on stderr and the run goes on (benchmarks report, they
 # never fail).
@@ -23,22 +24,30 @@ daemon=$build/daemon/swerexd
 mkdir -p "$out"
 csv=$out/results.csv
 log=$out/run.log
-: > "$log"
-echo "round,impl,scenario,param,metric,value,unit" > "$csv"
+if [ "$mode" = report ]; then
+	[ -s "$csv" ] || { echo "run.sh: no $csv to report" >&2; exit 1; }
+	rounds=$(tail -n +2 "$csv" | cut -d, -f1 | sort -n | tail -1)
+	scenarios=()
+else
+	: > "$log"
+	echo "round,impl,scenario,param,metric,value,unit" > "$csv"
+fi
 
 impls=()
-for impl in swerexd floor tmux; do
+[ "$mode" = report ] || for impl in swerexd floor tmux; do
 	if [ -x "$build/tests/bench/bench-$impl" ]; then
 		impls+=("$impl")
 	else
 		echo "run.sh: bench-$impl not built; skipping it" >&2
 	fi
 done
-[ ${#impls[@]} -gt 0 ] || { echo "run.sh: no benchmark programs in $build/tests/bench" >&2; exit 1; }
+[ "$mode" = report ] || [ ${#impls[@]} -gt 0 ] || { echo "run.sh: no benchmark programs in $build/tests/bench" >&2; exit 1; }
 
 # One scenario per line: the arguments every program gets. A leading "!floor"
 # skips the floor (it has no connections to spread sessions over).
-if [ "$mode" = quick ]; then
+if [ "$mode" = report ]; then
+	limit=0
+elif [ "$mode" = quick ]; then
 	sizes=(1 10 100)
 	scenarios=(
 		"--scenario echo --iterations 200"
@@ -126,12 +135,12 @@ def fmt(x):
 def ratio(a, b):
     return "%.2f" % (a / b) if a is not None and b not in (None, 0) else "-"
 
-head = ["scenario", "param", "metric", "unit", "swerexd", "floor", "tmux",
+head = ["scenario", "param", "metric", "swerexd", "floor", "tmux",
         "swerexd/floor", "tmux/swerexd"]
 rows = []
 for key in vals:
     s, f, t = med(key, "swerexd"), med(key, "floor"), med(key, "tmux")
-    rows.append([key[0], key[1] or "-", key[2], units[key], fmt(s), fmt(f),
+    rows.append([key[0], key[1] or "-", "%s (%s)" % (key[2], units[key]), fmt(s), fmt(f),
                  fmt(t), ratio(s, f), ratio(t, s)])
 width = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
 lines = ["  ".join(c.ljust(w) for c, w in zip(r, width)).rstrip()
