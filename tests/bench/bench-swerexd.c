@@ -7,6 +7,7 @@
  * The command line is shared with bench-floor and bench-tmux (see
  * tests/bench/run.sh).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -24,7 +25,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <event2/event.h>
 
@@ -1076,6 +1076,7 @@ bench_num(const char *s)
 	return v;
 }
 
+/* Parse the options, start the daemon, run one scenario, clean up. */
 int
 main(int argc, char **argv)
 {
