@@ -4,6 +4,7 @@
 #   ./contrib/dev.sh test                    build (plain, ASan+UBSan, static) and run every test
 #   ./contrib/dev.sh build                   build only (into build/)
 #   ./contrib/dev.sh deps                    install missing Debian packages
+#   ./contrib/dev.sh bench [quick]           release build; swerexd, floor, tmux side by side
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,8 @@ pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
 # Only the tests need these: file and readelf for the static binary, a
 # private sshd (the system's ssh service is never used), socket activation.
 test_pkgs=(file binutils openssh-client openssh-server systemd)
+# Only the benchmarks need these: the tmux peer and the plot.
+bench_pkgs=(tmux gnuplot-nox)
 
 deps() {
 	local missing=() p
@@ -89,7 +92,12 @@ test)
 	summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
 	    build-static/meson-logs/testlog.json || rc=1
 	exit $rc ;;
+bench)
+	# Rounds: BENCH_ROUNDS (default 3); quick: tiny sizes for a smoke run.
+	deps "${bench_pkgs[@]}"
+	build build-release -Dbuildtype=release
+	exec tests/bench/run.sh build-release "$@" ;;
 *)
-	sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 	[ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
 esac
