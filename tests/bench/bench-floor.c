@@ -609,7 +609,7 @@ fl_concurrent(struct fl *fl)
 		t = fl_steps(fl, v, n, fl->iterations, "echo hi");
 	/* No connections here; K only names the row the driver compares. */
 	if (fl->connections > 1)
-		snprintf(param, sizeof param, "n=%d/k=%d", n, fl->connections);
+		snprintf(param, sizeof param, "n=%d;conns=%d", n, fl->connections);
 	else
 		snprintf(param, sizeof param, "n=%d", n);
 	printf("floor,concurrent,%s,cmds_per_s,%.1f,1/s\n", param,
@@ -814,7 +814,7 @@ main(int argc, char **argv)
 		    fl.scenario);
 		r = -1;
 	}
-	printf("floor,%s,,errors,%u,1\n", fl.scenario, fl.errors);
+	printf("floor,%s,,errors,%u,count\n", fl.scenario, fl.errors);
 	event_del(&fl.ev_deadline);
 	event_del(&fl.ev_int);
 	event_del(&fl.ev_term);

@@ -896,7 +896,7 @@ tm_concurrent(struct tmb *tm)
 	tm_open(tm, tm->sessions);
 	t = tm_steps(tm, 0, tm->nsess, tm->iterations, "echo hi");
 	if (tm->nconns > 1)
-		snprintf(param, sizeof param, "n=%d/k=%d", tm->sessions, tm->nconns);
+		snprintf(param, sizeof param, "n=%d;conns=%d", tm->sessions, tm->nconns);
 	else
 		snprintf(param, sizeof param, "n=%d", tm->sessions);
 	printf("tmux,concurrent,%s,cmds_per_s,%.1f,1/s\n", param,
@@ -1136,7 +1136,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-tmux: unknown scenario '%s'\n", sc);
 		r = -1;
 	}
-	printf("tmux,%s,,errors,%u,1\n", sc, tm.errors);
+	printf("tmux,%s,,errors,%u,count\n", sc, tm.errors);
 	tm_stop(&tm);
 	for (c = 0; c < tm.nsess; c++)
 		free(tm.sess[c]);

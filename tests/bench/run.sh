@@ -105,21 +105,32 @@ for spec in "${scenarios[@]}"; do
 done
 
 /usr/bin/python3 - "$csv" "$out" <<'PY'
-import csv, statistics, sys
+import csv, re, statistics, sys
 from collections import OrderedDict
 
 path, out = sys.argv[1], sys.argv[2]
 vals = OrderedDict()   # (scenario, param, metric) -> {impl: [values]}
 units = {}
+errs = {}              # (scenario, impl, round) -> errors in that round
 with open(path) as f:
     for row in csv.DictReader(f):
         try:
             v = float(row["value"])
         except ValueError:
             continue
+        if row["metric"] == "errors":
+            # Programs count errors per run or per size: one row per
+            # scenario, summed over a round, so every column lines up.
+            k = (row["scenario"], row["impl"], row["round"])
+            errs[k] = errs.get(k, 0) + v
+            continue
         key = (row["scenario"], row["param"], row["metric"])
         vals.setdefault(key, {}).setdefault(row["impl"], []).append(v)
         units.setdefault(key, row["unit"])
+for (scenario, impl, rnd), v in errs.items():
+    key = (scenario, "", "errors")
+    vals.setdefault(key, {}).setdefault(impl, []).append(v)
+    units.setdefault(key, "count")
 
 def med(key, impl):
     v = vals[key].get(impl)
@@ -156,8 +167,8 @@ sys.stdout.write(text)
 with open(out + "/plot.dat", "w") as d:
     d.write("# sessions, then per impl (swerexd floor tmux swerexd-Nconn): "
             "cmds_per_s p50_us p99_us\n")
-    sizes = sorted({int(k[1].split("=")[1].split(";")[0]) for k in vals
-                    if k[0] == "concurrent" and k[1].startswith("n=")})
+    sizes = sorted({int(re.match(r"n=(\d+)", k[1]).group(1)) for k in vals
+                    if k[0] == "concurrent" and re.match(r"n=\d+", k[1])})
     for n in sizes:
         cols = [str(n)]
         for impl, param in (("swerexd", "n=%d" % n), ("floor", "n=%d" % n),
