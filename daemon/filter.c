@@ -7,6 +7,8 @@
  */
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "filter.h"
 
 /* Bytes the cleaner must look at: everything else is copied as is. */
@@ -206,4 +208,50 @@ filter_feed(struct filter *f, const char *p, size_t n, filter_output_cb out,
 		f->hold[f->nhold++] = (char)c;
 		p++;
 	}
+}
+
+/*
+ * Append a command as the assignment __swx_c=$'...', split over short
+ * continued lines (a tty line holds at most 4095 bytes). Also used by the
+ * benchmarks' floor and tmux drivers, so all three type the same bytes.
+ */
+void
+filter_encode(struct evbuffer *out, const char *cmd, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[FILTER_LINE + 16];
+	size_t i, n = 0, line = 0;
+
+	evbuffer_add(out, "__swx_c=$'", 10);
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)cmd[i];
+
+		if (line >= FILTER_LINE) {
+			memcpy(buf + n, "'\\\n$'", 5);
+			n += 5;
+			evbuffer_add(out, buf, n);
+			n = 0;
+			line = 0;
+		}
+		if (c == '\\' || c == '\'') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+			line += 2;
+		} else if (c == '\n') {
+			buf[n++] = '\\';
+			buf[n++] = 'n';
+			line += 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			buf[n++] = '\\';
+			buf[n++] = 'x';
+			buf[n++] = hex[c >> 4];
+			buf[n++] = hex[c & 15];
+			line += 4;
+		} else {
+			buf[n++] = (char)c;
+			line++;
+		}
+	}
+	buf[n++] = '\'';
+	evbuffer_add(out, buf, n);
 }

@@ -1,10 +1,17 @@
-/* Turns raw pty bytes into clean output and prompt markers. */
+/*
+ * The shell side of the session protocol: commands encoded for bash's
+ * terminal, and raw pty bytes turned into clean output and prompt markers.
+ */
 #ifndef SWEREXD_FILTER_H
 #define SWEREXD_FILTER_H
 
 #include <stddef.h>
 
 #define FILTER_TOKEN_LEN 32
+/* Encoded command bytes per physical terminal line. */
+#define FILTER_LINE 1024
+
+struct evbuffer;
 
 /*
  * A marker is what the session's PS1 expands to:
@@ -46,5 +53,7 @@ void filter_feed(struct filter *f, const char *p, size_t n,
 		 filter_output_cb out, filter_marker_cb mark, void *arg);
 void filter_flush(struct filter *f, filter_output_cb out, void *arg);
 size_t filter_clean(struct filter *f, const char *p, size_t n, char *dst);
+
+void filter_encode(struct evbuffer *out, const char *cmd, size_t len);
 
 #endif

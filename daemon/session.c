@@ -46,7 +46,6 @@
 #define SESSION_INTR_TIMEOUT 0.2
 #define SESSION_INTR_RETRY 3
 #define SESSION_KILL_WAIT 2.0      /* after SIGKILL of a job, wait for the prompt */
-#define SESSION_LINE 1024          /* encoded bytes per physical line */
 #define SESSION_READ_SIZE 65536
 #define SESSION_READS_PER_EVENT 4  /* then yield to other sessions */
 #define SESSION_ROWS 50
@@ -539,48 +538,6 @@ session_write(struct session *s, const char *p, size_t n)
 	evbuffer_add(s->wbuf, p, n);
 }
 
-/* Append a command in $'...' quoting, split over short continued lines. */
-static void
-session_encode(struct evbuffer *out, const char *cmd, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	char buf[SESSION_LINE + 16];
-	size_t i, n = 0, line = 0;
-
-	evbuffer_add(out, "__swx_c=$'", 10);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)cmd[i];
-
-		if (line >= SESSION_LINE) {
-			memcpy(buf + n, "'\\\n$'", 5);
-			n += 5;
-			evbuffer_add(out, buf, n);
-			n = 0;
-			line = 0;
-		}
-		if (c == '\\' || c == '\'') {
-			buf[n++] = '\\';
-			buf[n++] = (char)c;
-			line += 2;
-		} else if (c == '\n') {
-			buf[n++] = '\\';
-			buf[n++] = 'n';
-			line += 2;
-		} else if (c < 0x20 || c == 0x7f) {
-			buf[n++] = '\\';
-			buf[n++] = 'x';
-			buf[n++] = hex[c >> 4];
-			buf[n++] = hex[c & 15];
-			line += 4;
-		} else {
-			buf[n++] = (char)c;
-			line++;
-		}
-	}
-	buf[n++] = '\'';
-	evbuffer_add(out, buf, n);
-}
-
 /* Restore the terminal modes if a program left it raw or echoing. */
 static void
 session_reset_tty(struct session *s)
@@ -599,7 +556,7 @@ session_send_command(struct session *s, const char *cmd, size_t len, bool check)
 	static const char checked[] = "; __swx_chk && eval \"$__swx_c\"\n";
 	static const char plain[] = "; eval \"$__swx_c\"\n";
 
-	session_encode(s->wbuf, cmd, len);
+	filter_encode(s->wbuf, cmd, len);
 	if (check)
 		evbuffer_add(s->wbuf, checked, sizeof checked - 1);
 	else

@@ -32,7 +32,6 @@
 #include "filter.h"
 
 #define FL_READ_SIZE 65536
-#define FL_LINE 1024            /* encoded bytes per physical line */
 #define FL_SLOW_CHUNK 4096      /* the slow client reads this much ... */
 #define FL_SLOW_EVERY 0.01      /* ... this often (about 400 KB/s) */
 #define FL_DEADLINE 600.0       /* bound on one whole run */
@@ -151,46 +150,6 @@ fl_emit_lat(struct fl *fl, const char *scenario, const char *param,
 	fl->nlat = 0;
 }
 
-/* Append a command in $'...' quoting, split over short continued lines. */
-static void
-fl_encode(struct evbuffer *out, const char *cmd, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	char buf[FL_LINE + 16];
-	size_t i, n = 0, line = 0;
-
-	evbuffer_add(out, "__swx_c=$'", 10);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)cmd[i];
-
-		if (line >= FL_LINE) {
-			memcpy(buf + n, "'\\\n$'", 5);
-			evbuffer_add(out, buf, n + 5);
-			n = line = 0;
-		}
-		if (c == '\\' || c == '\'') {
-			buf[n++] = '\\';
-			buf[n++] = (char)c;
-			line += 2;
-		} else if (c == '\n') {
-			buf[n++] = '\\';
-			buf[n++] = 'n';
-			line += 2;
-		} else if (c < 0x20 || c == 0x7f) {
-			buf[n++] = '\\';
-			buf[n++] = 'x';
-			buf[n++] = hex[c >> 4];
-			buf[n++] = hex[c & 15];
-			line += 4;
-		} else {
-			buf[n++] = (char)c;
-			line++;
-		}
-	}
-	buf[n++] = '\'';
-	evbuffer_add(out, buf, n);
-}
-
 /* Write queued input as the terminal accepts it. */
 static void
 fl_flush(struct fl_sess *s)
@@ -219,7 +178,7 @@ fl_send(struct fl_sess *s, const char *cmd, int check)
 	static const char checked[] = "; __swx_chk && eval \"$__swx_c\"\n";
 	static const char plain[] = "; eval \"$__swx_c\"\n";
 
-	fl_encode(s->wbuf, cmd, strlen(cmd));
+	filter_encode(s->wbuf, cmd, strlen(cmd));
 	if (check)
 		evbuffer_add(s->wbuf, checked, sizeof checked - 1);
 	else

@@ -255,29 +255,16 @@ tm_quote(struct evbuffer *b, const char *s)
 static void
 tm_send(struct tm_sess *s, const char *cmd, int check)
 {
-	static const char hex[] = "0123456789abcdef";
 	struct evbuffer *line = evbuffer_new();
 	struct tm_conn *c = s->conn;
-	const unsigned char *p;
 
 	if (line == NULL) {
 		s->tm->errors++;
 		return;
 	}
-	/* $'...' quoting; short commands only, so no continuation lines. */
-	evbuffer_add(line, "__swx_c=$'", 10);
-	for (p = (const unsigned char *)cmd; *p; p++) {
-		if (*p == '\\' || *p == '\'')
-			evbuffer_add_printf(line, "\\%c", *p);
-		else if (*p == '\n')
-			evbuffer_add(line, "\\n", 2);
-		else if (*p < 0x20 || *p == 0x7f)
-			evbuffer_add_printf(line, "\\x%c%c", hex[*p >> 4],
-			    hex[*p & 15]);
-		else
-			evbuffer_add(line, p, 1);
-	}
-	evbuffer_add_printf(line, "'; %seval \"$__swx_c\"",
+	/* The daemon's own encoding; short commands fit on one line. */
+	filter_encode(line, cmd, strlen(cmd));
+	evbuffer_add_printf(line, "; %seval \"$__swx_c\"",
 	    check ? "__swx_chk && " : "");
 	evbuffer_add(line, "", 1);
 	evbuffer_add_printf(c->wbuf, "send-keys -t %%%d -l ", s->pane);
