@@ -1073,7 +1073,14 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	}
 	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
 		return;
-	session_catch_up(s);
+	/*
+	 * A command that has just finished must be seen as finished. An idle
+	 * shell prints nothing until it reads the command; a background job's
+	 * output still in the terminal then counts as this command's, which
+	 * is as racy as the job itself, and saves a read per command.
+	 */
+	if (s->busy)
+		session_catch_up(s);
 	if (s->w.req != NULL || (s->busy && !interactive)) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_BUSY, NULL, NULL,
 		    "session '%.256s' is running a command; send input with "
