@@ -65,6 +65,10 @@ struct conn {
 	bool need_token;          /* accepted on a TCP listener */
 	bool closing;   /* flush what is queued, then free */
 	bool paused;    /* not reading: the peer does not read its responses */
+	/* Requests waiting for a drain (resume set): with a thousand sessions
+	 * on one connection, walking them all at every drain would cost more
+	 * than the response itself. */
+	unsigned n_backlog;
 	struct req *refused;      /* a Hello to refuse once its delay passed */
 	struct ident *ident;      /* the client's identity, if it sent one */
 	unsigned id;
@@ -108,10 +112,12 @@ conn_resume(struct conn *c)
 	struct req *r, *next;
 	void (*fn)(void *);
 
-	for (r = TAILQ_FIRST(&c->reqs); r != NULL; r = next) {
+	for (r = TAILQ_FIRST(&c->reqs); r != NULL && c->n_backlog > 0;
+	    r = next) {
 		next = TAILQ_NEXT(r, entry);
 		if ((fn = r->resume) != NULL) {
 			r->resume = NULL;
+			c->n_backlog--;
 			fn(r->resume_arg);
 		}
 	}
@@ -156,6 +162,7 @@ conn_free(struct conn *c)
 			void (*fn)(void *) = r->resume;
 
 			r->resume = NULL;
+			c->n_backlog--;
 			fn(r->resume_arg);
 		}
 		if (c->ident != NULL && !r->no_park)
@@ -175,6 +182,9 @@ conn_free(struct conn *c)
 	} else {
 		event_del(&c->ev_read);
 		event_del(&c->ev_write);
+		/* Answers queued in this loop pass still go out if they can. */
+		if (evbuffer_get_length(c->out) > 0)
+			(void)evbuffer_write(c->out, c->fd);
 		close(c->fd);
 	}
 	log_debug("connection %u closed", c->id);
@@ -224,12 +234,21 @@ conn_flush(struct conn *c)
 	conn_drained(c);
 }
 
-/* Write queued output, unless a paused peer still has plenty to read. */
+/*
+ * Write queued output, unless a paused peer still has plenty to read. Raw
+ * sockets are written once per loop pass, after the callbacks that are
+ * ready: the responses of many sessions that finished together go out in
+ * one write, and the peer wakes once for them.
+ */
 static void
 conn_push(struct conn *c)
 {
-	if (!c->paused || evbuffer_get_length(c->out) < CONN_OUT_HIGH / 2)
+	if (c->paused && evbuffer_get_length(c->out) >= CONN_OUT_HIGH / 2)
+		return;
+	if (c->bev != NULL)
 		conn_flush(c);
+	else
+		event_active(&c->ev_write, EV_WRITE, 0);
 }
 
 /* Queue a response frame and write it. */
@@ -284,6 +303,8 @@ conn_backlogged(struct req *r, void (*resume)(void *), void *arg)
 	if (r == NULL || r->conn == NULL ||
 	    evbuffer_get_length(r->conn->out) < CONN_OUT_HIGH)
 		return false;
+	if (r->resume == NULL)
+		r->conn->n_backlog++;
 	r->resume = resume;
 	r->resume_arg = arg;
 	return true;
@@ -302,6 +323,8 @@ conn_reply(struct req *r, Swerex__V1__Response *resp)
 	if ((c = r->conn) != NULL) {
 		/* Unlinked first: a failed write tears the connection down. */
 		TAILQ_REMOVE(&c->reqs, r, entry);
+		if (r->resume != NULL)
+			c->n_backlog--;
 		if (c->ident != NULL && !r->no_park)
 			conn_send_kept(c, c->ident, resp);
 		else
@@ -364,9 +387,11 @@ conn_req_drop(struct req *r)
 {
 	if (r == NULL)
 		return;
-	if (r->conn != NULL)
+	if (r->conn != NULL) {
 		TAILQ_REMOVE(&r->conn->reqs, r, entry);
-	else if (r->ident != NULL)
+		if (r->resume != NULL)
+			r->conn->n_backlog--;
+	} else if (r->ident != NULL)
 		ident_unlink(r->ident, r);
 	free(r);
 }

@@ -42,10 +42,11 @@ struct req {
  * its owner can tell, and its final reply is kept for a retry.
  *
  * Re-entrancy: conn_reply(), conn_reply_error(), conn_stream() and
- * conn_chunk() write at once, and a failed write tears the connection down.
- * That runs the resume and then the detach hooks of its other pending
- * requests before the call returns, possibly including a request the caller
- * is streaming for: callers that stream in a loop must check for that.
+ * conn_chunk() only queue the frame; the socket is written later in the same
+ * loop pass (TLS: by its bufferevent). They never tear the connection down
+ * or run other requests' hooks before they return; a failed write does that
+ * from the loop, which may run the resume and detach hooks of a request the
+ * caller was streaming for.
  */
 void conn_accept(struct server *srv, int fd, enum server_transport t,
 		 const struct sockaddr *sa);
