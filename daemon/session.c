@@ -872,11 +872,19 @@ session_start_error(struct req *r, int err, bool at_pty)
 
 	extra[3] = strerrorname_np(err) ? strerrorname_np(err) : "unknown";
 	if (at_pty && (err == ENOSPC || err == EAGAIN || err == EIO)) {
+		long long nr = session_proc_number("/proc/sys/kernel/pty/nr");
+		long long max = session_proc_number("/proc/sys/kernel/pty/max");
+
 		extra[1] = "pty";
-		snprintf(why, sizeof why, "no pty left: %lld of "
-		    "/proc/sys/kernel/pty/max = %lld in use",
-		    session_proc_number("/proc/sys/kernel/pty/nr"),
-		    session_proc_number("/proc/sys/kernel/pty/max"));
+		if (nr >= 0 && max >= 0 && nr < max)
+			/* The kernel has ptys left: a devpts mount's max= is full. */
+			snprintf(why, sizeof why, "no pty left in this devpts "
+			    "mount (its max= option; %lld of "
+			    "/proc/sys/kernel/pty/max = %lld in use system-wide)",
+			    nr, max);
+		else
+			snprintf(why, sizeof why, "no pty left: %lld of "
+			    "/proc/sys/kernel/pty/max = %lld in use", nr, max);
 	} else if (err == EMFILE) {
 		extra[1] = "nofile";
 		getrlimit(RLIMIT_NOFILE, &rl);

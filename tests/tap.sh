@@ -162,14 +162,20 @@ err_kind() {
 }
 
 # Run the "function:description" entries of the tests array in order and
-# print TAP; exit 1 if any failed.
+# print TAP; exit 1 if any failed. A test that cannot run here sets
+# tap_skip to the reason and returns 0: "ok N # SKIP", counted neither way.
 tap_main() {
 	local t n=0 failed=0
 	echo "1..${#tests[@]}"
 	for t in "${tests[@]}"; do
 		n=$((n + 1))
+		tap_skip=
 		if "${t%%:*}"; then
-			echo "ok $n - ${t#*:}"
+			if [ -n "$tap_skip" ]; then
+				echo "ok $n # SKIP ${t#*:}: $tap_skip"
+			else
+				echo "ok $n - ${t#*:}"
+			fi
 		else
 			echo "not ok $n - ${t#*:}"
 			failed=1
