@@ -48,6 +48,14 @@
 #define SESSION_KILL_WAIT 2.0      /* after SIGKILL of a job, wait for the prompt */
 #define SESSION_READ_SIZE 65536
 #define SESSION_READS_PER_EVENT 4  /* then yield to other sessions */
+/*
+ * A pty read returns at most its line discipline's 4 KiB buffer, which the
+ * kernel refills from its queue at once: a read about that big means more
+ * is likely waiting, so read again in this pass (the writes to the client
+ * then coalesce). A shorter one means the program paused; asking again
+ * would mostly cost an EAGAIN per command.
+ */
+#define SESSION_READ_MORE 4000
 #define SESSION_ROWS 50
 #define SESSION_COLS 200
 /*
@@ -586,7 +594,7 @@ session_read_cb(evutil_socket_t fd, short what, void *arg)
 		if (n > 0) {
 			filter_feed(&s->filter, buf, (size_t)n, session_output_cb,
 			    session_marker_cb, s);
-			if ((size_t)n < sizeof buf || s->throttled)
+			if ((size_t)n < SESSION_READ_MORE || s->throttled)
 				return;
 			continue;
 		}
@@ -1081,14 +1089,7 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	}
 	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
 		return;
-	/*
-	 * A command that has just finished must be seen as finished. An idle
-	 * shell prints nothing until it reads the command; a background job's
-	 * output still in the terminal then counts as this command's, which
-	 * is as racy as the job itself, and saves a read per command.
-	 */
-	if (s->busy)
-		session_catch_up(s);
+	session_catch_up(s);
 	if (s->w.req != NULL || (s->busy && !interactive)) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_BUSY, NULL, NULL,
 		    "session '%.256s' is running a command; send input with "
