@@ -578,7 +578,7 @@ main(int argc, char **argv)
 		return 0;
 	if (bu_dir_make(&fl.dir, fl.o.rc) < 0)
 		return 1;
-	/* A signal ends the run like the deadline, so that every bash is reaped. */
+	/* A signal ends the run like the deadline: every bash is still reaped. */
 	if (bu_run_init(&fl.run, fl.o.timeout) < 0) {
 		bu_dir_remove(&fl.dir);
 		return 1;

@@ -51,6 +51,12 @@ struct bench {
 	pid_t pid;              /* our daemon, or 0 */
 	struct bu_lat lat;      /* latencies of the current measurement */
 	struct bu_lat close_lat; /* create: the closes' */
+	/*
+	 * The scenario's sessions. Freed only after the clients: a run that
+	 * is cut short leaves requests whose callbacks point into them, and
+	 * freeing a client runs those callbacks.
+	 */
+	struct bench_sess *ss;
 	bool said_error;        /* first error already told on stderr */
 };
 
@@ -358,16 +364,18 @@ bench_echoes(struct bench *b, struct bench_sess *ss, long n, long m)
 	return bu_now() - t0;
 }
 
-/* Allocate n sessions spread round robin over the clients. */
+/* Allocate the run's n sessions spread round robin over the clients. */
 static struct bench_sess *
 bench_sessions(struct bench *b, long n, struct swerex_client **cs, long k,
     const char *prefix)
 {
-	struct bench_sess *ss = calloc((size_t)n, sizeof *ss);
+	struct bench_sess *ss;
 	long i;
 
-	if (ss == NULL)
+	/* One scenario a run: there are never sessions already. */
+	if (b->ss != NULL || (ss = calloc((size_t)n, sizeof *ss)) == NULL)
 		return NULL;
+	b->ss = ss;
 	for (i = 0; i < n; i++) {
 		ss[i].b = b;
 		ss[i].c = cs[i % k];
@@ -389,7 +397,6 @@ bench_echo(struct bench *b, struct swerex_client *c)
 	bench_echoes(b, ss, 1, m);
 	bench_report(b, "echo", "");
 	bench_close(b, ss, 1);
-	free(ss);
 	return 0;
 }
 
@@ -442,18 +449,17 @@ bench_create_scn(struct bench *b, struct swerex_client *c)
 	long m = b->o.iterations ? b->o.iterations : 100, i;
 	struct swerex_create_opts co;
 	struct swerex_error *e = NULL;
-	struct bench_sess s;
+	struct bench_sess *s;
 
-	memset(&s, 0, sizeof s);
-	s.b = b;
-	s.c = c;
+	if ((s = bench_sessions(b, 1, &c, 1, "create")) == NULL)
+		return -1;
 	for (i = 0; i < m && !b->run.aborted; i++) {
-		snprintf(s.name, sizeof s.name, "create%ld", i);
+		snprintf(s->name, sizeof s->name, "create%ld", i);
 		memset(&co, 0, sizeof co);
-		co.session = s.name;
+		co.session = s->name;
 		co.startup_timeout = 60;
-		s.t0 = bu_now();
-		if (swerex_submit_create_session(c, &co, bench_create_step, &s,
+		s->t0 = bu_now();
+		if (swerex_submit_create_session(c, &co, bench_create_step, s,
 		    &e) == 0) {
 			bench_error(b, "submit create_session", e);
 			swerex_error_free(e);
@@ -516,7 +522,6 @@ fail:
 	for (i = 1; i < k; i++)
 		if (cs[i] != NULL)
 			swerex_client_free(cs[i]);
-	free(ss);
 	free(cs);
 	return rc;
 }
@@ -615,7 +620,8 @@ bench_hol(struct bench *b, struct swerex_client *c)
 	if (swerex_submit_run(slow, &ro, true, bench_long_reply, &ss[2],
 	    &e) == 0)
 		goto fail;
-	pump = event_new(b->run.base, -1, EV_PERSIST, bench_slow_pump, slow_base);
+	pump = event_new(b->run.base, -1, EV_PERSIST, bench_slow_pump,
+	    slow_base);
 	if (pump == NULL || event_add(pump, &tick) < 0)
 		goto fail;
 	/* B starts once output flows. */
@@ -652,7 +658,6 @@ fail:
 	b->run.pending = 0;
 	bench_close(b, ss, 3);
 	bench_report_errors(b, "hol", "");
-	free(ss);
 	return rc;
 }
 
@@ -702,7 +707,6 @@ bench_throughput(struct bench *b, struct swerex_client *c)
 	bench_stream(b, ss, cmd, param);
 	bench_stream(b, ss, "seq 1 2000000", "seq=2000000");
 	bench_close(b, ss, 1);
-	free(ss);
 	return 0;
 }
 
@@ -751,7 +755,6 @@ bench_cost(struct bench *b, struct swerex_client *c)
 		    (bu_cpu(b->pid) - cpu0) * 1e6 / (double)b->lat.n, "us");
 	bench_report(b, "cost", param);
 	bench_close(b, ss, have);
-	free(ss);
 	return 0;
 }
 
@@ -802,7 +805,7 @@ main(int argc, char **argv)
 			b.o.sessions = strcmp(scn, "cost") == 0 ? 1000 : 10;
 	}
 
-	/* A signal ends the run like the deadline: the daemon is still stopped. */
+	/* A signal ends the run like the deadline: the daemon still stops. */
 	if (bu_run_init(&b.run, b.o.timeout) < 0)
 		return 1;
 	if (b.o.daemon != NULL && bu_dir_make(&b.dir, b.o.rc) < 0)
@@ -845,6 +848,7 @@ out:
 	if (c != NULL)
 		swerex_client_free(c);
 	bench_stop_daemon(&b);
+	free(b.ss);
 	bu_dir_remove(&b.dir);
 	bu_run_free(&b.run);
 	bu_lat_free(&b.lat);

@@ -348,7 +348,7 @@ tm_read(struct tm_conn *c, int max)
 		/* A lost client answers nothing more: end the wait now. */
 		if (c->tm->run.pending > 0) {
 			bu_diag("control client %d lost", c->idx);
-			c->tm->run.errors += (unsigned)c->tm->run.pending;
+			c->tm->run.errors += (unsigned long)c->tm->run.pending;
 			c->tm->run.pending = 0;
 			event_base_loopbreak(c->tm->run.base);
 		}
@@ -700,7 +700,8 @@ tm_create(struct tmb *tm)
 	double *closing, t;
 	int i;
 
-	if ((closing = calloc((size_t)tm->o.iterations, sizeof *closing)) == NULL)
+	closing = calloc((size_t)tm->o.iterations, sizeof *closing);
+	if (closing == NULL)
 		return;
 	for (i = 0; i < tm->o.iterations; i++) {
 		if ((s = tm_sess_new(tm, tm->conns[0], tm_ready_mark)) == NULL)
@@ -830,7 +831,8 @@ tm_cost(struct tmb *tm)
 
 	tm_cost_point(tm, 0);
 	for (i = 0; i < sizeof points / sizeof points[0]; i++) {
-		n = points[i] < tm->o.sessions ? points[i] : (int)tm->o.sessions;
+		n = points[i] < tm->o.sessions ? points[i] :
+		    (int)tm->o.sessions;
 		if (n <= done)
 			break;
 		tm_open(tm, n - done);
@@ -845,8 +847,8 @@ tm_cost(struct tmb *tm)
 	if (tm->lat.n > 0)
 		bu_metric("cost", param, "cpu_per_cmd",
 		    cpu * 1e6 / (double)tm->lat.n, "us");
-	bu_metric("cost", param, "cmds_per_s", t > 0 ? (double)tm->lat.n / t : 0,
-	    "1/s");
+	bu_metric("cost", param, "cmds_per_s",
+	    t > 0 ? (double)tm->lat.n / t : 0, "1/s");
 	tm->lat.n = 0;
 }
 
@@ -871,7 +873,7 @@ main(int argc, char **argv)
 	if (bu_dir_make(&tm.dir, tm.o.rc) < 0)
 		return 1;
 	snprintf(tm.sock, sizeof tm.sock, "%s/s", tm.dir.path);
-	/* A signal ends the run like the deadline, so that tmux is still stopped. */
+	/* A signal ends the run like the deadline: tmux is still stopped. */
 	if (bu_run_init(&tm.run, tm.o.timeout) < 0) {
 		bu_dir_remove(&tm.dir);
 		bu_diag("cannot set up");
