@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -19,22 +18,20 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "bench-util.h"
 #include "filter.h"
 
 #define FL_READ_SIZE 65536
 #define FL_SLOW_CHUNK 4096      /* the slow client reads this much ... */
 #define FL_SLOW_EVERY 0.01      /* ... this often (about 400 KB/s) */
-#define FL_DEADLINE 600.0       /* bound on one whole run */
 
 #define FL_PROMPT_COMMAND \
 	"printf \"@swx%.32s:%%s:%%s;\" \"$?\" \"${__swx_k:-0}\"; PS1="
@@ -63,20 +60,12 @@ struct fl_sess {
 
 /* The run: options, the loop, collected latencies. */
 struct fl {
-	struct event_base *base;
-	struct event ev_deadline;
-	char home[64];
-	const char *scenario;
-	int sessions, iterations, connections, rc;
-	long long bytes;
-	double *lat;
-	size_t nlat, caplat;
-	unsigned errors;
-	int pending;            /* sessions or commands still outstanding */
+	struct bu_opts o;
+	struct bu_run run;      /* pending: sessions or commands outstanding */
+	struct bu_lat lat;
+	struct bu_dir dir;
 	const char *cmd;        /* what each command step runs */
 	uint64_t expect;        /* its output length, if known */
-	int aborted;            /* deadline or signal: run nothing more */
-	struct event ev_int, ev_term;
 };
 
 static void fl_close(struct fl_sess *s);
@@ -86,76 +75,12 @@ static const char fl_check_fn[] =
 	"eval \"__swx_f() { :; $__swx_c\"$'\\n}' && "
 	"{ unset -f __swx_f; __swx_k=0; }; }\n";
 
-/* Return monotonic time in seconds. */
-static double
-fl_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* Record one latency in seconds. */
-static void
-fl_lat_add(struct fl *fl, double v)
-{
-	double *n;
-
-	if (fl->nlat == fl->caplat) {
-		fl->caplat = fl->caplat ? 2 * fl->caplat : 1024;
-		n = realloc(fl->lat, fl->caplat * sizeof *n);
-		if (n == NULL) {
-			fl->errors++;
-			return;
-		}
-		fl->lat = n;
-	}
-	fl->lat[fl->nlat++] = v;
-}
-
-/* Order doubles for qsort. */
-static int
-fl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Return the q-quantile of the recorded latencies, in microseconds. */
-static double
-fl_quantile(struct fl *fl, double q)
-{
-	size_t i;
-
-	if (fl->nlat == 0)
-		return 0;
-	qsort(fl->lat, fl->nlat, sizeof *fl->lat, fl_cmp);
-	i = (size_t)(q * (double)(fl->nlat - 1) + 0.5);
-	return fl->lat[i] * 1e6;
-}
-
-/* Print p50 and p99 under prefix and forget the samples. */
-static void
-fl_emit_lat(struct fl *fl, const char *scenario, const char *param,
-	    const char *prefix)
-{
-	char m[64];
-
-	snprintf(m, sizeof m, "%sp50", prefix);
-	printf("floor,%s,%s,%s,%.1f,us\n", scenario, param, m, fl_quantile(fl, 0.5));
-	snprintf(m, sizeof m, "%sp99", prefix);
-	printf("floor,%s,%s,%s,%.1f,us\n", scenario, param, m, fl_quantile(fl, 0.99));
-	fl->nlat = 0;
-}
-
 /* Write queued input as the terminal accepts it. */
 static void
 fl_flush(struct fl_sess *s)
 {
 	if (evbuffer_write(s->wbuf, s->fd) < 0 && errno != EAGAIN) {
-		s->fl->errors++;
+		s->fl->run.errors++;
 		evbuffer_drain(s->wbuf, evbuffer_get_length(s->wbuf));
 	}
 	if (evbuffer_get_length(s->wbuf) > 0)
@@ -183,7 +108,7 @@ fl_send(struct fl_sess *s, const char *cmd, int check)
 		evbuffer_add(s->wbuf, checked, sizeof checked - 1);
 	else
 		evbuffer_add(s->wbuf, plain, sizeof plain - 1);
-	s->t0 = fl_now();
+	s->t0 = bu_now();
 	fl_flush(s);
 }
 
@@ -205,7 +130,7 @@ fl_marker_cb(void *arg, int status, int kind)
 	if (++s->markers == 1)
 		return 0;
 	if (s->markers == 2)
-		s->t_ready = fl_now();
+		s->t_ready = bu_now();
 	if (s->on_mark)
 		s->on_mark(s, status);
 	return 0;
@@ -227,7 +152,7 @@ fl_read(struct fl_sess *s, size_t max)
 		event_del(&s->ev_read);
 		event_del(&s->ev_slow);
 		if (s->markers < 2 || s->left > 0)
-			s->fl->errors++;
+			s->fl->run.errors++;
 	}
 	return n;
 }
@@ -268,7 +193,7 @@ fl_environ(struct fl *fl, const char *token, char **own)
 		free(env);
 		return NULL;
 	}
-	if (asprintf(&own[1], "HOME=%s", fl->home) < 0) {
+	if (asprintf(&own[1], "HOME=%s", fl->dir.home) < 0) {
 		free(own[0]);
 		free(env);
 		return NULL;
@@ -347,16 +272,16 @@ fl_spawn(struct fl *fl, void (*on_mark)(struct fl_sess *, int))
 		goto fail;
 	}
 	evutil_make_socket_nonblocking(s->fd);
-	event_assign(&s->ev_read, fl->base, s->fd, EV_READ | EV_PERSIST,
+	event_assign(&s->ev_read, fl->run.base, s->fd, EV_READ | EV_PERSIST,
 	    fl_read_cb, s);
-	event_assign(&s->ev_write, fl->base, s->fd, EV_WRITE | EV_PERSIST,
+	event_assign(&s->ev_write, fl->run.base, s->fd, EV_WRITE | EV_PERSIST,
 	    fl_write_cb, s);
-	event_assign(&s->ev_slow, fl->base, -1, EV_PERSIST, fl_slow_cb, s);
+	event_assign(&s->ev_slow, fl->run.base, -1, EV_PERSIST, fl_slow_cb, s);
 	event_add(&s->ev_read, NULL);
 
 	/* The daemon's setup script, sent at once: ready at the second prompt. */
 	if ((setup = evbuffer_new()) == NULL) {
-		fl->errors++;
+		fl->run.errors++;
 		fl_close(s);
 		return NULL;
 	}
@@ -372,7 +297,7 @@ fl_spawn(struct fl *fl, void (*on_mark)(struct fl_sess *, int))
 	return s;
 
 fail:
-	fl->errors++;
+	fl->run.errors++;
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->wbuf)
@@ -402,41 +327,11 @@ fl_close(struct fl_sess *s)
 	free(s);
 }
 
-/* Count one outstanding thing as done; stop the loop when none are left. */
-static void
-fl_done(struct fl *fl)
-{
-	if (--fl->pending == 0)
-		event_base_loopbreak(fl->base);
-}
-
-/* Stop a run that takes too long: everything still pending is an error. */
-static void
-fl_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct fl *fl = arg;
-
-	fprintf(stderr, "bench-floor: %s, %d pending\n", fd < 0 ?
-	    "deadline reached" : "stopped by a signal", fl->pending);
-	fl->aborted = 1;
-	fl->errors += (unsigned)fl->pending;
-	fl->pending = 0;
-	event_base_loopbreak(fl->base);
-}
-
-/* Run the loop until every pending thing is done or the deadline passes. */
-static void
-fl_run(struct fl *fl)
-{
-	if (fl->pending > 0 && !fl->aborted)
-		event_base_dispatch(fl->base);
-}
-
 /* Count a session's next prompt as the end of what we waited for. */
 static void
 fl_wait_mark(struct fl_sess *s, int status)
 {
-	fl_done(s->fl);
+	bu_run_done(&s->fl->run);
 }
 
 /* Setup done: count the session as ready. */
@@ -444,7 +339,7 @@ static void
 fl_ready_mark(struct fl_sess *s, int status)
 {
 	if (s->markers == 2)
-		fl_done(s->fl);
+		bu_run_done(&s->fl->run);
 }
 
 /* Record a command's latency and send the next one, or finish. */
@@ -452,18 +347,18 @@ static void
 fl_step_mark(struct fl_sess *s, int status)
 {
 	if (s->markers == 2) {
-		fl_done(s->fl);
+		bu_run_done(&s->fl->run);
 		return;
 	}
-	fl_lat_add(s->fl, fl_now() - s->t0);
+	bu_lat_add(&s->fl->run, &s->fl->lat, bu_now() - s->t0);
 	/* "echo hi" must print exactly "hi\n": else the scheme is broken. */
 	if (status != 0 || (s->fl->expect > 0 && s->out != s->fl->expect))
-		s->fl->errors++;
+		s->fl->run.errors++;
 	s->out = 0;
 	if (--s->left > 0)
 		fl_send(s, s->fl->cmd, 1);
 	else
-		fl_done(s->fl);
+		bu_run_done(&s->fl->run);
 }
 
 /* Start sessions and wait until all are ready. */
@@ -478,9 +373,9 @@ fl_open(struct fl *fl, struct fl_sess **v, int n)
 			r = -1;
 			break;
 		}
-		fl->pending++;
+		fl->run.pending++;
 	}
-	fl_run(fl);
+	bu_run_wait(&fl->run);
 	return r;
 }
 
@@ -493,17 +388,17 @@ fl_steps(struct fl *fl, struct fl_sess **v, int n, int m, const char *cmd)
 
 	fl->cmd = cmd;
 	fl->expect = strcmp(cmd, "echo hi") == 0 ? 3 : 0;
-	t = fl_now();
+	t = bu_now();
 	for (i = 0; i < n; i++) {
 		if (v[i] == NULL)
 			continue;
 		v[i]->left = m;
 		v[i]->out = 0;
-		fl->pending++;
+		fl->run.pending++;
 		fl_send(v[i], cmd, 1);
 	}
-	fl_run(fl);
-	return fl_now() - t;
+	bu_run_wait(&fl->run);
+	return bu_now() - t;
 }
 
 /* Scenario echo: round trips of "echo hi" on one idle session. */
@@ -513,9 +408,9 @@ fl_echo(struct fl *fl)
 	struct fl_sess *s = NULL;
 
 	if (fl_open(fl, &s, 1) == 0)
-		fl_steps(fl, &s, 1, fl->iterations, "echo hi");
+		fl_steps(fl, &s, 1, fl->o.iterations, "echo hi");
 	fl_close(s);
-	fl_emit_lat(fl, "echo", "", "");
+	bu_lat_report(&fl->lat, "echo", "", "");
 	return 0;
 }
 
@@ -528,26 +423,26 @@ fl_create(struct fl *fl)
 	double t;
 	int i;
 
-	closing = calloc((size_t)fl->iterations, sizeof *closing);
+	closing = calloc((size_t)fl->o.iterations, sizeof *closing);
 	if (closing == NULL)
 		return -1;
-	for (i = 0; i < fl->iterations; i++) {
-		t = fl_now();
+	for (i = 0; i < fl->o.iterations; i++) {
+		t = bu_now();
 		s = fl_spawn(fl, fl_ready_mark);
 		if (s == NULL)
 			continue;
-		fl->pending++;
-		fl_run(fl);
+		fl->run.pending++;
+		bu_run_wait(&fl->run);
 		if (s->t_ready > 0)
-			fl_lat_add(fl, s->t_ready - t);
-		t = fl_now();
+			bu_lat_add(&fl->run, &fl->lat, s->t_ready - t);
+		t = bu_now();
 		fl_close(s);
-		closing[i] = fl_now() - t;
+		closing[i] = bu_now() - t;
 	}
-	fl_emit_lat(fl, "create", fl->rc ? "rc" : "", "");
-	for (i = 0; i < fl->iterations; i++)
-		fl_lat_add(fl, closing[i]);
-	fl_emit_lat(fl, "create", fl->rc ? "rc" : "", "close_");
+	bu_lat_report(&fl->lat, "create", fl->o.rc ? "rc" : "", "");
+	for (i = 0; i < fl->o.iterations; i++)
+		bu_lat_add(&fl->run, &fl->lat, closing[i]);
+	bu_lat_report(&fl->lat, "create", fl->o.rc ? "rc" : "", "close_");
 	free(closing);
 	return 0;
 }
@@ -559,21 +454,22 @@ fl_concurrent(struct fl *fl)
 	struct fl_sess **v;
 	char param[32];
 	double t = 0;
-	int i, n = fl->sessions;
+	int i, n = (int)fl->o.sessions;
 
 	v = calloc((size_t)n, sizeof *v);
 	if (v == NULL)
 		return -1;
 	if (fl_open(fl, v, n) == 0)
-		t = fl_steps(fl, v, n, fl->iterations, "echo hi");
+		t = fl_steps(fl, v, n, fl->o.iterations, "echo hi");
 	/* No connections here; K only names the row the driver compares. */
-	if (fl->connections > 1)
-		snprintf(param, sizeof param, "n=%d;conns=%d", n, fl->connections);
+	if (fl->o.connections > 1)
+		snprintf(param, sizeof param, "n=%d;conns=%ld", n,
+		    fl->o.connections);
 	else
 		snprintf(param, sizeof param, "n=%d", n);
-	printf("floor,concurrent,%s,cmds_per_s,%.1f,1/s\n", param,
-	    t > 0 ? (double)fl->nlat / t : 0);
-	fl_emit_lat(fl, "concurrent", param, "");
+	bu_metric("concurrent", param, "cmds_per_s",
+	    t > 0 ? (double)fl->lat.n / t : 0, "1/s");
+	bu_lat_report(&fl->lat, "concurrent", param, "");
 	for (i = 0; i < n; i++)
 		fl_close(v[i]);
 	free(v);
@@ -589,33 +485,33 @@ fl_hol(struct fl *fl)
 
 	if (fl_open(fl, v, 2) < 0)
 		goto out;
-	fl_steps(fl, &v[1], 1, fl->iterations, "echo hi");
-	fl_emit_lat(fl, "hol", "", "idle_");
+	fl_steps(fl, &v[1], 1, fl->o.iterations, "echo hi");
+	bu_lat_report(&fl->lat, "hol", "", "idle_");
 
 	/* A runs sleep 5: nothing to read; B must not notice. */
 	fl_send(v[0], "sleep 5", 1);
 	v[0]->on_mark = NULL;
-	fl_steps(fl, &v[1], 1, fl->iterations, "echo hi");
-	fl_emit_lat(fl, "hol", "", "sleep_");
-	if (fl_now() - v[0]->t0 > 5)
-		fprintf(stderr, "bench-floor: hol: B outlasted A's sleep\n");
+	fl_steps(fl, &v[1], 1, fl->o.iterations, "echo hi");
+	bu_lat_report(&fl->lat, "hol", "", "sleep_");
+	if (bu_now() - v[0]->t0 > 5)
+		bu_diag("hol: B outlasted A's sleep");
 	/* Let the sleep end, so that the stream starts at once. */
 	v[0]->on_mark = fl_wait_mark;
-	fl->pending++;
-	fl_run(fl);
+	fl->run.pending++;
+	bu_run_wait(&fl->run);
 
 	/* A streams; its reader takes a little every tick, like a slow client. */
 	event_del(&v[0]->ev_read);
 	snprintf(stream, sizeof stream, "head -c %lld /dev/zero | tr '\\0' x",
-	    fl->bytes > 0 ? fl->bytes : 1073741824LL);
+	    fl->o.bytes > 0 ? fl->o.bytes : 1073741824LL);
 	fl_send(v[0], stream, 1);
 	{
 		struct timeval tv = { 0, (suseconds_t)(FL_SLOW_EVERY * 1e6) };
 
 		event_add(&v[0]->ev_slow, &tv);
 	}
-	fl_steps(fl, &v[1], 1, fl->iterations, "echo hi");
-	fl_emit_lat(fl, "hol", "", "stream_");
+	fl_steps(fl, &v[1], 1, fl->o.iterations, "echo hi");
+	bu_lat_report(&fl->lat, "hol", "", "stream_");
 out:
 	fl_close(v[0]);
 	fl_close(v[1]);
@@ -631,16 +527,15 @@ fl_rate(struct fl *fl, struct fl_sess *s, const char *cmd, const char *param)
 
 	s->on_mark = fl_wait_mark;
 	s->out = 0;
-	fl->pending++;
+	fl->run.pending++;
 	fl_send(s, cmd, 1);
-	t = fl_now();
-	fl_run(fl);
-	t = fl_now() - t;
+	t = bu_now();
+	bu_run_wait(&fl->run);
+	t = bu_now() - t;
 	out = s->out;
-	printf("floor,throughput,%s,mb_per_s,%.1f,MB/s\n", param,
-	    t > 0 ? (double)out / 1e6 / t : 0);
-	printf("floor,throughput,%s,bytes,%llu,B\n", param,
-	    (unsigned long long)out);
+	bu_metric("throughput", param, "mb_per_s",
+	    t > 0 ? (double)out / 1e6 / t : 0, "MB/s");
+	bu_count("throughput", param, "bytes", (long long)out, "B");
 }
 
 /* Scenario throughput: B bytes of 'x', then seq 1 2000000, through one session. */
@@ -649,7 +544,7 @@ fl_throughput(struct fl *fl)
 {
 	struct fl_sess *s = NULL;
 	char cmd[96], param[48];
-	long long b = fl->bytes > 0 ? fl->bytes : 200000000LL;
+	long long b = fl->o.bytes > 0 ? fl->o.bytes : 200000000LL;
 
 	if (fl_open(fl, &s, 1) == 0) {
 		snprintf(cmd, sizeof cmd, "head -c %lld /dev/zero | tr '\\0' x", b);
@@ -661,126 +556,53 @@ fl_throughput(struct fl *fl)
 	return 0;
 }
 
-/* Write the small ~/.bashrc that --rc sources. */
-static int
-fl_write_rc(struct fl *fl)
-{
-	char path[96];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/.bashrc", fl->home);
-	if ((f = fopen(path, "w")) == NULL)
-		return -1;
-	fputs("# a few lines, like a user's\nexport EDITOR=vi\n"
-	    "alias ll='ls -l'\nHISTSIZE=1000\numask 022\n"
-	    "[ -d \"$HOME/bin\" ] && PATH=\"$HOME/bin:$PATH\"\n", f);
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* Remove the private HOME. */
-static void
-fl_rm_home(struct fl *fl)
-{
-	char path[96];
-
-	snprintf(path, sizeof path, "%s/.bashrc", fl->home);
-	unlink(path);
-	snprintf(path, sizeof path, "%s/.bash_history", fl->home);
-	unlink(path);
-	rmdir(fl->home);
-}
-
-/* Print usage and fail. */
-static int
-fl_usage(void)
-{
-	fprintf(stderr, "usage: bench-floor --scenario echo|create|concurrent|"
-	    "hol|throughput [--sessions N] [--iterations M] [--connections K]"
-	    " [--rc] [--bytes B] [--socket PATH] [--daemon PATH]\n");
-	return 1;
-}
-
+/* Parse the options, run one scenario, clean up. */
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "scenario", required_argument, NULL, 's' },
-		{ "sessions", required_argument, NULL, 'n' },
-		{ "iterations", required_argument, NULL, 'm' },
-		{ "connections", required_argument, NULL, 'k' },
-		{ "rc", no_argument, NULL, 'r' },
-		{ "bytes", required_argument, NULL, 'b' },
-		{ "socket", required_argument, NULL, 'S' },
-		{ "daemon", required_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct fl fl = { .sessions = 10, .iterations = 100 };
-	struct timeval dl = { (time_t)FL_DEADLINE, 0 };
-	int c, r;
+	struct fl fl = { .o.sessions = 10, .o.iterations = 100,
+	    .o.timeout = BU_DEFAULT_TIMEOUT };
+	const char *sc;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': fl.scenario = optarg; break;
-		case 'n': fl.sessions = atoi(optarg); break;
-		case 'm': fl.iterations = atoi(optarg); break;
-		case 'r': fl.rc = 1; break;
-		case 'b': fl.bytes = atoll(optarg); break;
-		case 'k': fl.connections = atoi(optarg); break;
-		case 'S': case 'd': break; /* no daemon */
-		default: return fl_usage();
-		}
+	bu_init("floor", BU_STYLE_FLOOR);
+	/* --socket and --daemon are accepted and ignored: no daemon here. */
+	if (bu_parse(&fl.o, argc, argv) < 0 || fl.o.sessions < 1 ||
+	    fl.o.iterations < 1) {
+		bu_usage("echo|create|concurrent|hol|throughput");
+		return 1;
 	}
-	if (fl.scenario == NULL || fl.sessions < 1 || fl.iterations < 1)
-		return fl_usage();
+	sc = fl.o.scenario;
 	/* No daemon: cost and startup do not apply; print nothing. */
-	if (strcmp(fl.scenario, "cost") == 0 || strcmp(fl.scenario, "startup") == 0)
+	if (strcmp(sc, "cost") == 0 || strcmp(sc, "startup") == 0)
 		return 0;
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(fl.home, sizeof fl.home, "/tmp/bench-floor.XXXXXX");
-	if (mkdtemp(fl.home) == NULL) {
-		perror("bench-floor: mkdtemp");
+	if (bu_dir_make(&fl.dir, fl.o.rc) < 0)
+		return 1;
+	/* A signal ends the run like the deadline: every bash is still reaped. */
+	if (bu_run_init(&fl.run, fl.o.timeout) < 0) {
+		bu_dir_remove(&fl.dir);
 		return 1;
 	}
-	if (fl.rc && fl_write_rc(&fl) < 0) {
-		fl_rm_home(&fl);
-		fprintf(stderr, "bench-floor: cannot write ~/.bashrc\n");
-		return 1;
-	}
-	if ((fl.base = event_base_new()) == NULL) {
-		fl_rm_home(&fl);
-		return 1;
-	}
-	evtimer_assign(&fl.ev_deadline, fl.base, fl_deadline_cb, &fl);
-	evtimer_add(&fl.ev_deadline, &dl);
-	/* A signal ends the run the same way, so that every bash is reaped. */
-	evsignal_assign(&fl.ev_int, fl.base, SIGINT, fl_deadline_cb, &fl);
-	evsignal_assign(&fl.ev_term, fl.base, SIGTERM, fl_deadline_cb, &fl);
-	evsignal_add(&fl.ev_int, NULL);
-	evsignal_add(&fl.ev_term, NULL);
 
-	if (strcmp(fl.scenario, "echo") == 0)
+	if (strcmp(sc, "echo") == 0)
 		r = fl_echo(&fl);
-	else if (strcmp(fl.scenario, "create") == 0)
+	else if (strcmp(sc, "create") == 0)
 		r = fl_create(&fl);
-	else if (strcmp(fl.scenario, "concurrent") == 0)
+	else if (strcmp(sc, "concurrent") == 0)
 		r = fl_concurrent(&fl);
-	else if (strcmp(fl.scenario, "hol") == 0)
+	else if (strcmp(sc, "hol") == 0)
 		r = fl_hol(&fl);
-	else if (strcmp(fl.scenario, "throughput") == 0)
+	else if (strcmp(sc, "throughput") == 0)
 		r = fl_throughput(&fl);
 	else {
-		fprintf(stderr, "bench-floor: unknown scenario '%s'\n",
-		    fl.scenario);
+		bu_diag("unknown scenario '%s'", sc);
 		r = -1;
 	}
-	printf("floor,%s,,errors,%u,count\n", fl.scenario, fl.errors);
-	event_del(&fl.ev_deadline);
-	event_del(&fl.ev_int);
-	event_del(&fl.ev_term);
-	event_base_free(fl.base);
-	free(fl.lat);
-	fl_rm_home(&fl);
+	bu_count(sc, "", "errors", (long long)fl.run.errors, "count");
+	bu_run_free(&fl.run);
+	bu_lat_free(&fl.lat);
+	bu_dir_remove(&fl.dir);
 	if (r < 0)
-		fprintf(stderr, "bench-floor: %s failed\n", fl.scenario);
+		bu_diag("%s failed", sc);
 	return r < 0 ? 1 : 0;
 }

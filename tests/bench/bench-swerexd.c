@@ -7,43 +7,22 @@
  * The command line is shared with bench-floor and bench-tmux (see
  * tests/bench/run.sh).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "bench-util.h"
 #include "swerex.h"
-
-/* Every run ends within this many seconds unless --timeout says otherwise. */
-#define BENCH_DEFAULT_TIMEOUT 600.0
-
-struct bench_opts {
-	const char *scenario;
-	long sessions;          /* --sessions, 0: the scenario's default */
-	long iterations;        /* --iterations, 0: the scenario's default */
-	long connections;       /* --connections, 0: one connection */
-	long long bytes;        /* --bytes, 0: the scenario's default */
-	bool rc;                /* --rc: sessions source a ~/.bashrc */
-	const char *socket;     /* --socket: use this daemon instead */
-	const char *daemon;     /* --daemon: start this swerexd */
-	double timeout;         /* --timeout: bound of the whole run */
-};
 
 struct bench;
 
@@ -59,139 +38,47 @@ struct bench_sess {
 	uint64_t bytes;         /* streamed output received */
 };
 
-/* Latencies of one measurement, in µs. */
-struct bench_lat {
-	double *v;
-	size_t n, cap;
-};
-
+/*
+ * The run. o.sessions, o.iterations and o.connections of 0 mean the
+ * scenario's default; run.pending counts the state machines still running,
+ * run.errors the errors of the current measurement.
+ */
 struct bench {
-	struct bench_opts o;
-	struct event_base *base;
-	struct event *deadline;
-	bool timed_out;
-	long pending;           /* state machines still running */
-	char dir[64];           /* private temp dir: HOME, socket, log */
+	struct bu_opts o;
+	struct bu_run run;
+	struct bu_dir dir;      /* private temp dir: HOME, socket, log */
 	char url[160];
 	pid_t pid;              /* our daemon, or 0 */
-	struct bench_lat lat;   /* latencies of the current measurement */
-	struct bench_lat close_lat; /* create: the closes' */
-	unsigned long errors;   /* errors in the current measurement */
+	struct bu_lat lat;      /* latencies of the current measurement */
+	struct bu_lat close_lat; /* create: the closes' */
+	/*
+	 * The scenario's sessions. Freed only after the clients: a run that
+	 * is cut short leaves requests whose callbacks point into them, and
+	 * freeing a client runs those callbacks.
+	 */
+	struct bench_sess *ss;
 	bool said_error;        /* first error already told on stderr */
 };
-
-/* Monotonic time in seconds. */
-static double
-bench_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Print a diagnostic on stderr. */
-static void __attribute__((format(printf, 1, 2)))
-bench_diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench-swerexd: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 /* Count one error; tell the first one on stderr. */
 static void
 bench_error(struct bench *b, const char *what, const struct swerex_error *e)
 {
-	b->errors++;
+	b->run.errors++;
 	if (b->said_error)
 		return;
 	b->said_error = true;
-	bench_diag("%s: %s: %s", what,
+	bu_diag("%s: %s: %s", what,
 	    e != NULL ? swerex_error_kind_name(e->kind) : "error",
 	    e != NULL && e->message != NULL ? e->message : "(no message)");
-}
-
-/* Print one CSV metric line. */
-static void
-bench_metric(const char *scenario, const char *param, const char *metric,
-    double value, const char *unit)
-{
-	printf("swerexd,%s,%s,%s,%.3f,%s\n", scenario, param, metric, value,
-	    unit);
-	fflush(stdout);
-}
-
-/* Record one latency in seconds. */
-static void
-bench_lat_add(struct bench *b, struct bench_lat *l, double seconds)
-{
-	double *n;
-
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 1024;
-		n = realloc(l->v, l->cap * sizeof *n);
-		if (n == NULL) {
-			b->errors++;
-			return;
-		}
-		l->v = n;
-	}
-	l->v[l->n++] = seconds * 1e6;
-}
-
-/* Compare doubles for qsort. */
-static int
-bench_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The q-quantile (nearest rank) of sorted latencies. */
-static double
-bench_quantile(const struct bench_lat *l, double q)
-{
-	size_t i;
-
-	if (l->n == 0)
-		return NAN;
-	i = (size_t)ceil(q * (double)l->n);
-	if (i > 0)
-		i--;
-	if (i >= l->n)
-		i = l->n - 1;
-	return l->v[i];
-}
-
-/* Print PREFIXp50 and PREFIXp99 of l and empty it. */
-static void
-bench_report_lat(struct bench_lat *l, const char *scenario, const char *param,
-    const char *prefix)
-{
-	char m[32];
-
-	qsort(l->v, l->n, sizeof *l->v, bench_cmp);
-	if (l->n > 0) {
-		snprintf(m, sizeof m, "%sp50", prefix);
-		bench_metric(scenario, param, m, bench_quantile(l, 0.50), "us");
-		snprintf(m, sizeof m, "%sp99", prefix);
-		bench_metric(scenario, param, m, bench_quantile(l, 0.99), "us");
-	}
-	l->n = 0;
 }
 
 /* Print the errors of the current measurement and reset them. */
 static void
 bench_report_errors(struct bench *b, const char *scenario, const char *param)
 {
-	bench_metric(scenario, param, "errors", (double)b->errors, "count");
-	b->errors = 0;
+	bu_count(scenario, param, "errors", (long long)b->run.errors, "count");
+	b->run.errors = 0;
 	b->said_error = false;
 }
 
@@ -199,97 +86,8 @@ bench_report_errors(struct bench *b, const char *scenario, const char *param)
 static void
 bench_report(struct bench *b, const char *scenario, const char *param)
 {
-	bench_report_lat(&b->lat, scenario, param, "");
+	bu_lat_report(&b->lat, scenario, param, "");
 	bench_report_errors(b, scenario, param);
-}
-
-/* The deadline passed: stop every wait. */
-static void
-bench_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	struct bench *b = arg;
-
-	b->timed_out = true;
-	bench_diag("deadline of %.0f s reached", b->o.timeout);
-	event_base_loopbreak(b->base);
-}
-
-/* Run the loop until every state machine has finished or time is up. */
-static int
-bench_wait(struct bench *b)
-{
-	while (b->pending > 0 && !b->timed_out)
-		if (event_base_loop(b->base, EVLOOP_ONCE) < 0)
-			return -1;
-	if (b->timed_out) {
-		b->errors += (unsigned long)b->pending;
-		return -1;
-	}
-	return 0;
-}
-
-/* Raise the soft limit of open files to the hard one (1000 sessions). */
-static void
-bench_raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		bench_diag("cannot raise RLIMIT_NOFILE: %s", strerror(errno));
-}
-
-/* Make the private temp dir with HOME inside and, with --rc, a ~/.bashrc. */
-static int
-bench_make_dir(struct bench *b)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(b->dir, sizeof b->dir, "/tmp/bench-swx-XXXXXX");
-	if (mkdtemp(b->dir) == NULL) {
-		bench_diag("mkdtemp: %s", strerror(errno));
-		b->dir[0] = '\0';
-		return -1;
-	}
-	snprintf(path, sizeof path, "%s/home", b->dir);
-	if (mkdir(path, 0700) < 0)
-		return -1;
-	if (!b->o.rc)
-		return 0;
-	/* A few lines such as a user's rc file holds. */
-	snprintf(path, sizeof path, "%s/home/.bashrc", b->dir);
-	f = fopen(path, "w");
-	if (f == NULL)
-		return -1;
-	fputs("export EDITOR=vi LANG=C.UTF-8\n"
-	    "alias ll='ls -l' la='ls -A'\n"
-	    "HISTSIZE=1000\n"
-	    "shopt -s checkwinsize histappend\n"
-	    "mkcd() { mkdir -p \"$1\" && cd \"$1\"; }\n"
-	    "PATH=\"$HOME/bin:$PATH\"\n", f);
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* Remove the temp dir (flat but for home/.bashrc). */
-static void
-bench_remove_dir(struct bench *b)
-{
-	char path[160];
-
-	if (b->dir[0] == '\0')
-		return;
-	snprintf(path, sizeof path, "%s/home/.bashrc", b->dir);
-	unlink(path);
-	snprintf(path, sizeof path, "%s/home", b->dir);
-	rmdir(path);
-	snprintf(path, sizeof path, "%s/daemon.log", b->dir);
-	unlink(path);
-	snprintf(path, sizeof path, "%s/s.sock", b->dir);
-	unlink(path);
-	rmdir(b->dir);
 }
 
 /*
@@ -307,8 +105,8 @@ bench_start_daemon(struct bench *b)
 	ssize_t r;
 	int p[2], fd, argc = 0;
 
-	snprintf(sock, sizeof sock, "%s/s.sock", b->dir);
-	snprintf(log, sizeof log, "%s/daemon.log", b->dir);
+	snprintf(sock, sizeof sock, "%s/s.sock", b->dir.path);
+	snprintf(log, sizeof log, "%s/daemon.log", b->dir.path);
 	snprintf(b->url, sizeof b->url, "unix:%s", sock);
 	/* Room for every session the run makes, plus the helpers'. */
 	snprintf(maxs, sizeof maxs, "%ld", b->o.sessions + 64);
@@ -326,7 +124,7 @@ bench_start_daemon(struct bench *b)
 	argv[argc] = NULL;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
-	t0 = bench_now();
+	t0 = bu_now();
 	b->pid = fork();
 	if (b->pid < 0) {
 		close(p[0]);
@@ -345,8 +143,7 @@ bench_start_daemon(struct bench *b)
 			fcntl(3, F_SETFD, 0);
 		else if (dup2(p[1], 3) < 0)
 			_exit(127);
-		snprintf(buf, sizeof buf, "%s/home", b->dir);
-		setenv("HOME", buf, 1);
+		setenv("HOME", b->dir.home, 1);
 		unsetenv("SWEREX_URL");
 		execv(b->o.daemon, (char *const *)argv);
 		_exit(127);
@@ -355,25 +152,25 @@ bench_start_daemon(struct bench *b)
 	pfd.fd = p[0];
 	pfd.events = POLLIN;
 	for (;;) {
-		left = 20.0 - (bench_now() - t0);
+		left = 20.0 - (bu_now() - t0);
 		if (left <= 0 || poll(&pfd, 1, (int)(left * 1000) + 1) <= 0) {
 			if (errno == EINTR)
 				continue;
-			bench_diag("daemon not ready within 20 s (log %s)", log);
+			bu_diag("daemon not ready within 20 s (log %s)", log);
 			break;
 		}
 		r = read(p[0], buf + have, sizeof buf - 1 - have);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			bench_diag("daemon closed its ready fd (log %s)", log);
+			bu_diag("daemon closed its ready fd (log %s)", log);
 			break;
 		}
 		have += (size_t)r;
 		buf[have] = '\0';
 		if (strstr(buf, "READY=1\n") != NULL) {
 			close(p[0]);
-			return bench_now() - t0;
+			return bu_now() - t0;
 		}
 		if (have == sizeof buf - 1)
 			break;
@@ -397,7 +194,7 @@ bench_stop_daemon(struct bench *b)
 		pfd.fd = pidfd;
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 10000) <= 0) {
-			bench_diag("daemon %d ignored SIGTERM; killing it",
+			bu_diag("daemon %d ignored SIGTERM; killing it",
 			    (int)b->pid);
 			kill(b->pid, SIGKILL);
 		}
@@ -439,7 +236,7 @@ bench_created(struct swerex_client *c, const struct swerex_reply *r,
 		s->alive = true;
 	else
 		bench_error(s->b, "create_session", r->error);
-	s->b->pending--;
+	bu_run_done(&s->b->run);
 }
 
 /* Create sessions [from, to) at once and wait for them all. */
@@ -461,9 +258,9 @@ bench_create(struct bench *b, struct bench_sess *ss, long from, long to)
 			e = NULL;
 			continue;
 		}
-		b->pending++;
+		b->run.pending++;
 	}
-	return bench_wait(b);
+	return bu_run_wait(&b->run);
 }
 
 /* A close_session reply. */
@@ -475,7 +272,7 @@ bench_closed(struct swerex_client *c, const struct swerex_reply *r, void *arg)
 	if (r->type != SWEREX_REPLY_SESSION_CLOSED)
 		bench_error(s->b, "close_session", r->error);
 	s->alive = false;
-	s->b->pending--;
+	bu_run_done(&s->b->run);
 }
 
 /* Close every live session of ss and wait. */
@@ -495,9 +292,9 @@ bench_close(struct bench *b, struct bench_sess *ss, long n)
 			e = NULL;
 			continue;
 		}
-		b->pending++;
+		b->run.pending++;
 	}
-	return bench_wait(b);
+	return bu_run_wait(&b->run);
 }
 
 static void bench_echo_next(struct bench_sess *s);
@@ -507,23 +304,23 @@ static void
 bench_echoed(struct swerex_client *c, const struct swerex_reply *r, void *arg)
 {
 	struct bench_sess *s = arg;
-	double dt = bench_now() - s->t0;
+	double dt = bu_now() - s->t0;
 
 	if (r->type == SWEREX_REPLY_CHUNK)
 		return;
 	if (r->type == SWEREX_REPLY_OBSERVATION &&
 	    r->observation->output_len >= 2 &&
 	    memcmp(r->observation->output, "hi", 2) == 0) {
-		bench_lat_add(s->b, &s->b->lat, dt);
+		bu_lat_add(&s->b->run, &s->b->lat, dt);
 	} else {
 		bench_error(s->b, "echo hi", r->type == SWEREX_REPLY_ERROR ?
 		    r->error : NULL);
 		s->left = 0;
 	}
-	if (s->left > 0 && !s->b->timed_out)
+	if (s->left > 0 && !s->b->run.aborted)
 		bench_echo_next(s);
 	else
-		s->b->pending--;
+		bu_run_done(&s->b->run);
 }
 
 /* Submit the next `echo hi` of a session. */
@@ -537,11 +334,11 @@ bench_echo_next(struct bench_sess *s)
 	ro.command = "echo hi";
 	ro.session = s->name;
 	s->left--;
-	s->t0 = bench_now();
+	s->t0 = bu_now();
 	if (swerex_submit_run(s->c, &ro, false, bench_echoed, s, &e) == 0) {
 		bench_error(s->b, "submit run", e);
 		swerex_error_free(e);
-		s->b->pending--;
+		bu_run_done(&s->b->run);
 	}
 }
 
@@ -552,31 +349,33 @@ bench_echo_next(struct bench_sess *s)
 static double
 bench_echoes(struct bench *b, struct bench_sess *ss, long n, long m)
 {
-	double t0 = bench_now();
+	double t0 = bu_now();
 	long i;
 
 	for (i = 0; i < n; i++) {
 		if (!ss[i].alive || m <= 0)
 			continue;
 		ss[i].left = m;
-		b->pending++;
+		b->run.pending++;
 		bench_echo_next(&ss[i]);
 	}
-	if (bench_wait(b) < 0)
+	if (bu_run_wait(&b->run) < 0)
 		return -1;
-	return bench_now() - t0;
+	return bu_now() - t0;
 }
 
-/* Allocate n sessions spread round robin over the clients. */
+/* Allocate the run's n sessions spread round robin over the clients. */
 static struct bench_sess *
 bench_sessions(struct bench *b, long n, struct swerex_client **cs, long k,
     const char *prefix)
 {
-	struct bench_sess *ss = calloc((size_t)n, sizeof *ss);
+	struct bench_sess *ss;
 	long i;
 
-	if (ss == NULL)
+	/* One scenario a run: there are never sessions already. */
+	if (b->ss != NULL || (ss = calloc((size_t)n, sizeof *ss)) == NULL)
 		return NULL;
+	b->ss = ss;
 	for (i = 0; i < n; i++) {
 		ss[i].b = b;
 		ss[i].c = cs[i % k];
@@ -598,7 +397,6 @@ bench_echo(struct bench *b, struct swerex_client *c)
 	bench_echoes(b, ss, 1, m);
 	bench_report(b, "echo", "");
 	bench_close(b, ss, 1);
-	free(ss);
 	return 0;
 }
 
@@ -615,7 +413,7 @@ bench_create_step(struct swerex_client *c, const struct swerex_reply *r,
 		return;
 	if (r->type == SWEREX_REPLY_ERROR) {
 		bench_error(s->b, "create step", r->error);
-		s->b->pending--;
+		bu_run_done(&s->b->run);
 		return;
 	}
 	if (r->type == SWEREX_REPLY_SESSION_CREATED) {
@@ -627,21 +425,21 @@ bench_create_step(struct swerex_client *c, const struct swerex_reply *r,
 		    &e) != 0)
 			return;
 	} else if (r->type == SWEREX_REPLY_OBSERVATION) {
-		bench_lat_add(s->b, &s->b->lat, bench_now() - s->t0);
-		s->t0 = bench_now();
+		bu_lat_add(&s->b->run, &s->b->lat, bu_now() - s->t0);
+		s->t0 = bu_now();
 		if (swerex_submit_close_session(c, s->name, bench_create_step,
 		    s, &e) != 0)
 			return;
 	} else {
 		/* SESSION_CLOSED: this iteration is over. */
-		bench_lat_add(s->b, &s->b->close_lat, bench_now() - s->t0);
+		bu_lat_add(&s->b->run, &s->b->close_lat, bu_now() - s->t0);
 		s->alive = false;
-		s->b->pending--;
+		bu_run_done(&s->b->run);
 		return;
 	}
 	bench_error(s->b, "submit", e);
 	swerex_error_free(e);
-	s->b->pending--;
+	bu_run_done(&s->b->run);
 }
 
 /* Scenario create: creation until the first command ran, then close; M times. */
@@ -651,29 +449,28 @@ bench_create_scn(struct bench *b, struct swerex_client *c)
 	long m = b->o.iterations ? b->o.iterations : 100, i;
 	struct swerex_create_opts co;
 	struct swerex_error *e = NULL;
-	struct bench_sess s;
+	struct bench_sess *s;
 
-	memset(&s, 0, sizeof s);
-	s.b = b;
-	s.c = c;
-	for (i = 0; i < m && !b->timed_out; i++) {
-		snprintf(s.name, sizeof s.name, "create%ld", i);
+	if ((s = bench_sessions(b, 1, &c, 1, "create")) == NULL)
+		return -1;
+	for (i = 0; i < m && !b->run.aborted; i++) {
+		snprintf(s->name, sizeof s->name, "create%ld", i);
 		memset(&co, 0, sizeof co);
-		co.session = s.name;
+		co.session = s->name;
 		co.startup_timeout = 60;
-		s.t0 = bench_now();
-		if (swerex_submit_create_session(c, &co, bench_create_step, &s,
+		s->t0 = bu_now();
+		if (swerex_submit_create_session(c, &co, bench_create_step, s,
 		    &e) == 0) {
 			bench_error(b, "submit create_session", e);
 			swerex_error_free(e);
 			e = NULL;
 			continue;
 		}
-		b->pending++;
-		bench_wait(b);
+		b->run.pending++;
+		bu_run_wait(&b->run);
 	}
 	/* Params and metric names as bench-floor prints them. */
-	bench_report_lat(&b->close_lat, "create", b->o.rc ? "rc" : "", "close_");
+	bu_lat_report(&b->close_lat, "create", b->o.rc ? "rc" : "", "close_");
 	bench_report(b, "create", b->o.rc ? "rc" : "");
 	return 0;
 }
@@ -698,7 +495,7 @@ bench_concurrent(struct bench *b, struct swerex_client *c)
 		return -1;
 	cs[0] = c;
 	for (i = 1; i < k; i++) {
-		cs[i] = bench_connect(b, b->base);
+		cs[i] = bench_connect(b, b->run.base);
 		if (cs[i] == NULL)
 			goto fail;
 	}
@@ -709,14 +506,14 @@ bench_concurrent(struct bench *b, struct swerex_client *c)
 		snprintf(param, sizeof param, "n=%ld;conns=%ld", n, k);
 	else
 		snprintf(param, sizeof param, "n=%ld", n);
-	t = bench_now();
+	t = bu_now();
 	bench_create(b, ss, 0, n);
-	bench_metric("concurrent", param, "create_all", (bench_now() - t) * 1e3,
+	bu_metric("concurrent", param, "create_all", (bu_now() - t) * 1e3,
 	    "ms");
 	t = bench_echoes(b, ss, n, m);
 	ok = (long)b->lat.n;
 	if (t > 0)
-		bench_metric("concurrent", param, "cmds_per_s", (double)ok / t,
+		bu_metric("concurrent", param, "cmds_per_s", (double)ok / t,
 		    "1/s");
 	bench_report(b, "concurrent", param);
 	bench_close(b, ss, n);
@@ -725,7 +522,6 @@ fail:
 	for (i = 1; i < k; i++)
 		if (cs[i] != NULL)
 			swerex_client_free(cs[i]);
-	free(ss);
 	free(cs);
 	return rc;
 }
@@ -745,7 +541,7 @@ bench_long_reply(struct swerex_client *c, const struct swerex_reply *r,
 	if (r->type == SWEREX_REPLY_ERROR &&
 	    r->error->kind != SWEREX_ERR_DISCONNECTED)
 		bench_error(s->b, "long command", r->error);
-	s->b->pending--;
+	bu_run_done(&s->b->run);
 }
 
 /* Let the slow client read what has come: it drains once per tick only. */
@@ -783,7 +579,7 @@ bench_hol(struct bench *b, struct swerex_client *c)
 		goto fail;
 
 	bench_echoes(b, &ss[1], 1, m);
-	bench_report_lat(&b->lat, "hol", "", "idle_");
+	bu_lat_report(&b->lat, "hol", "", "idle_");
 
 	/* A's sleep ends B's run early, so B is measured only while it runs. */
 	memset(&ro, 0, sizeof ro);
@@ -792,16 +588,16 @@ bench_hol(struct bench *b, struct swerex_client *c)
 	ss[0].done = false;
 	if (swerex_submit_run(c, &ro, false, bench_long_reply, &ss[0], &e) == 0)
 		goto fail;
-	b->pending++;
+	b->run.pending++;
 	ss[1].left = m;
-	b->pending++;
+	b->run.pending++;
 	bench_echo_next(&ss[1]);
-	while (b->pending > 1 && !ss[0].done && !b->timed_out)
-		event_base_loop(b->base, EVLOOP_ONCE);
+	while (b->run.pending > 1 && !ss[0].done && !b->run.aborted)
+		event_base_loop(b->run.base, EVLOOP_ONCE);
 	/* B's echo in flight still counts; no new one after A's end. */
 	ss[1].left = 0;
-	bench_wait(b);
-	bench_report_lat(&b->lat, "hol", "", "sleep_");
+	bu_run_wait(&b->run);
+	bu_lat_report(&b->lat, "hol", "", "sleep_");
 
 	/* The slow reader has its own connection and base, pumped by a timer. */
 	slow_base = event_base_new();
@@ -824,21 +620,22 @@ bench_hol(struct bench *b, struct swerex_client *c)
 	if (swerex_submit_run(slow, &ro, true, bench_long_reply, &ss[2],
 	    &e) == 0)
 		goto fail;
-	pump = event_new(b->base, -1, EV_PERSIST, bench_slow_pump, slow_base);
+	pump = event_new(b->run.base, -1, EV_PERSIST, bench_slow_pump,
+	    slow_base);
 	if (pump == NULL || event_add(pump, &tick) < 0)
 		goto fail;
 	/* B starts once output flows. */
-	while (ss[2].bytes == 0 && !ss[2].done && !b->timed_out)
-		event_base_loop(b->base, EVLOOP_ONCE);
+	while (ss[2].bytes == 0 && !ss[2].done && !b->run.aborted)
+		event_base_loop(b->run.base, EVLOOP_ONCE);
 	ss[1].left = m;
-	b->pending++;
+	b->run.pending++;
 	bench_echo_next(&ss[1]);
-	bench_wait(b);
+	bu_run_wait(&b->run);
 	if (ss[2].done)
-		bench_diag("hol: the stream ended before B was done; "
+		bu_diag("hol: the stream ended before B was done; "
 		    "raise --bytes");
-	bench_report_lat(&b->lat, "hol", "", "stream_");
-	bench_diag("hol: slow reader got %llu bytes",
+	bu_lat_report(&b->lat, "hol", "", "stream_");
+	bu_diag("hol: slow reader got %llu bytes",
 	    (unsigned long long)ss[2].bytes);
 	rc = 0;
 fail:
@@ -852,16 +649,15 @@ fail:
 	if (slow != NULL) {
 		/* Its callback runs once more (DISCONNECTED) and counts down. */
 		if (!ss[2].done)
-			b->pending++;
+			b->run.pending++;
 		swerex_client_free(slow);
 		ss[2].c = c;
 	}
 	if (slow_base != NULL)
 		event_base_free(slow_base);
-	b->pending = 0;
+	b->run.pending = 0;
 	bench_close(b, ss, 3);
 	bench_report_errors(b, "hol", "");
-	free(ss);
 	return rc;
 }
 
@@ -880,16 +676,16 @@ bench_stream(struct bench *b, struct bench_sess *s, const char *cmd,
 	ro.max_output = 1 << 20;
 	s->bytes = 0;
 	s->done = false;
-	t0 = bench_now();
+	t0 = bu_now();
 	if (swerex_submit_run(s->c, &ro, true, bench_long_reply, s, &e) == 0) {
 		bench_error(b, "submit run", e);
 		swerex_error_free(e);
 	} else {
-		b->pending++;
-		bench_wait(b);
-		bench_metric("throughput", param, "mb_per_s",
-		    (double)s->bytes / 1e6 / (bench_now() - t0), "MB/s");
-		bench_metric("throughput", param, "bytes", (double)s->bytes,
+		b->run.pending++;
+		bu_run_wait(&b->run);
+		bu_metric("throughput", param, "mb_per_s",
+		    (double)s->bytes / 1e6 / (bu_now() - t0), "MB/s");
+		bu_count("throughput", param, "bytes", (long long)s->bytes,
 		    "B");
 	}
 	bench_report(b, "throughput", param);
@@ -911,73 +707,7 @@ bench_throughput(struct bench *b, struct swerex_client *c)
 	bench_stream(b, ss, cmd, param);
 	bench_stream(b, ss, "seq 1 2000000", "seq=2000000");
 	bench_close(b, ss, 1);
-	free(ss);
 	return 0;
-}
-
-/* Resident set of a process in KiB, or -1. */
-static long
-bench_rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
-/* Open fds of a process, or -1. */
-static long
-bench_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *d;
-	long n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	if (dir == NULL)
-		return -1;
-	while ((d = readdir(dir)) != NULL)
-		if (d->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
-/* CPU time (user + system) of a process in seconds, or -1. */
-static double
-bench_cpu(pid_t pid)
-{
-	unsigned long ut, st;
-	char path[64], buf[1024], *p;
-	ssize_t r;
-	int fd;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (r <= 0)
-		return -1;
-	buf[r] = '\0';
-	/* Fields after the command name, which may hold spaces. */
-	p = strrchr(buf, ')');
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /*
@@ -996,7 +726,7 @@ bench_cost(struct bench *b, struct swerex_client *c)
 	size_t i;
 
 	if (b->pid <= 0) {
-		bench_diag("cost needs a daemon of our own (--daemon)");
+		bu_diag("cost needs a daemon of our own (--daemon)");
 		return -1;
 	}
 	ss = bench_sessions(b, n, &c, 1, "cost");
@@ -1010,23 +740,21 @@ bench_cost(struct bench *b, struct swerex_client *c)
 		bench_create(b, ss, have, lv);
 		have = lv;
 		snprintf(param, sizeof param, "sessions=%ld", lv);
-		bench_metric("cost", param, "rss",
-		    (double)bench_rss_kib(b->pid) / 1024.0, "MiB");
-		bench_metric("cost", param, "fds", (double)bench_fds(b->pid),
+		bu_metric("cost", param, "rss",
+		    (double)bu_rss_kib(b->pid) / 1024.0, "MiB");
+		bu_count("cost", param, "fds", bu_fds(b->pid), "count");
+		bu_count("cost", param, "errors", (long long)b->run.errors,
 		    "count");
-		bench_metric("cost", param, "errors", (double)b->errors,
-		    "count");
-		b->errors = 0;
+		b->run.errors = 0;
 	}
-	cpu0 = bench_cpu(b->pid);
+	cpu0 = bu_cpu(b->pid);
 	t = bench_echoes(b, ss, have, m);
 	snprintf(param, sizeof param, "n=%ld", have);
 	if (t > 0 && b->lat.n > 0)
-		bench_metric("cost", param, "cpu_per_cmd",
-		    (bench_cpu(b->pid) - cpu0) * 1e6 / (double)b->lat.n, "us");
+		bu_metric("cost", param, "cpu_per_cmd",
+		    (bu_cpu(b->pid) - cpu0) * 1e6 / (double)b->lat.n, "us");
 	bench_report(b, "cost", param);
 	bench_close(b, ss, have);
-	free(ss);
 	return 0;
 }
 
@@ -1040,111 +768,51 @@ bench_startup(struct bench *b)
 	for (i = 0; i < m; i++) {
 		t = bench_start_daemon(b);
 		if (t < 0)
-			b->errors++;
+			b->run.errors++;
 		else
-			bench_lat_add(b, &b->lat, t);
+			bu_lat_add(&b->run, &b->lat, t);
 		bench_stop_daemon(b);
 	}
 	bench_report(b, "startup", "");
 	return 0;
 }
 
-/* Print the usage on stderr and exit 2. */
-static void __attribute__((noreturn))
-bench_usage(void)
-{
-	fputs("usage: bench-swerexd --scenario NAME [--sessions N] "
-	    "[--iterations M]\n"
-	    "       [--connections K] [--rc] [--bytes B] [--socket PATH] "
-	    "[--daemon PATH] [--timeout S]\n"
-	    "scenarios: echo create concurrent hol throughput cost startup\n",
-	    stderr);
-	exit(2);
-}
-
-/* Parse a non-negative number or die with the usage. */
-static long long
-bench_num(const char *s)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *s == '\0' || *end != '\0' || v < 0)
-		bench_usage();
-	return v;
-}
-
 /* Parse the options, start the daemon, run one scenario, clean up. */
 int
 main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-		{ "scenario", required_argument, NULL, 's' },
-		{ "sessions", required_argument, NULL, 'n' },
-		{ "iterations", required_argument, NULL, 'm' },
-		{ "connections", required_argument, NULL, 'k' },
-		{ "rc", no_argument, NULL, 'r' },
-		{ "bytes", required_argument, NULL, 'b' },
-		{ "socket", required_argument, NULL, 'S' },
-		{ "daemon", required_argument, NULL, 'd' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct timeval tv;
 	struct bench b;
 	struct swerex_client *c = NULL;
 	const char *scn;
-	int ch, rc = 1;
+	int rc = 1;
 
 	memset(&b, 0, sizeof b);
-	b.o.timeout = BENCH_DEFAULT_TIMEOUT;
-	while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 's': b.o.scenario = optarg; break;
-		case 'n': b.o.sessions = (long)bench_num(optarg); break;
-		case 'm': b.o.iterations = (long)bench_num(optarg); break;
-		case 'k': b.o.connections = (long)bench_num(optarg); break;
-		case 'r': b.o.rc = true; break;
-		case 'b': b.o.bytes = bench_num(optarg); break;
-		case 'S': b.o.socket = optarg; break;
-		case 'd': b.o.daemon = optarg; break;
-		case 't': b.o.timeout = (double)bench_num(optarg); break;
-		default: bench_usage();
-		}
+	b.o.timeout = BU_DEFAULT_TIMEOUT;
+	bu_init("swerexd", BU_STYLE_SWEREXD);
+	if (bu_parse(&b.o, argc, argv) < 0) {
+		bu_usage("echo|create|concurrent|hol|throughput|cost|startup");
+		return 2;
 	}
 	scn = b.o.scenario;
-	if (scn == NULL || optind != argc)
-		bench_usage();
 	if (b.o.daemon == NULL && b.o.socket == NULL)
 		b.o.daemon = getenv("SWEREXD");
 	if (b.o.daemon == NULL && b.o.socket == NULL) {
-		bench_diag("need --daemon PATH or --socket PATH");
+		bu_diag("need --daemon PATH or --socket PATH");
 		return 1;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	bench_raise_nofile();
 	if (strcmp(scn, "cost") == 0 || strcmp(scn, "concurrent") == 0) {
 		if (b.o.sessions == 0)
 			b.o.sessions = strcmp(scn, "cost") == 0 ? 1000 : 10;
 	}
 
-	b.base = event_base_new();
-	if (b.base == NULL)
+	/* A signal ends the run like the deadline: the daemon still stops. */
+	if (bu_run_init(&b.run, b.o.timeout) < 0)
 		return 1;
-	b.deadline = evtimer_new(b.base, bench_deadline, &b);
-	tv.tv_sec = (time_t)b.o.timeout;
-	tv.tv_usec = 0;
-	if (b.deadline == NULL || evtimer_add(b.deadline, &tv) < 0)
+	if (b.o.daemon != NULL && bu_dir_make(&b.dir, b.o.rc) < 0)
 		goto out;
-	if (b.o.daemon != NULL && bench_make_dir(&b) < 0) {
-		bench_diag("cannot make a temp dir");
-		goto out;
-	}
 	if (strcmp(scn, "startup") == 0) {
 		if (b.o.daemon == NULL) {
-			bench_diag("startup needs --daemon");
+			bu_diag("startup needs --daemon");
 			goto out;
 		}
 		rc = bench_startup(&b) < 0;
@@ -1156,7 +824,7 @@ main(int argc, char **argv)
 	} else {
 		snprintf(b.url, sizeof b.url, "unix:%s", b.o.socket);
 	}
-	c = bench_connect(&b, b.base);
+	c = bench_connect(&b, b.run.base);
 	if (c == NULL)
 		goto out;
 	if (strcmp(scn, "echo") == 0)
@@ -1172,20 +840,18 @@ main(int argc, char **argv)
 	else if (strcmp(scn, "cost") == 0)
 		rc = bench_cost(&b, c);
 	else {
-		bench_diag("unknown scenario %s", scn);
+		bu_diag("unknown scenario %s", scn);
 		rc = -1;
 	}
-	rc = rc < 0 || b.timed_out;
+	rc = rc < 0 || b.run.aborted;
 out:
 	if (c != NULL)
 		swerex_client_free(c);
 	bench_stop_daemon(&b);
-	bench_remove_dir(&b);
-	if (b.deadline != NULL)
-		event_free(b.deadline);
-	if (b.base != NULL)
-		event_base_free(b.base);
-	free(b.lat.v);
-	free(b.close_lat.v);
+	free(b.ss);
+	bu_dir_remove(&b.dir);
+	bu_run_free(&b.run);
+	bu_lat_free(&b.lat);
+	bu_lat_free(&b.close_lat);
 	return rc;
 }

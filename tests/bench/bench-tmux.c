@@ -12,10 +12,8 @@
  * Output: CSV lines "tmux,scenario,param,metric,value,unit" on stdout.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -25,18 +23,17 @@
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "bench-util.h"
 #include "filter.h"
 
 #define TM_SLOW_CHUNK 4096      /* the slow client reads this much ... */
 #define TM_SLOW_EVERY 10000     /* ... every this many µs */
-#define TM_DEADLINE 600         /* bound on one whole run, seconds */
 #define TM_BASH "bash --norc --noprofile --noediting -i"
 
 #define TM_PROMPT_COMMAND \
@@ -83,12 +80,11 @@ struct tm_sess {
 
 /* The run: options, the loop, connections, sessions, latencies. */
 struct tmb {
-	struct event_base *base;
-	struct event ev_deadline;
-	char dir[64], sock[96];
-	const char *scenario;
-	int sessions, iterations, connections, rc;
-	long long bytes;
+	struct bu_opts o;
+	struct bu_run run;
+	struct bu_lat lat;
+	struct bu_dir dir;      /* HOME, and the server's socket */
+	char sock[96];
 	struct tm_conn **conns;
 	int nconns;
 	struct tm_sess **panes; /* by tmux pane id */
@@ -96,15 +92,9 @@ struct tmb {
 	struct tm_sess **sess;  /* by our index */
 	int nsess, capsess;
 	pid_t server;
-	double *lat;
-	size_t nlat, caplat;
-	unsigned errors;
-	int pending;
 	const char *cmd;
 	uint64_t expect;
 	int debug;              /* BENCH_DEBUG set: trace the control lines */
-	int aborted;            /* deadline or signal: run nothing more */
-	struct event ev_int, ev_term;
 };
 
 static const char tm_check_fn[] =
@@ -112,94 +102,12 @@ static const char tm_check_fn[] =
 	"eval \"__swx_f() { :; $__swx_c\"$'\\n}' && "
 	"{ unset -f __swx_f; __swx_k=0; }; }\n";
 
-/* Return monotonic time in seconds. */
-static double
-tm_now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
-
-/* Record one latency in seconds. */
-static void
-tm_lat_add(struct tmb *tm, double v)
-{
-	double *n;
-
-	if (tm->nlat == tm->caplat) {
-		tm->caplat = tm->caplat ? 2 * tm->caplat : 1024;
-		if ((n = realloc(tm->lat, tm->caplat * sizeof *n)) == NULL) {
-			tm->errors++;
-			return;
-		}
-		tm->lat = n;
-	}
-	tm->lat[tm->nlat++] = v;
-}
-
-/* Order doubles for qsort. */
-static int
-tm_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Print p50 and p99 of the samples under prefix, then forget them. */
-static void
-tm_emit_lat(struct tmb *tm, const char *param, const char *prefix)
-{
-	double p50 = 0, p99 = 0;
-
-	if (tm->nlat > 0) {
-		qsort(tm->lat, tm->nlat, sizeof *tm->lat, tm_cmp);
-		p50 = tm->lat[(size_t)(0.5 * (double)(tm->nlat - 1) + 0.5)];
-		p99 = tm->lat[(size_t)(0.99 * (double)(tm->nlat - 1) + 0.5)];
-	}
-	printf("tmux,%s,%s,%sp50,%.1f,us\n", tm->scenario, param, prefix, p50 * 1e6);
-	printf("tmux,%s,%s,%sp99,%.1f,us\n", tm->scenario, param, prefix, p99 * 1e6);
-	tm->nlat = 0;
-}
-
-/* Count one outstanding thing as done; stop the loop when none are left. */
-static void
-tm_done(struct tmb *tm)
-{
-	if (--tm->pending == 0)
-		event_base_loopbreak(tm->base);
-}
-
-/* Run the loop until everything pending is done or the deadline passes. */
-static void
-tm_run(struct tmb *tm)
-{
-	if (tm->pending > 0 && !tm->aborted)
-		event_base_dispatch(tm->base);
-}
-
-/* Stop a run that takes too long: everything still pending is an error. */
-static void
-tm_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct tmb *tm = arg;
-
-	fprintf(stderr, "bench-tmux: %s, %d pending\n", fd < 0 ?
-	    "deadline reached" : "stopped by a signal", tm->pending);
-	tm->aborted = 1;
-	tm->errors += (unsigned)tm->pending;
-	tm->pending = 0;
-	event_base_loopbreak(tm->base);
-}
-
 /* Write queued commands as the pipe accepts them. */
 static void
 tm_flush(struct tm_conn *c)
 {
 	if (evbuffer_write(c->wbuf, c->in) < 0 && errno != EAGAIN) {
-		c->tm->errors++;
+		c->tm->run.errors++;
 		evbuffer_drain(c->wbuf, evbuffer_get_length(c->wbuf));
 	}
 	if (evbuffer_get_length(c->wbuf) > 0)
@@ -225,7 +133,7 @@ tm_expect(struct tm_conn *c, enum tm_act a)
 	if (c->acts_len == c->acts_cap) {
 		n = malloc(c->acts_cap ? 2 * c->acts_cap : 64);
 		if (n == NULL) {
-			c->tm->errors++;
+			c->tm->run.errors++;
 			return;
 		}
 		for (i = 0; i < c->acts_len; i++)
@@ -259,7 +167,7 @@ tm_send(struct tm_sess *s, const char *cmd, int check)
 	struct tm_conn *c = s->conn;
 
 	if (line == NULL) {
-		s->tm->errors++;
+		s->tm->run.errors++;
 		return;
 	}
 	/* The daemon's own encoding; short commands fit on one line. */
@@ -273,7 +181,7 @@ tm_send(struct tm_sess *s, const char *cmd, int check)
 	evbuffer_free(line);
 	tm_expect(c, TM_ACT_NONE);
 	tm_expect(c, TM_ACT_WAITED);
-	s->t0 = tm_now();
+	s->t0 = bu_now();
 	tm_flush(c);
 }
 
@@ -293,7 +201,7 @@ tm_marker_cb(void *arg, int status, int kind)
 	struct tm_sess *s = arg;
 
 	if (++s->markers == 1)
-		s->t_ready = tm_now();
+		s->t_ready = bu_now();
 	if (s->on_mark)
 		s->on_mark(s, status);
 	return 0;
@@ -311,7 +219,7 @@ tm_setup(struct tm_sess *s)
 	    "unset PS0; PS1=; PS2=; set +o history +o vi +o emacs +H; "
 	    "__swx_k=0; PROMPT_COMMAND='" TM_PROMPT_COMMAND "'", tm_check_fn,
 	    s->token) < 0) {
-		s->tm->errors++;
+		s->tm->run.errors++;
 		return;
 	}
 	tm_send(s, script, 0);
@@ -357,7 +265,7 @@ tm_pane_new(struct tmb *tm, int pane, int idx)
 	if (pane >= tm->npanes) {
 		cap = pane * 2 + 16;
 		if ((n = realloc(tm->panes, (size_t)cap * sizeof *n)) == NULL) {
-			tm->errors++;
+			tm->run.errors++;
 			return;
 		}
 		memset(n + tm->npanes, 0, (size_t)(cap - tm->npanes) * sizeof *n);
@@ -379,7 +287,7 @@ tm_line(struct tm_conn *c, char *l, size_t n)
 	enum tm_act a = TM_ACT_NONE;
 
 	if (tm->debug)
-		fprintf(stderr, "%.6f [%d] %.200s\n", tm_now(), c->idx, l);
+		fprintf(stderr, "%.6f [%d] %.200s\n", bu_now(), c->idx, l);
 	if (strncmp(l, "%begin ", 7) == 0) {
 		c->in_block = 1;
 		return;
@@ -387,10 +295,10 @@ tm_line(struct tm_conn *c, char *l, size_t n)
 	if (strncmp(l, "%end ", 5) == 0 || strncmp(l, "%error ", 7) == 0) {
 		c->in_block = 0;
 		if (l[1] == 'e' && l[2] == 'r')
-			tm->errors++;
+			tm->run.errors++;
 		if (c->t_first == 0) {
-			c->t_first = tm_now();
-			tm_done(tm);
+			c->t_first = bu_now();
+			bu_run_done(&tm->run);
 			return;
 		}
 		if (c->acts_len > 0) {
@@ -399,7 +307,7 @@ tm_line(struct tm_conn *c, char *l, size_t n)
 			c->acts_len--;
 		}
 		if (a == TM_ACT_DONE || (a == TM_ACT_WAITED && l[2] == 'r'))
-			tm_done(tm);
+			bu_run_done(&tm->run);
 		return;
 	}
 	if (c->in_block) {
@@ -413,7 +321,7 @@ tm_line(struct tm_conn *c, char *l, size_t n)
 		} else if (isdigit((unsigned char)l[0]))
 			tm->server = (pid_t)atol(l);
 		else
-			fprintf(stderr, "bench-tmux: tmux says: %s\n", l);
+			bu_diag("tmux says: %s", l);
 		return;
 	}
 	if (strncmp(l, "%output %", 9) == 0) {
@@ -438,12 +346,11 @@ tm_read(struct tm_conn *c, int max)
 		event_del(&c->ev_slow);
 		c->gone = 1;
 		/* A lost client answers nothing more: end the wait now. */
-		if (c->tm->pending > 0) {
-			fprintf(stderr, "bench-tmux: control client %d lost\n",
-			    c->idx);
-			c->tm->errors += (unsigned)c->tm->pending;
-			c->tm->pending = 0;
-			event_base_loopbreak(c->tm->base);
+		if (c->tm->run.pending > 0) {
+			bu_diag("control client %d lost", c->idx);
+			c->tm->run.errors += (unsigned long)c->tm->run.pending;
+			c->tm->run.pending = 0;
+			event_base_loopbreak(c->tm->run.base);
 		}
 	}
 	while ((l = evbuffer_readln(c->rbuf, &n, EVBUFFER_EOL_LF)) != NULL) {
@@ -484,7 +391,7 @@ tm_environ(struct tmb *tm, char **home)
 		    strncmp(environ[i], "PROMPT_COMMAND=", 15) != 0 &&
 		    strncmp(environ[i], "SHELL=", 6) != 0)
 			env[k++] = environ[i];
-	if (asprintf(home, "HOME=%s", tm->dir) < 0) {
+	if (asprintf(home, "HOME=%s", tm->dir.home) < 0) {
 		free(env);
 		return NULL;
 	}
@@ -518,7 +425,7 @@ tm_conn_new(struct tmb *tm, int idx)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-	c->t_spawn = tm_now();
+	c->t_spawn = bu_now();
 	e = posix_spawnp(&c->pid, "tmux", &fa, NULL, argv, env);
 	posix_spawn_file_actions_destroy(&fa);
 	free(home);
@@ -533,18 +440,18 @@ tm_conn_new(struct tmb *tm, int idx)
 	c->out = pout[0];
 	evutil_make_socket_nonblocking(c->in);
 	evutil_make_socket_nonblocking(c->out);
-	event_assign(&c->ev_read, tm->base, c->out, EV_READ | EV_PERSIST,
+	event_assign(&c->ev_read, tm->run.base, c->out, EV_READ | EV_PERSIST,
 	    tm_read_cb, c);
-	event_assign(&c->ev_write, tm->base, c->in, EV_WRITE | EV_PERSIST,
+	event_assign(&c->ev_write, tm->run.base, c->in, EV_WRITE | EV_PERSIST,
 	    tm_write_cb, c);
-	event_assign(&c->ev_slow, tm->base, -1, EV_PERSIST, tm_slow_cb, c);
+	event_assign(&c->ev_slow, tm->run.base, -1, EV_PERSIST, tm_slow_cb, c);
 	event_add(&c->ev_read, NULL);
-	tm->pending++;
+	tm->run.pending++;
 	return c;
 
 fail:
-	perror("bench-tmux: control client");
-	tm->errors++;
+	bu_diag("control client: %s", strerror(errno));
+	tm->run.errors++;
 	if (pin[0] >= 0) {
 		close(pin[0]);
 		close(pin[1]);
@@ -578,15 +485,15 @@ tm_start(struct tmb *tm, int k)
 		if ((tm->conns[i] = tm_conn_new(tm, i)) == NULL)
 			return -1;
 		tm->nconns++;
-		tm_run(tm);
+		bu_run_wait(&tm->run);
 		if (tm->conns[i]->t_first == 0)
 			return -1;
 	}
 	evbuffer_add_printf(tm->conns[0]->wbuf, "display-message -p \"#{pid}\"\n");
 	tm_expect(tm->conns[0], TM_ACT_DONE);
-	tm->pending++;
+	tm->run.pending++;
 	tm_flush(tm->conns[0]);
-	tm_run(tm);
+	bu_run_wait(&tm->run);
 	return tm->server > 0 ? 0 : -1;
 }
 
@@ -629,7 +536,7 @@ tm_stop(struct tmb *tm)
 		pfd.fd = pidfd;
 		pfd.events = POLLIN;
 		if (poll(&pfd, 1, 10000) != 1) {
-			fprintf(stderr, "bench-tmux: server ignored SIGTERM\n");
+			bu_diag("server ignored SIGTERM");
 			kill(tm->server, SIGKILL);
 			poll(&pfd, 1, 10000);
 		}
@@ -652,14 +559,14 @@ static void
 tm_ready_mark(struct tm_sess *s, int status)
 {
 	if (s->markers == 1)
-		tm_done(s->tm);
+		bu_run_done(&s->tm->run);
 }
 
 /* Count the next prompt as the end of what we waited for. */
 static void
 tm_wait_mark(struct tm_sess *s, int status)
 {
-	tm_done(s->tm);
+	bu_run_done(&s->tm->run);
 }
 
 /* Record a command's latency and send the next one, or finish. */
@@ -667,18 +574,18 @@ static void
 tm_step_mark(struct tm_sess *s, int status)
 {
 	if (s->markers == 1) {
-		tm_done(s->tm);
+		bu_run_done(&s->tm->run);
 		return;
 	}
-	tm_lat_add(s->tm, tm_now() - s->t0);
+	bu_lat_add(&s->tm->run, &s->tm->lat, bu_now() - s->t0);
 	/* "echo hi" must print exactly "hi\n": else the scheme is broken. */
 	if (status != 0 || (s->tm->expect > 0 && s->out != s->tm->expect))
-		s->tm->errors++;
+		s->tm->run.errors++;
 	s->out = 0;
 	if (--s->left > 0)
 		tm_send(s, s->tm->cmd, 1);
 	else
-		tm_done(s->tm);
+		bu_run_done(&s->tm->run);
 }
 
 /* Ask for a new window on connection c; it is set up when tmux answers. */
@@ -699,7 +606,7 @@ tm_sess_new(struct tmb *tm, struct tm_conn *c, void (*on_mark)(struct tm_sess *,
 	if ((s = calloc(1, sizeof *s)) == NULL ||
 	    getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
 		free(s);
-		tm->errors++;
+		tm->run.errors++;
 		return NULL;
 	}
 	for (i = 0; i < sizeof r; i++) {
@@ -712,12 +619,12 @@ tm_sess_new(struct tmb *tm, struct tm_conn *c, void (*on_mark)(struct tm_sess *,
 	s->idx = tm->nsess;
 	s->pane = -1;
 	s->on_mark = on_mark;
-	s->t_start = tm_now();
+	s->t_start = bu_now();
 	tm->sess[tm->nsess++] = s;
 	evbuffer_add_printf(c->wbuf, "new-window -d -P -F \"#{pane_id} w%d\" "
 	    "\"" TM_BASH "\"\n", s->idx);
 	tm_expect(c, TM_ACT_WAITED);
-	tm->pending++;
+	tm->run.pending++;
 	tm_flush(c);
 	return s;
 }
@@ -732,7 +639,7 @@ tm_sess_close(struct tm_sess *s, int done)
 		evbuffer_add_printf(c->wbuf, "kill-pane -t %%%d\n", s->pane);
 		tm_expect(c, done ? TM_ACT_DONE : TM_ACT_NONE);
 		if (done)
-			s->tm->pending++;
+			s->tm->run.pending++;
 		tm_flush(c);
 		s->tm->panes[s->pane] = NULL;
 	}
@@ -748,14 +655,14 @@ tm_open(struct tmb *tm, int n)
 
 	for (i = 0; i < n; i++)
 		tm_sess_new(tm, tm->conns[i % tm->nconns], tm_step_mark);
-	tm_run(tm);
+	bu_run_wait(&tm->run);
 }
 
 /* Run m commands in sessions [from, to) at once; return the elapsed time. */
 static double
 tm_steps(struct tmb *tm, int from, int to, int m, const char *cmd)
 {
-	double t = tm_now();
+	double t = bu_now();
 	int i;
 
 	tm->cmd = cmd;
@@ -768,71 +675,11 @@ tm_steps(struct tmb *tm, int from, int to, int m, const char *cmd)
 		s->on_mark = tm_step_mark;
 		s->left = m;
 		s->out = 0;
-		tm->pending++;
+		tm->run.pending++;
 		tm_send(s, cmd, 1);
 	}
-	tm_run(tm);
-	return tm_now() - t;
-}
-
-/* Read a number from a /proc/PID/status line such as "VmRSS:". */
-static long
-tm_status_kb(pid_t pid, const char *key)
-{
-	char path[64], line[256];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (strncmp(line, key, strlen(key)) == 0)
-			v = atol(line + strlen(key));
-	fclose(f);
-	return v;
-}
-
-/* Count a process's open fds. */
-static int
-tm_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *d;
-	DIR *dir;
-	int n = 0;
-
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	if ((dir = opendir(path)) == NULL)
-		return -1;
-	while ((d = readdir(dir)) != NULL)
-		if (d->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
-}
-
-/* Return a process's user+system CPU time in seconds. */
-static double
-tm_cpu(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* Fields 14 and 15, counted after the ")" that ends the name. */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-	    &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	bu_run_wait(&tm->run);
+	return bu_now() - t;
 }
 
 /* Scenario echo: round trips of "echo hi" on one idle session. */
@@ -840,36 +687,37 @@ static void
 tm_echo(struct tmb *tm)
 {
 	tm_open(tm, 1);
-	tm_steps(tm, 0, 1, tm->iterations, "echo hi");
-	tm_emit_lat(tm, "", "");
+	tm_steps(tm, 0, 1, tm->o.iterations, "echo hi");
+	bu_lat_report(&tm->lat, tm->o.scenario, "", "");
 }
 
 /* Scenario create: a window until its first command can run; then close. */
 static void
 tm_create(struct tmb *tm)
 {
-	const char *param = tm->rc ? "rc" : "";
+	const char *param = tm->o.rc ? "rc" : "";
 	struct tm_sess *s;
 	double *closing, t;
 	int i;
 
-	if ((closing = calloc((size_t)tm->iterations, sizeof *closing)) == NULL)
+	closing = calloc((size_t)tm->o.iterations, sizeof *closing);
+	if (closing == NULL)
 		return;
-	for (i = 0; i < tm->iterations; i++) {
+	for (i = 0; i < tm->o.iterations; i++) {
 		if ((s = tm_sess_new(tm, tm->conns[0], tm_ready_mark)) == NULL)
 			break;
-		tm_run(tm);
+		bu_run_wait(&tm->run);
 		if (s->t_ready > 0)
-			tm_lat_add(tm, s->t_ready - s->t_start);
-		t = tm_now();
+			bu_lat_add(&tm->run, &tm->lat, s->t_ready - s->t_start);
+		t = bu_now();
 		tm_sess_close(s, 1);
-		tm_run(tm);
-		closing[i] = tm_now() - t;
+		bu_run_wait(&tm->run);
+		closing[i] = bu_now() - t;
 	}
-	tm_emit_lat(tm, param, "");
-	for (i = 0; i < tm->iterations; i++)
-		tm_lat_add(tm, closing[i]);
-	tm_emit_lat(tm, param, "close_");
+	bu_lat_report(&tm->lat, tm->o.scenario, param, "");
+	for (i = 0; i < tm->o.iterations; i++)
+		bu_lat_add(&tm->run, &tm->lat, closing[i]);
+	bu_lat_report(&tm->lat, tm->o.scenario, param, "close_");
 	free(closing);
 }
 
@@ -880,15 +728,16 @@ tm_concurrent(struct tmb *tm)
 	char param[48];
 	double t;
 
-	tm_open(tm, tm->sessions);
-	t = tm_steps(tm, 0, tm->nsess, tm->iterations, "echo hi");
+	tm_open(tm, tm->o.sessions);
+	t = tm_steps(tm, 0, tm->nsess, tm->o.iterations, "echo hi");
 	if (tm->nconns > 1)
-		snprintf(param, sizeof param, "n=%d;conns=%d", tm->sessions, tm->nconns);
+		snprintf(param, sizeof param, "n=%ld;conns=%d", tm->o.sessions,
+		    tm->nconns);
 	else
-		snprintf(param, sizeof param, "n=%d", tm->sessions);
-	printf("tmux,concurrent,%s,cmds_per_s,%.1f,1/s\n", param,
-	    t > 0 ? (double)tm->nlat / t : 0);
-	tm_emit_lat(tm, param, "");
+		snprintf(param, sizeof param, "n=%ld", tm->o.sessions);
+	bu_metric("concurrent", param, "cmds_per_s",
+	    t > 0 ? (double)tm->lat.n / t : 0, "1/s");
+	bu_lat_report(&tm->lat, tm->o.scenario, param, "");
 }
 
 /* Scenario hol: B's echo latency idle, behind A's sleep, behind A's stream. */
@@ -902,27 +751,27 @@ tm_hol(struct tmb *tm)
 	/* A on its own client (conns[1]), which later reads slowly; B on conns[0]. */
 	tm_sess_new(tm, tm->conns[1], tm_step_mark);
 	tm_sess_new(tm, tm->conns[0], tm_step_mark);
-	tm_run(tm);
+	bu_run_wait(&tm->run);
 	a = tm->sess[0];
-	tm_steps(tm, 1, 2, tm->iterations, "echo hi");
-	tm_emit_lat(tm, "", "idle_");
+	tm_steps(tm, 1, 2, tm->o.iterations, "echo hi");
+	bu_lat_report(&tm->lat, tm->o.scenario, "", "idle_");
 
 	tm_send(a, "sleep 5", 1);
 	a->on_mark = NULL;
-	tm_steps(tm, 1, 2, tm->iterations, "echo hi");
-	tm_emit_lat(tm, "", "sleep_");
+	tm_steps(tm, 1, 2, tm->o.iterations, "echo hi");
+	bu_lat_report(&tm->lat, tm->o.scenario, "", "sleep_");
 	a->on_mark = tm_wait_mark;
-	tm->pending++;
-	tm_run(tm);
+	tm->run.pending++;
+	bu_run_wait(&tm->run);
 
 	a->on_mark = NULL;
 	snprintf(stream, sizeof stream, "head -c %lld /dev/zero | tr '\\0' x",
-	    tm->bytes > 0 ? tm->bytes : 1073741824LL);
+	    tm->o.bytes > 0 ? tm->o.bytes : 1073741824LL);
 	tm_send(a, stream, 1);
 	event_del(&a->conn->ev_read);
 	event_add(&a->conn->ev_slow, &tv);
-	tm_steps(tm, 1, 2, tm->iterations, "echo hi");
-	tm_emit_lat(tm, "", "stream_");
+	tm_steps(tm, 1, 2, tm->o.iterations, "echo hi");
+	bu_lat_report(&tm->lat, tm->o.scenario, "", "stream_");
 }
 
 /* Run one command in session 0 and print its output rate. */
@@ -934,22 +783,21 @@ tm_rate(struct tmb *tm, const char *cmd, const char *param)
 
 	s->on_mark = tm_wait_mark;
 	s->out = 0;
-	tm->pending++;
+	tm->run.pending++;
 	tm_send(s, cmd, 1);
-	t = tm_now();
-	tm_run(tm);
-	t = tm_now() - t;
-	printf("tmux,throughput,%s,mb_per_s,%.1f,MB/s\n", param,
-	    t > 0 ? (double)s->out / 1e6 / t : 0);
-	printf("tmux,throughput,%s,bytes,%llu,B\n", param,
-	    (unsigned long long)s->out);
+	t = bu_now();
+	bu_run_wait(&tm->run);
+	t = bu_now() - t;
+	bu_metric("throughput", param, "mb_per_s",
+	    t > 0 ? (double)s->out / 1e6 / t : 0, "MB/s");
+	bu_count("throughput", param, "bytes", (long long)s->out, "B");
 }
 
 /* Scenario throughput: B bytes of 'x', then seq 1 2000000, through one window. */
 static void
 tm_throughput(struct tmb *tm)
 {
-	long long b = tm->bytes > 0 ? tm->bytes : 200000000LL;
+	long long b = tm->o.bytes > 0 ? tm->o.bytes : 200000000LL;
 	char cmd[96], param[48];
 
 	tm_open(tm, 1);
@@ -963,9 +811,12 @@ tm_throughput(struct tmb *tm)
 static void
 tm_cost_point(struct tmb *tm, int n)
 {
-	printf("tmux,cost,sessions=%d,rss,%.1f,MiB\n", n,
-	    (double)tm_status_kb(tm->server, "VmRSS:") / 1024.0);
-	printf("tmux,cost,sessions=%d,fds,%d,1\n", n, tm_fds(tm->server));
+	char param[32];
+
+	snprintf(param, sizeof param, "sessions=%d", n);
+	bu_metric("cost", param, "rss", (double)bu_rss_kib(tm->server) / 1024.0,
+	    "MiB");
+	bu_count("cost", param, "fds", bu_fds(tm->server), "1");
 }
 
 /* Scenario cost: RSS and fds at 0, 100, 1000 windows; CPU per command. */
@@ -980,7 +831,8 @@ tm_cost(struct tmb *tm)
 
 	tm_cost_point(tm, 0);
 	for (i = 0; i < sizeof points / sizeof points[0]; i++) {
-		n = points[i] < tm->sessions ? points[i] : tm->sessions;
+		n = points[i] < tm->o.sessions ? points[i] :
+		    (int)tm->o.sessions;
 		if (n <= done)
 			break;
 		tm_open(tm, n - done);
@@ -988,125 +840,55 @@ tm_cost(struct tmb *tm)
 		tm_cost_point(tm, n);
 	}
 	/* CPU of the server over a concurrent run in every open window. */
-	cpu = tm_cpu(tm->server);
-	t = tm_steps(tm, 0, tm->nsess, tm->iterations, "echo hi");
-	cpu = tm_cpu(tm->server) - cpu;
+	cpu = bu_cpu(tm->server);
+	t = tm_steps(tm, 0, tm->nsess, tm->o.iterations, "echo hi");
+	cpu = bu_cpu(tm->server) - cpu;
 	snprintf(param, sizeof param, "n=%d", done);
-	if (tm->nlat > 0)
-		printf("tmux,cost,%s,cpu_per_cmd,%.1f,us\n", param,
-		    cpu * 1e6 / (double)tm->nlat);
-	printf("tmux,cost,%s,cmds_per_s,%.1f,1/s\n", param,
-	    t > 0 ? (double)tm->nlat / t : 0);
-	tm->nlat = 0;
+	if (tm->lat.n > 0)
+		bu_metric("cost", param, "cpu_per_cmd",
+		    cpu * 1e6 / (double)tm->lat.n, "us");
+	bu_metric("cost", param, "cmds_per_s",
+	    t > 0 ? (double)tm->lat.n / t : 0, "1/s");
+	tm->lat.n = 0;
 }
 
-/* Write the small ~/.bashrc that --rc sources. */
-static int
-tm_write_rc(struct tmb *tm)
-{
-	char path[96];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/.bashrc", tm->dir);
-	if ((f = fopen(path, "w")) == NULL)
-		return -1;
-	fputs("# a few lines, like a user's\nexport EDITOR=vi\n"
-	    "alias ll='ls -l'\nHISTSIZE=1000\numask 022\n"
-	    "[ -d \"$HOME/bin\" ] && PATH=\"$HOME/bin:$PATH\"\n", f);
-	return fclose(f) == 0 ? 0 : -1;
-}
-
-/* Remove the private directory: HOME and the socket. */
-static void
-tm_rm_dir(struct tmb *tm)
-{
-	static const char *files[] = { ".bashrc", ".bash_history", "s" };
-	char path[96];
-	size_t i;
-
-	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
-		snprintf(path, sizeof path, "%s/%s", tm->dir, files[i]);
-		unlink(path);
-	}
-	rmdir(tm->dir);
-}
-
-/* Print usage and fail. */
-static int
-tm_usage(void)
-{
-	fprintf(stderr, "usage: bench-tmux --scenario echo|create|concurrent|"
-	    "hol|throughput|cost|startup [--sessions N] [--iterations M] "
-	    "[--connections K] [--rc] [--bytes B] [--socket PATH] "
-	    "[--daemon PATH]\n");
-	return 1;
-}
-
+/* Parse the options, start tmux, run one scenario, stop tmux, clean up. */
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "scenario", required_argument, NULL, 's' },
-		{ "sessions", required_argument, NULL, 'n' },
-		{ "iterations", required_argument, NULL, 'm' },
-		{ "connections", required_argument, NULL, 'k' },
-		{ "rc", no_argument, NULL, 'r' },
-		{ "bytes", required_argument, NULL, 'b' },
-		{ "socket", required_argument, NULL, 'S' },
-		{ "daemon", required_argument, NULL, 'd' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct tmb tm = { .sessions = 10, .iterations = 100, .connections = 1 };
-	struct timeval dl = { TM_DEADLINE, 0 };
+	struct tmb tm = { .o.sessions = 10, .o.iterations = 100,
+	    .o.connections = 1, .o.timeout = BU_DEFAULT_TIMEOUT };
 	const char *sc;
 	int c, k, r = 0;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': tm.scenario = optarg; break;
-		case 'n': tm.sessions = atoi(optarg); break;
-		case 'm': tm.iterations = atoi(optarg); break;
-		case 'k': tm.connections = atoi(optarg); break;
-		case 'r': tm.rc = 1; break;
-		case 'b': tm.bytes = atoll(optarg); break;
-		case 'S': case 'd': break; /* tmux gets its own private socket */
-		default: return tm_usage();
-		}
+	bu_init("tmux", BU_STYLE_FLOOR);
+	/* --socket and --daemon are accepted and ignored: tmux gets its own. */
+	if (bu_parse(&tm.o, argc, argv) < 0 || tm.o.sessions < 1 ||
+	    tm.o.iterations < 1 || tm.o.connections < 1) {
+		bu_usage("echo|create|concurrent|hol|throughput|cost|startup");
+		return 1;
 	}
-	if ((sc = tm.scenario) == NULL || tm.sessions < 1 ||
-	    tm.iterations < 1 || tm.connections < 1)
-		return tm_usage();
+	sc = tm.o.scenario;
 	tm.debug = getenv("BENCH_DEBUG") != NULL;
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(tm.dir, sizeof tm.dir, "/tmp/bench-tmux.XXXXXX");
-	if (mkdtemp(tm.dir) == NULL) {
-		perror("bench-tmux: mkdtemp");
+	if (bu_dir_make(&tm.dir, tm.o.rc) < 0)
+		return 1;
+	snprintf(tm.sock, sizeof tm.sock, "%s/s", tm.dir.path);
+	/* A signal ends the run like the deadline: tmux is still stopped. */
+	if (bu_run_init(&tm.run, tm.o.timeout) < 0) {
+		bu_dir_remove(&tm.dir);
+		bu_diag("cannot set up");
 		return 1;
 	}
-	snprintf(tm.sock, sizeof tm.sock, "%s/s", tm.dir);
-	if ((tm.rc && tm_write_rc(&tm) < 0) ||
-	    (tm.base = event_base_new()) == NULL) {
-		tm_rm_dir(&tm);
-		fprintf(stderr, "bench-tmux: cannot set up\n");
-		return 1;
-	}
-	evtimer_assign(&tm.ev_deadline, tm.base, tm_deadline_cb, &tm);
-	evtimer_add(&tm.ev_deadline, &dl);
-	/* A signal ends the run the same way, so that tmux is still stopped. */
-	evsignal_assign(&tm.ev_int, tm.base, SIGINT, tm_deadline_cb, &tm);
-	evsignal_assign(&tm.ev_term, tm.base, SIGTERM, tm_deadline_cb, &tm);
-	evsignal_add(&tm.ev_int, NULL);
-	evsignal_add(&tm.ev_term, NULL);
 
 	/* hol needs a second client for A; concurrent may ask for K. */
 	k = strcmp(sc, "hol") == 0 ? 2 :
-	    strcmp(sc, "concurrent") == 0 ? tm.connections : 1;
+	    strcmp(sc, "concurrent") == 0 ? (int)tm.o.connections : 1;
 	if (tm_start(&tm, k) < 0) {
-		fprintf(stderr, "bench-tmux: tmux did not start\n");
+		bu_diag("tmux did not start");
 		r = -1;
 	} else if (strcmp(sc, "startup") == 0) {
-		printf("tmux,startup,,first_reply,%.1f,us\n",
-		    (tm.conns[0]->t_first - tm.conns[0]->t_spawn) * 1e6);
+		bu_metric("startup", "", "first_reply",
+		    (tm.conns[0]->t_first - tm.conns[0]->t_spawn) * 1e6, "us");
 	} else if (strcmp(sc, "echo") == 0)
 		tm_echo(&tm);
 	else if (strcmp(sc, "create") == 0)
@@ -1120,20 +902,17 @@ main(int argc, char **argv)
 	else if (strcmp(sc, "cost") == 0)
 		tm_cost(&tm);
 	else {
-		fprintf(stderr, "bench-tmux: unknown scenario '%s'\n", sc);
+		bu_diag("unknown scenario '%s'", sc);
 		r = -1;
 	}
-	printf("tmux,%s,,errors,%u,count\n", sc, tm.errors);
+	bu_count(sc, "", "errors", (long long)tm.run.errors, "count");
 	tm_stop(&tm);
 	for (c = 0; c < tm.nsess; c++)
 		free(tm.sess[c]);
 	free(tm.sess);
 	free(tm.panes);
-	free(tm.lat);
-	event_del(&tm.ev_deadline);
-	event_del(&tm.ev_int);
-	event_del(&tm.ev_term);
-	event_base_free(tm.base);
-	tm_rm_dir(&tm);
+	bu_lat_free(&tm.lat);
+	bu_run_free(&tm.run);
+	bu_dir_remove(&tm.dir);
 	return r < 0 ? 1 : 0;
 }
