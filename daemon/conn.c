@@ -41,8 +41,16 @@
 #include "tls.h"
 #include "wire.h"
 
-/* Stop reading requests while this much output waits for a slow reader. */
-#define CONN_OUT_HIGH (8u * 1024 * 1024)
+/*
+ * Output waiting for a slow reader: at CONN_OUT_HIGH its producers (a
+ * streaming command, a download) stop and the connection's requests wait;
+ * at CONN_OUT_LOW the producers go on, before the socket runs dry. Small
+ * enough that a slow reader's refill is a short burst of work, which is
+ * what its neighbours feel (the hol benchmark); the socket buffer holds
+ * about as much again.
+ */
+#define CONN_OUT_HIGH (1024u * 1024)
+#define CONN_OUT_LOW (256u * 1024)
 /* Requests handled per read callback before yielding to other peers. */
 #define CONN_REQS_PER_EVENT 64
 /* Largest frame before the Hello: a Hello with a token fits easily. */
@@ -228,6 +236,9 @@ conn_flush(struct conn *c)
 	}
 	if (evbuffer_get_length(c->out) > 0) {
 		event_add(&c->ev_write, NULL);
+		if (c->n_backlog > 0 &&
+		    evbuffer_get_length(c->out) <= CONN_OUT_LOW)
+			conn_resume(c);
 		return;
 	}
 	event_del(&c->ev_write);
@@ -809,14 +820,19 @@ conn_bev_read_cb(struct bufferevent *bev, void *arg)
 	conn_process(arg);
 }
 
-/* TLS: the output buffer is empty. */
+/* TLS: the output fell to the low watermark (or is empty). */
 static void
 conn_bev_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (!c->dead)
+	if (c->dead)
+		return;
+	/* Called at the low watermark: empty, or producers may go on. */
+	if (evbuffer_get_length(c->out) == 0)
 		conn_drained(c);
+	else
+		conn_resume(c);
 }
 
 /* TLS: handshake done, or the peer is gone. */
@@ -869,6 +885,7 @@ conn_tls_setup(struct conn *c)
 	    conn_bev_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0,
 	    CONN_PREAUTH_FRAME + WIRE_HEADER_LEN);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_LOW, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return 0;
 }
