@@ -30,8 +30,6 @@
 #include "filter.h"
 
 #define FL_READ_SIZE 65536
-#define FL_SLOW_CHUNK 4096      /* the slow client reads this much ... */
-#define FL_SLOW_EVERY 0.01      /* ... this often (about 400 KB/s) */
 
 #define FL_PROMPT_COMMAND \
 	"printf \"@swx%.32s:%%s:%%s;\" \"$?\" \"${__swx_k:-0}\"; PS1="
@@ -168,7 +166,7 @@ fl_read_cb(evutil_socket_t fd, short what, void *arg)
 static void
 fl_slow_cb(evutil_socket_t fd, short what, void *arg)
 {
-	fl_read(arg, FL_SLOW_CHUNK);
+	fl_read(arg, BU_SLOW_CHUNK);
 }
 
 /* Build bash's environment: ours, with the marker prompt and a private HOME. */
@@ -506,7 +504,7 @@ fl_hol(struct fl *fl)
 	    fl->o.bytes > 0 ? fl->o.bytes : 1073741824LL);
 	fl_send(v[0], stream, 1);
 	{
-		struct timeval tv = { 0, (suseconds_t)(FL_SLOW_EVERY * 1e6) };
+		struct timeval tv = { 0, BU_SLOW_EVERY_US };
 
 		event_add(&v[0]->ev_slow, &tv);
 	}
@@ -565,7 +563,7 @@ main(int argc, char **argv)
 	const char *sc;
 	int r;
 
-	bu_init("floor", BU_STYLE_FLOOR);
+	bu_init("floor");
 	/* --socket and --daemon are accepted and ignored: no daemon here. */
 	if (bu_parse(&fl.o, argc, argv) < 0 || fl.o.sessions < 1 ||
 	    fl.o.iterations < 1) {

@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "bench-relay.h"
 #include "bench-util.h"
 #include "swerex.h"
 
@@ -206,14 +207,14 @@ bench_stop_daemon(struct bench *b)
 
 /* Connect one event-driven client to the daemon on our base. */
 static struct swerex_client *
-bench_connect(struct bench *b, struct event_base *base)
+bench_connect_to(struct bench *b, struct event_base *base, const char *url)
 {
 	struct swerex_connect_opts o;
 	struct swerex_client *c = NULL;
 	struct swerex_error *e = NULL;
 
 	swerex_connect_opts_init(&o);
-	o.url = b->url;
+	o.url = url;
 	o.client_name = "bench-swerexd";
 	o.base = base;
 	o.keepalive = -1;
@@ -223,6 +224,13 @@ bench_connect(struct bench *b, struct event_base *base)
 		return NULL;
 	}
 	return c;
+}
+
+/* Connect a client to the daemon on base. */
+static struct swerex_client *
+bench_connect(struct bench *b, struct event_base *base)
+{
+	return bench_connect_to(b, base, b->url);
 }
 
 /* A create_session reply. */
@@ -544,29 +552,22 @@ bench_long_reply(struct swerex_client *c, const struct swerex_reply *r,
 	bu_run_done(&s->b->run);
 }
 
-/* Let the slow client read what has come: it drains once per tick only. */
-static void
-bench_slow_pump(evutil_socket_t fd, short what, void *arg)
-{
-	event_base_loop(arg, EVLOOP_NONBLOCK);
-}
-
 /*
  * Scenario hol: B's echo latency idle, while A runs `sleep 5`, and while A
- * streams --bytes of output to a client that reads only every 20 ms.
+ * streams --bytes of output to a client that reads slowly: through a relay
+ * that takes the daemon's output at the floor's slow-client rate.
  */
 static int
 bench_hol(struct bench *b, struct swerex_client *c)
 {
 	long m = b->o.iterations ? b->o.iterations : 1000;
 	long long bytes = b->o.bytes ? b->o.bytes : 1LL << 30;
-	struct timeval tick = { 0, 20000 };
-	struct event_base *slow_base = NULL;
 	struct swerex_client *slow = NULL;
+	struct relay *relay = NULL;
+	char relay_path[100], relay_url[110];
 	struct swerex_create_opts co;
 	struct swerex_run_opts ro;
 	struct swerex_error *e = NULL;
-	struct event *pump = NULL;
 	struct bench_sess *ss;
 	char cmd[128];
 	int rc = -1;
@@ -599,11 +600,23 @@ bench_hol(struct bench *b, struct swerex_client *c)
 	bu_run_wait(&b->run);
 	bu_lat_report(&b->lat, "hol", "", "sleep_");
 
-	/* The slow reader has its own connection and base, pumped by a timer. */
-	slow_base = event_base_new();
-	if (slow_base == NULL)
+	/*
+	 * The slow reader: its own connection, through the relay. libswerex
+	 * reads all the socket holds, so slowing its loop down would not do.
+	 */
+	if (strncmp(b->url, "unix:", 5) != 0) {
+		bu_diag("hol: the slow reader needs a unix: daemon address");
 		goto fail;
-	slow = bench_connect(b, slow_base);
+	}
+	snprintf(relay_path, sizeof relay_path, "%s/slow.sock", b->dir.path);
+	snprintf(relay_url, sizeof relay_url, "unix:%s", relay_path);
+	relay = relay_new(relay_path, b->url + 5,
+	    BU_SLOW_CHUNK * (1000000 / BU_SLOW_EVERY_US), BU_SLOW_CHUNK);
+	if (relay == NULL) {
+		bu_diag("hol: cannot start the relay: %s", strerror(errno));
+		goto fail;
+	}
+	slow = bench_connect_to(b, b->run.base, relay_url);
 	if (slow == NULL)
 		goto fail;
 	ss[2].c = slow;
@@ -619,10 +632,6 @@ bench_hol(struct bench *b, struct swerex_client *c)
 	ro.max_output = 1 << 20;
 	if (swerex_submit_run(slow, &ro, true, bench_long_reply, &ss[2],
 	    &e) == 0)
-		goto fail;
-	pump = event_new(b->run.base, -1, EV_PERSIST, bench_slow_pump,
-	    slow_base);
-	if (pump == NULL || event_add(pump, &tick) < 0)
 		goto fail;
 	/* B starts once output flows. */
 	while (ss[2].bytes == 0 && !ss[2].done && !b->run.aborted)
@@ -643,8 +652,6 @@ fail:
 		bench_error(b, "hol", e);
 		swerex_error_free(e);
 	}
-	if (pump != NULL)
-		event_free(pump);
 	/* Freeing the slow client fails its stream; close its session too. */
 	if (slow != NULL) {
 		/* Its callback runs once more (DISCONNECTED) and counts down. */
@@ -653,8 +660,7 @@ fail:
 		swerex_client_free(slow);
 		ss[2].c = c;
 	}
-	if (slow_base != NULL)
-		event_base_free(slow_base);
+	relay_free(relay);
 	b->run.pending = 0;
 	bench_close(b, ss, 3);
 	bench_report_errors(b, "hol", "");
@@ -788,7 +794,7 @@ main(int argc, char **argv)
 
 	memset(&b, 0, sizeof b);
 	b.o.timeout = BU_DEFAULT_TIMEOUT;
-	bu_init("swerexd", BU_STYLE_SWEREXD);
+	bu_init("swerexd");
 	if (bu_parse(&b.o, argc, argv) < 0) {
 		bu_usage("echo|create|concurrent|hol|throughput|cost|startup");
 		return 2;

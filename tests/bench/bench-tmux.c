@@ -32,8 +32,6 @@
 #include "bench-util.h"
 #include "filter.h"
 
-#define TM_SLOW_CHUNK 4096      /* the slow client reads this much ... */
-#define TM_SLOW_EVERY 10000     /* ... every this many µs */
 #define TM_BASH "bash --norc --noprofile --noediting -i"
 
 #define TM_PROMPT_COMMAND \
@@ -370,7 +368,7 @@ tm_read_cb(evutil_socket_t fd, short what, void *arg)
 static void
 tm_slow_cb(evutil_socket_t fd, short what, void *arg)
 {
-	tm_read(arg, TM_SLOW_CHUNK);
+	tm_read(arg, BU_SLOW_CHUNK);
 }
 
 /* Build the environment for tmux: ours, with a private HOME, outside tmux. */
@@ -744,7 +742,7 @@ tm_concurrent(struct tmb *tm)
 static void
 tm_hol(struct tmb *tm)
 {
-	struct timeval tv = { 0, TM_SLOW_EVERY };
+	struct timeval tv = { 0, BU_SLOW_EVERY_US };
 	char stream[96];
 	struct tm_sess *a;
 
@@ -861,7 +859,7 @@ main(int argc, char **argv)
 	const char *sc;
 	int c, k, r = 0;
 
-	bu_init("tmux", BU_STYLE_FLOOR);
+	bu_init("tmux");
 	/* --socket and --daemon are accepted and ignored: tmux gets its own. */
 	if (bu_parse(&tm.o, argc, argv) < 0 || tm.o.sessions < 1 ||
 	    tm.o.iterations < 1 || tm.o.connections < 1) {

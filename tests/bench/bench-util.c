@@ -22,9 +22,8 @@
 
 #include "bench-util.h"
 
-/* The driver's name in the CSV ("floor") and how it prints numbers. */
+/* The driver's name in the CSV ("floor"). */
 static const char *bu_impl = "?";
-static enum bu_style bu_style = BU_STYLE_FLOOR;
 
 /* The ~/.bashrc that --rc sessions source: a few lines, like a user's. */
 static const char bu_bashrc[] =
@@ -45,12 +44,11 @@ bu_raise_nofile(void)
 		bu_diag("cannot raise RLIMIT_NOFILE: %s", strerror(errno));
 }
 
-/* Set up the process for driver impl: its name, output style and limits. */
+/* Set up the process for driver impl: its name and limits. */
 void
-bu_init(const char *impl, enum bu_style style)
+bu_init(const char *impl)
 {
 	bu_impl = impl;
-	bu_style = style;
 	/* A peer that goes away is an error to count, not a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
 	bu_raise_nofile();
@@ -84,8 +82,8 @@ void
 bu_metric(const char *scenario, const char *param, const char *metric,
     double value, const char *unit)
 {
-	printf("%s,%s,%s,%s,%.*f,%s\n", bu_impl, scenario, param, metric,
-	    bu_style == BU_STYLE_FLOOR ? 1 : 3, value, unit);
+	printf("%s,%s,%s,%s,%.3f,%s\n", bu_impl, scenario, param, metric,
+	    value, unit);
 	fflush(stdout);
 }
 
@@ -94,10 +92,6 @@ void
 bu_count(const char *scenario, const char *param, const char *metric,
     long long value, const char *unit)
 {
-	if (bu_style != BU_STYLE_FLOOR) {
-		bu_metric(scenario, param, metric, (double)value, unit);
-		return;
-	}
 	printf("%s,%s,%s,%s,%lld,%s\n", bu_impl, scenario, param, metric,
 	    value, unit);
 	fflush(stdout);
@@ -132,14 +126,15 @@ bu_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Return the q-quantile of sorted, non-empty samples in the driver's way. */
+/*
+ * Return the q-quantile of sorted, non-empty samples, the same way for
+ * every driver so that their ratios compare like with like.
+ */
 static double
 bu_quantile(const struct bu_lat *l, double q)
 {
 	size_t i;
 
-	if (bu_style == BU_STYLE_FLOOR)
-		return l->v[(size_t)(q * (double)(l->n - 1) + 0.5)];
 	/* Nearest rank: the smallest sample with a fraction q at or below. */
 	i = (size_t)ceil(q * (double)l->n);
 	if (i > 0)
@@ -154,15 +149,14 @@ void
 bu_lat_report(struct bu_lat *l, const char *scenario, const char *param,
     const char *prefix)
 {
-	double p50 = 0, p99 = 0;
+	double p50, p99;
 	char m[64];
 
-	if (l->n > 0) {
-		qsort(l->v, l->n, sizeof *l->v, bu_cmp);
-		p50 = bu_quantile(l, 0.50);
-		p99 = bu_quantile(l, 0.99);
-	} else if (bu_style != BU_STYLE_FLOOR)
+	if (l->n == 0)
 		return;
+	qsort(l->v, l->n, sizeof *l->v, bu_cmp);
+	p50 = bu_quantile(l, 0.50);
+	p99 = bu_quantile(l, 0.99);
 	snprintf(m, sizeof m, "%sp50", prefix);
 	bu_metric(scenario, param, m, p50, "us");
 	snprintf(m, sizeof m, "%sp99", prefix);

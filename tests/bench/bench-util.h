@@ -17,18 +17,6 @@
 /* Every run ends within this many seconds unless --timeout says otherwise. */
 #define BU_DEFAULT_TIMEOUT 600
 
-/*
- * How a driver prints values and quantiles. The drivers printed them in two
- * ways before they shared this module; both are kept so that moving here
- * changed no number. FLOOR: one decimal, quantile at the rounded index
- * q(n-1), p50/p99 of no samples printed as 0. SWEREXD: three decimals,
- * nearest-rank quantile, no p50/p99 line without samples.
- */
-enum bu_style {
-	BU_STYLE_FLOOR,
-	BU_STYLE_SWEREXD,
-};
-
 /* The command line every driver takes (see tests/bench/run.sh). */
 struct bu_opts {
 	const char *scenario;
@@ -62,13 +50,20 @@ struct bu_run {
 	double timeout;
 };
 
+/*
+ * The slow client of the hol scenario, the same for every driver: it takes
+ * BU_SLOW_CHUNK bytes every BU_SLOW_EVERY_US µs (about 400 KB/s).
+ */
+#define BU_SLOW_CHUNK 4096
+#define BU_SLOW_EVERY_US 10000
+
 /* The private temp dir; HOME is its "home" subdirectory. */
 struct bu_dir {
 	char path[64];
 	char home[80];
 };
 
-void bu_init(const char *impl, enum bu_style style);
+void bu_init(const char *impl);
 double bu_now(void);
 void bu_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
