@@ -2144,7 +2144,8 @@ main(int argc, char **argv)
 			cli.reconnect = true;
 			break;
 		case 'V':
-			printf("swerex %s\n", SWEREX_VERSION);
+			printf("swerex %s (protocol %d)\n", SWEREX_VERSION,
+			    SWEREX_PROTOCOL_VERSION);
 			status = 0;
 			goto out;
 		case 'h':

@@ -72,6 +72,10 @@ static const char tunnel_main_usage[] =
 "      --ready-fd N           write \"LISTEN=<address>\\n\" for each bound\n"
 "                             address, then \"READY=1\\n\" to fd N and close it\n"
 "      --log-level LEVEL      error, warn, info (default) or debug\n"
+"      --log-target TARGET    stderr (default; without timestamps and with\n"
+"                             <N> priority prefixes when stderr is the\n"
+"                             journal, per $JOURNAL_STREAM) or syslog\n"
+"                             (syslog(3), facility daemon)\n"
 "  -h, --help                 show this help and exit\n"
 "  -V, --version              show the version and exit\n"
 "\n"
@@ -622,7 +626,7 @@ main(int argc, char **argv)
 {
 	enum { O_CA = 256, O_SERVER_NAME, O_CERT, O_KEY, O_CLIENT_CA,
 	    O_TOKEN_FILE, O_TOKEN, O_INSECURE, O_AUTH_TIMEOUT, O_CONNECT_TIMEOUT,
-	    O_KEEPALIVE, O_MAX_CONNS, O_READY_FD, O_LOG_LEVEL };
+	    O_KEEPALIVE, O_MAX_CONNS, O_READY_FD, O_LOG_LEVEL, O_LOG_TARGET };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -641,11 +645,13 @@ main(int argc, char **argv)
 		{ "max-connections", required_argument, NULL, O_MAX_CONNS },
 		{ "ready-fd", required_argument, NULL, O_READY_FD },
 		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+		{ "log-target", required_argument, NULL, O_LOG_TARGET },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static struct tunnel t;
+	enum log_target target = LOG_TARGET_STDERR;
 	int ch, r, level;
 
 	log_set_ident("swerex-tunnel");
@@ -718,6 +724,12 @@ main(int argc, char **argv)
 				    "'%s'", optarg);
 			log_set_level((enum log_level)level);
 			break;
+		case O_LOG_TARGET:
+			if ((r = log_parse_target(optarg)) < 0)
+				tunnel_main_usage_error("--log-target: unknown "
+				    "target '%s' (stderr or syslog)", optarg);
+			target = (enum log_target)r;
+			break;
 		case 'h':
 			fputs(tunnel_main_usage, stdout);
 			return 0;
@@ -739,6 +751,7 @@ main(int argc, char **argv)
 		tunnel_main_free(&t);
 		return 1;
 	}
+	log_open(target);
 	r = tunnel_main_init(&t);
 	if (r == 0) {
 		tunnel_main_ready(&t);

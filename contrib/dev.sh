@@ -13,8 +13,10 @@ cd "$top"
 pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
       ninja-build pkg-config gcc libc6-dev python3 bash procps less openssl)
 # Only the tests need these: file and readelf for the static binary, a
-# private sshd (the system's ssh service is never used), socket activation.
-test_pkgs=(file binutils openssh-client openssh-server systemd)
+# private sshd (the system's ssh service is never used), socket activation,
+# groff for the man pages, unshare for the syslog test.
+test_pkgs=(file binutils openssh-client openssh-server systemd groff-base
+           util-linux)
 # Only the benchmarks need these: the tmux peer and the plot.
 bench_pkgs=(tmux gnuplot-nox)
 

@@ -2,7 +2,7 @@
 # Make a CA, a server certificate, a client certificate and a token for a
 # quick swerexd TLS set-up (openssl CLI only).
 #
-#   contrib/swerex-certs.sh DIR [options]
+#   swerex-certs DIR [options]    (contrib/swerex-certs.sh in the source tree)
 #     --name NAME     add NAME (a host name or an IP address) to the server
 #                     certificate; repeatable (always: localhost, 127.0.0.1, ::1)
 #     --days N        validity in days (default 825)

@@ -1,10 +1,13 @@
-/* Levelled logging to stderr (swerexd and swerex-tunnel share it). */
+/* Levelled logging to stderr or syslog (swerexd and swerex-tunnel share it). */
 #ifndef SWEREXD_LOG_H
 #define SWEREXD_LOG_H
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
 
 int log_parse_level(const char *s);
+int log_parse_target(const char *s);
+void log_open(enum log_target target);
 void log_set_level(enum log_level level);
 void log_set_ident(const char *ident);
 int log_enabled(enum log_level level);

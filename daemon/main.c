@@ -50,6 +50,10 @@ static const char usage_text[] =
 "      --ready-fd N         once serving, write a line LISTEN=ADDR per\n"
 "                           listener, then READY=1, to fd N and close it\n"
 "      --log-level LEVEL    error, warn, info (default) or debug\n"
+"      --log-target TARGET  stderr (default; without timestamps and with\n"
+"                           <N> priority prefixes when stderr is the\n"
+"                           journal, per $JOURNAL_STREAM) or syslog\n"
+"                           (syslog(3), facility daemon)\n"
 "  -h, --help               show this help and exit\n"
 "  -V, --version            show the version and exit\n"
 "\n"
@@ -111,7 +115,7 @@ main(int argc, char **argv)
 	enum { O_MAX_SESSIONS = 256, O_MAX_CONNS, O_MAX_FRAME, O_MAX_OUTPUT,
 	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
 	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
-	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT };
+	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -121,6 +125,7 @@ main(int argc, char **argv)
 		{ "kill-grace", required_argument, NULL, O_KILL_GRACE },
 		{ "ready-fd", required_argument, NULL, O_READY_FD },
 		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+		{ "log-target", required_argument, NULL, O_LOG_TARGET },
 		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
 		{ "tls-key", required_argument, NULL, O_TLS_KEY },
 		{ "tls-client-ca", required_argument, NULL, O_TLS_CLIENT_CA },
@@ -136,6 +141,7 @@ main(int argc, char **argv)
 	};
 	struct server srv;
 	char *def = NULL, *end;
+	enum log_target target = LOG_TARGET_STDERR;
 	int c, r, level;
 
 	memset(&srv, 0, sizeof srv);
@@ -188,6 +194,14 @@ main(int argc, char **argv)
 				return 2;
 			}
 			log_set_level((enum log_level)level);
+			break;
+		case O_LOG_TARGET:
+			if ((r = log_parse_target(optarg)) < 0) {
+				fprintf(stderr, "swerexd: --log-target: unknown "
+				    "target '%s' (stderr or syslog)\n", optarg);
+				return 2;
+			}
+			target = (enum log_target)r;
 			break;
 		case O_TLS_CERT:
 			srv.cfg.tls_cert = optarg;
@@ -246,6 +260,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "swerexd: --tls-cert and --tls-key go together\n");
 		return 2;
 	}
+	log_open(target);
 	if (srv.cfg.n_listen == 0 && !main_activated()) {
 		def = server_default_socket();
 		if (def == NULL)

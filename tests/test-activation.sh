@@ -174,15 +174,17 @@ t_sd_term() {
 
 t_units_verify() {
 	# The shipped units load cleanly (no unknown keys, bad specifiers or
-	# missing binaries): checked as user units, with ExecStart pointed at
-	# the built swerexd since /usr/local/sbin/swerexd may not exist.
+	# missing binaries): checked as user units, made from the .in sources
+	# with ExecStart pointed at the built swerexd, since the installed one
+	# may not exist (test-install.sh checks the installed units).
 	local u units=$here/../contrib/systemd
 	command -v systemd-analyze >/dev/null || {
 		echo "# systemd-analyze missing: apt-get install systemd"
 		return 1; }
 	mkdir -m 700 "$d/units" "$d/units-xdg" || return 1
 	for u in swerexd.service swerexd.socket swerexd-tls.service; do
-		sed "s|/usr/local/sbin/swerexd|$SWEREXD|" "$units/$u" \
+		sed -e "s|@sbindir@/swerexd|$SWEREXD|" \
+		    -e "s|@userunitdir@|~/.config/systemd/user|" "$units/$u.in" \
 		    >"$d/units/$u" || return 1
 	done
 	(cd "$d/units" && XDG_RUNTIME_DIR=$d/units-xdg systemd-analyze verify \
