@@ -32,6 +32,7 @@
 #include "server.h"
 
 #define EXEC_DRAIN 1.0          /* seconds to wait for EOF after the exit */
+#define EXEC_FINISH_READS 64    /* at the drain deadline: what the pipe holds */
 #define EXEC_READ_SIZE 65536
 
 extern char **environ;
@@ -179,22 +180,20 @@ exec_check_done(struct exec_job *j)
 		server_timer_add(&j->ev_timer, EXEC_DRAIN);
 }
 
-/* Read a pipe; EOF closes it. */
-static void
-exec_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Read a pipe once; return what read() did (EOF and errors close it). */
+static ssize_t
+exec_pipe_read(struct exec_pipe *p)
 {
 	static char buf[EXEC_READ_SIZE];
-	struct exec_pipe *p = arg;
 	struct exec_job *j = p->job;
 	ssize_t n;
 
-	n = read(fd, buf, sizeof buf);
+	n = read(p->fd, buf, sizeof buf);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return n;
 	if (n <= 0) {
 		exec_pipe_close(p);
-		exec_check_done(j);
-		return;
+		return n;
 	}
 	if (capture_append(&p->cap, buf, (size_t)n) < 0)
 		log_error("execute: out of memory for output");
@@ -207,6 +206,33 @@ exec_read_cb(evutil_socket_t fd, short what, void *arg)
 				event_del(&j->err.ev);
 		}
 	}
+	return n;
+}
+
+/* Read a pipe; EOF closes it. */
+static void
+exec_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exec_pipe *p = arg;
+
+	if (exec_pipe_read(p) <= 0 && p->fd < 0)
+		exec_check_done(p->job);
+}
+
+/*
+ * Take what a pipe already holds, then close it. The drain deadline may
+ * fire in the same loop pass as the pipe's readiness (a loop held up by
+ * other work): what the program wrote before it exited is never dropped.
+ */
+static void
+exec_pipe_finish(struct exec_pipe *p)
+{
+	int i;
+
+	for (i = 0; i < EXEC_FINISH_READS && p->fd >= 0; i++)
+		if (exec_pipe_read(p) <= 0)
+			break;
+	exec_pipe_close(p);
 }
 
 /* Feed the given stdin bytes, then close stdin. */
@@ -231,8 +257,8 @@ exec_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct exec_job *j = arg;
 
 	if (j->reaped) {
-		exec_pipe_close(&j->out);
-		exec_pipe_close(&j->err);
+		exec_pipe_finish(&j->out);
+		exec_pipe_finish(&j->err);
 		exec_finish(j);
 		return;
 	}

@@ -645,6 +645,12 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	char t[32];
 	const char *extra[3] = { "timeout", t, NULL };
 
+	/*
+	 * What the terminal already holds may end the wait: a loop held up by
+	 * other work sees the deadline in the same pass as the pty's readiness,
+	 * and possibly first (epoll hands over a batch of fds at a time).
+	 */
+	session_catch_up(s);
 	if (w->req == NULL && w->type != SESSION_WAIT_CREATE)
 		return;
 	switch (w->type) {
