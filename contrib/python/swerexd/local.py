@@ -85,6 +85,7 @@ class LocalDaemon:
         self.socket = ""
         self.url = ""
         self.log = ""
+        self.listen: list[str] = []     # every listener's address, real ports
         self.proc: Optional[subprocess.Popen] = None
         self._finalizer: Any = None
         self._runtime: Any = None
@@ -147,6 +148,8 @@ class LocalDaemon:
                 raise exc.SwerexConnectionError(
                     f"swerexd exited during start-up (status {status}){self._log_tail()}")
             got += chunk
+        self.listen = [line[7:].decode() for line in got.splitlines()
+                       if line.startswith(b"LISTEN=")]
 
     def _log_tail(self) -> str:
         """Give the end of the daemon's log for an error message."""
