@@ -52,7 +52,8 @@ def find_swerexd() -> str:
     raise FileNotFoundError("swerexd not found: set $SWEREXD, put it on PATH, or build it")
 
 
-def _stop(pid: int, proc: subprocess.Popen, tmp: str, timeout: float) -> None:
+def _stop(pid: int, proc: subprocess.Popen, tmp: str, timeout: float,
+          before_removal: Any = None) -> None:
     """Stop the daemon by pid and remove its directory (also at exit)."""
     if proc.returncode is None:
         try:
@@ -63,6 +64,8 @@ def _stop(pid: int, proc: subprocess.Popen, tmp: str, timeout: float) -> None:
             proc.wait()
         except ProcessLookupError:
             proc.wait()
+    if before_removal is not None:
+        before_removal()
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -86,6 +89,7 @@ class LocalDaemon:
         self.url = ""
         self.log = ""
         self.listen: list[str] = []     # every listener's address, real ports
+        self.exit_log = ""              # its log's end, if it exited with an error
         self.proc: Optional[subprocess.Popen] = None
         self._finalizer: Any = None
         self._runtime: Any = None
@@ -163,10 +167,18 @@ class LocalDaemon:
         return f"; its log ends:\n{tail}" if tail else ""
 
     def stop(self) -> None:
-        """Stop the daemon (by its pid) and remove its directory."""
-        if self._finalizer is not None:
-            self._finalizer()
-            self._finalizer = None
+        """Stop the daemon (by its pid) and remove its directory. If it did
+        not exit with status 0, the end of its log is kept in self.exit_log."""
+        if self._finalizer is None or not self._finalizer.alive:
+            return
+        _, _, (pid, proc, tmp, timeout), _ = self._finalizer.detach()
+        self._finalizer = None
+        _stop(pid, proc, tmp, timeout, lambda: self._keep_log(proc))
+
+    def _keep_log(self, proc: subprocess.Popen) -> None:
+        """Keep the log's end of a daemon that exited with an error."""
+        if proc.returncode != 0:
+            self.exit_log = self._log_tail()
 
     def __enter__(self) -> SyncRuntime:
         self.start()

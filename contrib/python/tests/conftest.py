@@ -33,11 +33,22 @@ def pytest_pyfunc_call(pyfuncitem):
 
 @pytest.fixture(scope="session")
 def daemon():
-    """One private swerexd for the tests that need nothing special."""
+    """One private swerexd for the tests that need nothing special; it must
+    exit cleanly (status 0: no sanitizer report) when stopped."""
     d = swerexd.local()
     d.start()
     yield d
     d.stop()
+    assert d.proc.returncode == 0, f"swerexd exited with {d.proc.returncode}:\n{d.exit_log}"
+
+
+@pytest.fixture
+def diag(request):
+    """Add TAP comment lines ("# ..."), printed before the test's TAP line
+    (output during the test itself is captured)."""
+    def write(text):
+        _tap["diag"].setdefault(request.node.nodeid, []).extend(text.splitlines())
+    return write
 
 
 @pytest.fixture
@@ -61,7 +72,7 @@ def tmp(tmp_path):
 
 # TAP ---------------------------------------------------------------------
 
-_tap = {"n": 0, "failed": {}, "skipped": {}}
+_tap = {"n": 0, "failed": {}, "skipped": {}, "diag": {}}
 
 
 def _write(config, line):
@@ -107,6 +118,8 @@ def pytest_runtest_logfinish(nodeid, location):
         line = f"not ok {n} - python {module}: {title} # skipped: {_tap['skipped'][nodeid]}"
     else:
         line = f"ok {n} - python {module}: {title}"
+    for d in _tap["diag"].pop(nodeid, []):
+        _write(_config, "# " + d)
     _write(_config, line)
 
 

@@ -11,7 +11,7 @@ from swerexd import (
 N = 300
 
 
-async def test_gather_300_sessions(url, name):
+async def test_gather_300_sessions(url, name, diag):
     names = [f"{name}-{i}" for i in range(N)]
     async with Runtime(url) as rt:
         t0 = time.monotonic()
@@ -27,8 +27,8 @@ async def test_gather_300_sessions(url, name):
         t3 = time.monotonic()
         await asyncio.gather(*(rt.close_session(CloseBashSessionRequest(session=n)) for n in names))
         t4 = time.monotonic()
-        print(f"\n# {N} sessions over one connection: create {t1 - t0:.3f} s, "
-              f"run {t2 - t1:.3f} s, run again {t3 - t2:.3f} s, close {t4 - t3:.3f} s")
+        diag(f"{N} sessions over one connection: create {t1 - t0:.3f} s, "
+             f"run {t2 - t1:.3f} s, run again {t3 - t2:.3f} s, close {t4 - t3:.3f} s")
         left = {s.name for s in await rt.list_sessions()}
         assert not left & set(names)
 
