@@ -224,20 +224,8 @@ class Connection:
         """Connect and shake hands within timeout; give the streams and resumed."""
         t = self.target
         try:
-            async with asyncio.timeout(timeout) if hasattr(asyncio, "timeout") else _nulltimeout():
-                if t.kind == "unix":
-                    r, w = await asyncio.open_unix_connection(t.path, limit=1 << 20)
-                else:
-                    r, w = await asyncio.open_connection(
-                        t.host, t.port, limit=1 << 20, ssl=self.ssl,
-                        server_hostname=(self.server_name or t.host) if self.ssl else None)
-                    _tune_tcp(w, self.keepalive)
-                try:
-                    resumed = await self._hello(r, w)
-                except BaseException:
-                    w.close()
-                    raise
-        except (TimeoutError, asyncio.TimeoutError):
+            return await asyncio.wait_for(self._open_now(), timeout)
+        except asyncio.TimeoutError:
             raise exc.SwerexConnectionError(
                 f"swerexd at {t.addr} did not answer the handshake in time") from None
         except ssl.SSLError as e:
@@ -247,7 +235,22 @@ class Connection:
                 raise
             raise exc.SwerexConnectionError(
                 f"cannot connect to swerexd at {t.addr}: {e.strerror or e}") from None
-        return r, w, resumed
+
+    async def _open_now(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """Connect and shake hands (see _open)."""
+        t = self.target
+        if t.kind == "unix":
+            r, w = await asyncio.open_unix_connection(t.path, limit=1 << 20)
+        else:
+            r, w = await asyncio.open_connection(
+                t.host, t.port, limit=1 << 20, ssl=self.ssl,
+                server_hostname=(self.server_name or t.host) if self.ssl else None)
+            _tune_tcp(w, self.keepalive)
+        try:
+            return r, w, await self._hello(r, w)
+        except BaseException:
+            w.close()
+            raise
 
     async def _hello(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> bool:
         """Send Hello, wait for its answer; return HelloResponse.resumed."""
@@ -565,16 +568,6 @@ class Connection:
                 await w.wait_closed()
             except (ConnectionError, OSError, ssl.SSLError):
                 pass
-
-
-class _nulltimeout:
-    """asyncio.timeout's stand-in before Python 3.11 (no timeout)."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *a: Any) -> None:
-        return None
 
 
 def _tune_tcp(w: asyncio.StreamWriter, keepalive: float) -> None:
