@@ -30,12 +30,13 @@ class SyncRuntime:
     """A blocking swerexd client; takes Runtime's arguments."""
 
     def __init__(self, *args: Any, **kwargs: Any):
+        # First, so that bad arguments raise before a thread exists.
+        self.runtime = Runtime(*args, **kwargs)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="swerexd-client", daemon=True)
         self._thread.start()
         self._closed = False
-        self.runtime = Runtime(*args, **kwargs)
 
     def _call(self, coro: Any) -> Any:
         """Run a coroutine on the private loop and wait for its result."""

@@ -1,6 +1,5 @@
 """Streaming: output arrives while the command runs."""
 
-import asyncio
 import os
 
 import pytest
