@@ -199,7 +199,7 @@ class Connection:
         self.server_name = server_name
         self.client_name = client_name
         self.connect_timeout = connect_timeout or CONNECT_TIMEOUT
-        self.keepalive = keepalive or KEEPALIVE
+        self.keepalive = keepalive or KEEPALIVE     # < 0: no pings
         self.reconnect = reconnect
         self.reconnect_timeout = reconnect_timeout or RECONNECT_TIMEOUT
         self.identity = os.urandom(16) if reconnect else b""
@@ -302,7 +302,8 @@ class Connection:
         self._attach(r, w)
         self.connected.set_result(None)
         self.connected = None
-        self._spawn(self._keepalive())
+        if self.keepalive > 0:
+            self._spawn(self._keepalive())
 
     def _spawn(self, coro: Any) -> None:
         """Run a task of the connection's, forgetting those that ended."""

@@ -93,8 +93,10 @@ class Runtime:
     default socket. token (alias auth_token, SWE-ReX's name) or token_file:
     required by TCP listeners; default $SWEREX_TOKEN, else the file named by
     $SWEREX_TOKEN_FILE. ca, cert, key, server_name: TLS (defaults
-    $SWEREX_CA, $SWEREX_CERT, $SWEREX_KEY, the URL's host). reconnect: on a
-    lost connection, reconnect and resume pending requests (see connection.py).
+    $SWEREX_CA, $SWEREX_CERT, $SWEREX_KEY, the URL's host). keepalive: ping
+    after this many quiet seconds, give the connection up after twice as
+    many (< 0: never). reconnect: on a lost connection, reconnect and resume
+    pending requests (see connection.py).
     """
 
     def __init__(self, url: Optional[str] = None, token: Optional[str] = None,
