@@ -11,12 +11,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
-      ninja-build pkg-config gcc libc6-dev python3 bash procps less openssl)
+      ninja-build pkg-config gcc libc6-dev python3 bash procps less openssl
+      protobuf-compiler python3-protobuf)
 # Only the tests need these: file and readelf for the static binary, a
 # private sshd (the system's ssh service is never used), socket activation,
-# groff for the man pages, unshare for the syslog test.
+# groff for the man pages, unshare for the syslog test, the Python client's
+# tests.
 test_pkgs=(file binutils openssh-client openssh-server systemd groff-base
-           util-linux)
+           util-linux python3-pytest)
 # Only the benchmarks need these: the tmux peer and the plot.
 bench_pkgs=(tmux gnuplot-nox)
 

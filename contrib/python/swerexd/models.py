@@ -1,0 +1,257 @@
+"""Requests and responses, named and shaped like SWE-ReX's runtime models.
+
+Plain dataclasses (no pydantic): the class names, field names and defaults
+are SWE-ReX's (swerex.runtime.abstract), so code written against SWE-ReX's
+AbstractRuntime builds the same objects. Fields that only swerexd has come
+after SWE-ReX's and have defaults, so positional use stays compatible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+__all__ = [
+    "IsAliveResponse",
+    "CreateBashSessionRequest", "CreateSessionRequest",
+    "CreateBashSessionResponse", "CreateSessionResponse",
+    "BashAction", "BashInterruptAction", "Action",
+    "BashObservation", "Observation",
+    "CloseBashSessionRequest", "CloseSessionRequest",
+    "CloseBashSessionResponse", "CloseSessionResponse",
+    "Command", "CommandResponse",
+    "ReadFileRequest", "ReadFileResponse",
+    "WriteFileRequest", "WriteFileResponse",
+    "UploadRequest", "UploadResponse",
+    "DownloadRequest", "DownloadResponse",
+    "SessionInfo", "CloseResponse",
+]
+
+
+@dataclass
+class IsAliveResponse:
+    """Whether the daemon answers; bool() of it is is_alive."""
+
+    is_alive: bool
+    message: str = ""
+
+    def __bool__(self) -> bool:
+        return self.is_alive
+
+
+@dataclass
+class CreateBashSessionRequest:
+    """Start a bash session (SWE-ReX's, same fields).
+
+    startup_timeout: seconds for the rc and startup_source files. SWE-ReX's
+    default is 1.0; here None leaves it to the daemon (10 s), since many
+    sessions started at once on a busy machine can take longer than 1 s.
+    """
+
+    startup_source: list[str] = field(default_factory=list)
+    session: str = "default"
+    session_type: Literal["bash"] = "bash"
+    startup_timeout: Optional[float] = None
+
+
+CreateSessionRequest = CreateBashSessionRequest
+
+
+@dataclass
+class CreateBashSessionResponse:
+    """What the rc and startup files printed."""
+
+    output: str = ""
+    session_type: Literal["bash"] = "bash"
+
+
+CreateSessionResponse = CreateBashSessionResponse
+
+
+@dataclass
+class BashAction:
+    """Run a command in a session (SWE-ReX's BashAction).
+
+    check: "raise" (a non-zero exit raises NonZeroExitCodeError), "silent"
+    (the observation carries the exit code) or "ignore" (no exit code).
+    max_output (swerexd): output cap in bytes; None is the daemon's default.
+    """
+
+    command: str
+    session: str = "default"
+    timeout: Optional[float] = None
+    is_interactive_command: bool = False
+    is_interactive_quit: bool = False
+    check: Literal["silent", "raise", "ignore"] = "raise"
+    error_msg: str = ""
+    expect: list[str] = field(default_factory=list)
+    action_type: Literal["bash"] = "bash"
+    max_output: Optional[int] = None
+
+
+@dataclass
+class BashInterruptAction:
+    """Interrupt what runs in a session: SIGINT n_retry times, timeout apart."""
+
+    session: str = "default"
+    timeout: float = 0.2
+    n_retry: int = 3
+    expect: list[str] = field(default_factory=list)
+    action_type: Literal["bash_interrupt"] = "bash_interrupt"
+
+
+Action = Union[BashAction, BashInterruptAction]
+
+
+@dataclass
+class BashObservation:
+    """What a command printed and how it ended (SWE-ReX's BashObservation).
+
+    swerexd adds: truncated (the output exceeded the cap, head and tail
+    kept), output_bytes (bytes printed before truncation) and carried_over
+    (leading bytes of output printed after an earlier observation ended, such
+    as a timed-out command's late output).
+    """
+
+    output: str = ""
+    exit_code: Optional[int] = None
+    failure_reason: str = ""
+    expect_string: str = ""
+    session_type: Literal["bash"] = "bash"
+    truncated: bool = False
+    output_bytes: int = 0
+    carried_over: int = 0
+
+
+Observation = BashObservation
+
+
+@dataclass
+class CloseBashSessionRequest:
+    session: str = "default"
+    session_type: Literal["bash"] = "bash"
+
+
+CloseSessionRequest = CloseBashSessionRequest
+
+
+@dataclass
+class CloseBashSessionResponse:
+    session_type: Literal["bash"] = "bash"
+
+
+CloseSessionResponse = CloseBashSessionResponse
+
+
+@dataclass
+class Command:
+    """A one-off command, like subprocess.run() (SWE-ReX's Command).
+
+    A list runs the program directly; a string needs shell=True. env, when
+    given, is the whole environment (as subprocess.run's env). stdin
+    (swerexd): bytes or str fed to the command; None gives /dev/null.
+    """
+
+    command: Union[str, list[str]]
+    timeout: Optional[float] = None
+    shell: bool = False
+    check: bool = False
+    error_msg: str = ""
+    env: Optional[dict[str, str]] = None
+    cwd: Optional[str] = None
+    merge_output_streams: bool = False
+    stdin: Union[bytes, str, None] = None
+    max_output: Optional[int] = None
+
+
+@dataclass
+class CommandResponse:
+    """What a one-off command printed and how it ended.
+
+    exit_code is None when a signal ended it (signal says which).
+    """
+
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: Optional[int] = None
+    signal: int = 0
+    failure_reason: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+
+@dataclass
+class ReadFileRequest:
+    """Read a file; encoding and errors as for Path.read_text()."""
+
+    path: str
+    encoding: Optional[str] = None
+    errors: Optional[str] = None
+
+
+@dataclass
+class ReadFileResponse:
+    content: str = ""
+
+
+@dataclass
+class WriteFileRequest:
+    """Replace a file atomically, creating missing parent directories.
+
+    content may be str (written as UTF-8) or bytes.
+    """
+
+    content: Union[str, bytes]
+    path: str
+    mode: Optional[int] = None
+
+
+@dataclass
+class WriteFileResponse:
+    bytes_written: int = 0
+
+
+@dataclass
+class UploadRequest:
+    """Copy a local file or directory to the daemon's host."""
+
+    source_path: str
+    target_path: str
+
+
+@dataclass
+class UploadResponse:
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class DownloadRequest:
+    """Copy a file or directory from the daemon's host (swerexd only)."""
+
+    source_path: str
+    target_path: str
+
+
+@dataclass
+class DownloadResponse:
+    is_directory: bool = False
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class SessionInfo:
+    """One session as list_sessions() reports it."""
+
+    name: str
+    pid: int
+    state: str            # "starting", "idle", "running", "dead"
+    created: float        # seconds since the epoch
+    last_command: str = ""
+    exit_status: int = 0  # raw wait status once dead
+
+
+@dataclass
+class CloseResponse:
+    pass

@@ -1,0 +1,310 @@
+"""Runtime: SWE-ReX's AbstractRuntime methods over one swerexd connection.
+
+Every method is a coroutine and any number may run at once (asyncio.gather
+over hundreds of sessions): they share one connection and are matched to
+their answers by request id. The connection opens on the first call (or
+connect(), or `async with`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import io
+import logging
+from typing import Any, Optional, Union
+
+from . import exceptions as exc
+from . import swerex_pb2 as pb
+from . import transfer
+from .connection import Connection, command_response_from, decode, observation_from
+from .models import (
+    BashAction, BashInterruptAction, BashObservation, CloseBashSessionRequest,
+    CloseBashSessionResponse, CloseResponse, Command, CommandResponse,
+    CreateBashSessionRequest, CreateBashSessionResponse, DownloadRequest,
+    DownloadResponse, IsAliveResponse, ReadFileRequest, ReadFileResponse,
+    SessionInfo, UploadRequest, UploadResponse, WriteFileRequest,
+    WriteFileResponse,
+)
+
+__all__ = ["Runtime", "Stream"]
+
+_CHECK = {"raise": pb.CHECK_RAISE, "silent": pb.CHECK_SILENT, "ignore": pb.CHECK_IGNORE}
+_STATE = {pb.SESSION_STATE_STARTING: "starting", pb.SESSION_STATE_IDLE: "idle",
+          pb.SESSION_STATE_RUNNING: "running", pb.SESSION_STATE_DEAD: "dead"}
+
+
+def _bash_action(action: BashAction, stream: bool = False) -> Any:
+    """Build the wire's BashAction."""
+    if action.check not in _CHECK:
+        raise ValueError(f"check must be 'raise', 'silent' or 'ignore', not {action.check!r}")
+    m = pb.BashAction(command=action.command, session=action.session,
+                      is_interactive_command=action.is_interactive_command,
+                      is_interactive_quit=action.is_interactive_quit,
+                      check=_CHECK[action.check], error_msg=action.error_msg,
+                      expect=list(action.expect), stream=stream)
+    if action.timeout is not None:
+        m.timeout = float(action.timeout)
+    if action.max_output is not None:
+        m.max_output = int(action.max_output)
+    return m
+
+
+def _execute_request(command: Command, stream: bool = False) -> Any:
+    """Build the wire's ExecuteRequest (subprocess.run's rules: a string
+    needs shell=True, a list runs without a shell)."""
+    m = pb.ExecuteRequest(shell=command.shell, check=command.check,
+                          error_msg=command.error_msg,
+                          merge_output_streams=command.merge_output_streams,
+                          cwd=command.cwd or "", stream=stream)
+    if command.shell:
+        if not isinstance(command.command, str):
+            raise ValueError("shell=True wants the command as one string")
+        m.command = command.command
+    elif isinstance(command.command, str):
+        # subprocess.run("prog") runs the program named so, without a shell.
+        m.argv.append(command.command)
+    else:
+        m.argv.extend(command.command)
+    if command.env is not None:
+        m.env.update(command.env)
+        m.replace_env = True
+    if command.timeout is not None:
+        m.timeout = float(command.timeout)
+    if command.stdin is not None:
+        m.stdin = command.stdin.encode() if isinstance(command.stdin, str) else bytes(command.stdin)
+    if command.max_output is not None:
+        m.max_output = int(command.max_output)
+    return m
+
+
+def _read_text(data: bytes, encoding: Optional[str], errors: Optional[str]) -> str:
+    """Decode a file's bytes exactly as Path.read_text() would (the locale's
+    encoding by default, universal newlines)."""
+    with io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors=errors) as f:
+        return f.read()
+
+
+class Runtime:
+    """A swerexd client with SWE-ReX's AbstractRuntime interface.
+
+    url: "unix:/path" or "/path", "tls://HOST:PORT", "tcp://HOST:PORT"
+    (loopback, --insecure daemons); None: $SWEREX_URL, else the daemon's
+    default socket. token (alias auth_token, SWE-ReX's name) or token_file:
+    required by TCP listeners; default $SWEREX_TOKEN, else the file named by
+    $SWEREX_TOKEN_FILE. ca, cert, key, server_name: TLS (defaults
+    $SWEREX_CA, $SWEREX_CERT, $SWEREX_KEY, the URL's host). keepalive: ping
+    after this many quiet seconds, give the connection up after twice as
+    many (< 0: never). reconnect: on a lost connection, reconnect and resume
+    pending requests (see connection.py).
+    """
+
+    def __init__(self, url: Optional[str] = None, token: Optional[str] = None,
+                 ca: Optional[str] = None, *, cert: Optional[str] = None,
+                 key: Optional[str] = None, server_name: Optional[str] = None,
+                 token_file: Optional[str] = None, auth_token: Optional[str] = None,
+                 client_name: str = "swerexd-python", connect_timeout: float = 10.0,
+                 keepalive: float = 10.0, reconnect: bool = True,
+                 reconnect_timeout: float = 30.0, logger: Optional[logging.Logger] = None):
+        self.logger = logger or logging.getLogger("swerexd")
+        self._conn = Connection(
+            url, token=token if token is not None else auth_token, token_file=token_file,
+            ca=ca, cert=cert, key=key, server_name=server_name, client_name=client_name,
+            connect_timeout=connect_timeout, keepalive=keepalive, reconnect=reconnect,
+            reconnect_timeout=reconnect_timeout)
+
+    async def __aenter__(self) -> "Runtime":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *a: Any) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Connect now rather than on the first call."""
+        await self._conn.connect()
+
+    @property
+    def daemon_version(self) -> str:
+        """The daemon's version from the handshake ("" before it)."""
+        return self._conn.daemon_version
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection was re-established."""
+        return self._conn.reconnects
+
+    async def is_alive(self, *, timeout: Optional[float] = None) -> IsAliveResponse:
+        """Ask whether the daemon answers; failures give is_alive=False and
+        the reason in message instead of raising (as SWE-ReX does)."""
+        try:
+            r = await asyncio.wait_for(self._conn.request("is_alive", pb.IsAliveRequest()), timeout)
+        except (exc.SwerexException, OSError, asyncio.TimeoutError, ValueError) as e:
+            return IsAliveResponse(is_alive=False, message=str(e) or type(e).__name__)
+        return IsAliveResponse(is_alive=r.is_alive, message=r.message)
+
+    async def wait_until_alive(self, *, timeout: float = 60.0) -> None:
+        """Wait until is_alive() answers yes, retrying; raise TimeoutError."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        delay = 0.05
+        while True:
+            r = await self.is_alive(timeout=max(0.01, end - loop.time()))
+            if r:
+                return
+            if loop.time() + delay >= end:
+                raise TimeoutError(f"swerexd not alive after {timeout:g} s: {r.message}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def create_session(self, request: CreateBashSessionRequest) -> CreateBashSessionResponse:
+        """Start a bash session; SessionExistsError if the name is taken."""
+        m = pb.CreateSessionRequest(session=request.session,
+                                    startup_source=list(request.startup_source))
+        if request.startup_timeout is not None:
+            m.startup_timeout = float(request.startup_timeout)
+        r = await self._conn.request("create_session", m)
+        return CreateBashSessionResponse(output=decode(r.output))
+
+    async def run_in_session(self, action: Union[BashAction, BashInterruptAction]) -> BashObservation:
+        """Run a command in a session, or interrupt what runs there.
+
+        Raises NonZeroExitCodeError (check="raise"), CommandTimeoutError,
+        BashIncorrectSyntaxError, SessionDoesNotExistError, SessionBusyError,
+        ...; e.observation holds the output so far."""
+        if isinstance(action, BashInterruptAction):
+            m = pb.BashInterruptAction(session=action.session, expect=list(action.expect))
+            if action.timeout is not None:
+                m.timeout = float(action.timeout)
+            if action.n_retry is not None:
+                m.n_retry = int(action.n_retry)
+            r = await self._conn.request("interrupt", m)
+        else:
+            r = await self._conn.request("run", _bash_action(action))
+        return observation_from(r)
+
+    def stream(self, action: Union[BashAction, Command]) -> "Stream":
+        """Run a command and yield its output (str) as it is printed:
+        `async for chunk in runtime.stream(BashAction(...))`. Afterwards
+        stream.observation (or stream.response for a Command) holds the
+        final result; errors are raised at the end of the iteration."""
+        return Stream(self._conn, action)
+
+    async def close_session(self, request: CloseBashSessionRequest) -> CloseBashSessionResponse:
+        """End a session and everything running in it."""
+        await self._conn.request("close_session", pb.CloseSessionRequest(session=request.session))
+        return CloseBashSessionResponse()
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        """List the daemon's sessions (of every client)."""
+        r = await self._conn.request("list_sessions", pb.ListSessionsRequest())
+        return [SessionInfo(name=s.name, pid=s.pid, state=_STATE.get(s.state, "unknown"),
+                            created=s.created, last_command=s.last_command,
+                            exit_status=s.exit_status) for s in r.sessions]
+
+    async def execute(self, command: Command) -> CommandResponse:
+        """Run a one-off command as subprocess.run() would, on the daemon's
+        host. check=True: a non-zero exit raises NonZeroExitCodeError (with
+        e.response); a timeout raises CommandTimeoutError."""
+        r = await self._conn.request("execute", _execute_request(command))
+        return command_response_from(r)
+
+    async def read_file(self, request: ReadFileRequest) -> ReadFileResponse:
+        """Read a text file (encoding and errors as for Path.read_text())."""
+        data = await self.read_bytes(request.path)
+        return ReadFileResponse(content=_read_text(data, request.encoding, request.errors))
+
+    async def read_bytes(self, path: str, offset: int = 0, length: Optional[int] = None) -> bytes:
+        """Read a file's bytes, or length bytes from offset."""
+        m = pb.ReadFileRequest(path=path, offset=offset)
+        if length is not None:
+            m.length = length
+        r = await self._conn.request("read_file", m)
+        return r.content
+
+    async def write_file(self, request: WriteFileRequest) -> WriteFileResponse:
+        """Replace a file atomically, creating missing parent directories."""
+        content = request.content
+        m = pb.WriteFileRequest(path=request.path,
+                                content=content.encode() if isinstance(content, str) else bytes(content))
+        if request.mode is not None:
+            m.mode = request.mode
+        r = await self._conn.request("write_file", m)
+        return WriteFileResponse(bytes_written=r.bytes_written)
+
+    async def upload(self, request: UploadRequest) -> UploadResponse:
+        """Copy a local file or directory tree to target_path on the daemon's
+        host; nothing appears there unless the whole transfer succeeds."""
+        return await transfer.upload(self._conn, request.source_path, request.target_path)
+
+    async def download(self, request: DownloadRequest) -> DownloadResponse:
+        """Copy a file or directory tree from the daemon's host to
+        target_path; a failed download leaves nothing behind."""
+        return await transfer.download(self._conn, request.source_path, request.target_path)
+
+    async def close(self) -> CloseResponse:
+        """Close the connection. Sessions live on in the daemon."""
+        await self._conn.close()
+        return CloseResponse()
+
+
+_END = object()
+
+
+class Stream:
+    """The output of a streamed BashAction or Command, as an async iterator."""
+
+    def __init__(self, conn: Connection, action: Union[BashAction, Command]):
+        self._conn = conn
+        self._action = action
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._pending: Any = None
+        self._decoders: dict[int, Any] = {}
+        self.observation: Optional[BashObservation] = None
+        self.response: Optional[CommandResponse] = None
+
+    def __aiter__(self) -> "Stream":
+        return self
+
+    def _part(self, chunk: Any) -> None:
+        """Queue a chunk's text; a UTF-8 character split between chunks is
+        decoded once it is whole."""
+        dec = self._decoders.get(chunk.stream)
+        if dec is None:
+            dec = self._decoders[chunk.stream] = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+        text = dec.decode(chunk.data)
+        if text:
+            self._queue.put_nowait(text)
+
+    async def _start(self) -> None:
+        """Send the request; its end is queued after its last chunk."""
+        if isinstance(self._action, Command):
+            body, msg = "execute", _execute_request(self._action, stream=True)
+        else:
+            body, msg = "run", _bash_action(self._action, stream=True)
+        self._pending = await self._conn.submit(body, msg, on_part=self._part)
+        self._pending.future.add_done_callback(lambda f: self._queue.put_nowait(_END))
+
+    async def __anext__(self) -> str:
+        if self._pending is None:
+            await self._start()
+        item = await self._queue.get()
+        if item is not _END:
+            return item
+        self._queue.put_nowait(_END)    # iterating again ends again
+        fut = self._pending.future
+        if fut.cancelled():
+            raise exc.DisconnectedError("the stream was cancelled")
+        e = fut.exception()
+        if e is not None:
+            raise e
+        if isinstance(self._action, Command):
+            self.response = command_response_from(fut.result())
+        else:
+            self.observation = observation_from(fut.result())
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop listening; the command itself runs on in the daemon."""
+        if self._pending is not None:
+            self._conn.pending.pop(self._pending.id, None)
