@@ -58,6 +58,9 @@ struct conn {
 	struct event ev_write;
 	struct event ev_more;     /* take the frames left by a yield */
 	struct event ev_auth;     /* Hello deadline, or a delayed refusal */
+	struct event ev_stuck;    /* output at its cap: the peer must read */
+	struct evbuffer_cb_entry *out_cb;  /* notes when the peer reads */
+	struct timeval drained_at;         /* last time output left c->out */
 	bool dead;      /* torn down; memory freed from the loop */
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, req) reqs;
@@ -72,6 +75,55 @@ struct conn {
 };
 
 static void conn_process(struct conn *c);
+static void conn_free(struct conn *c);
+
+/* Note the time whenever the peer takes some of its output. */
+static void
+conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+	    void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_deleted > 0)
+		event_base_gettimeofday_cached(c->srv->base, &c->drained_at);
+}
+
+/*
+ * Close a peer whose output has sat at its cap for --stuck-timeout without
+ * the peer reading any of it; one that reads a little is given more time.
+ */
+static void
+conn_stuck_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct timeval now, idle;
+	double waited;
+
+	if (evbuffer_get_length(c->out) < CONN_OUT_HIGH)
+		return;
+	event_base_gettimeofday_cached(c->srv->base, &now);
+	evutil_timersub(&now, &c->drained_at, &idle);
+	waited = (double)idle.tv_sec + idle.tv_usec / 1e6;
+	if (waited < c->srv->cfg.stuck_timeout) {
+		server_timer_add(&c->ev_stuck, c->srv->cfg.stuck_timeout - waited);
+		return;
+	}
+	log_warn("connection %u%s%s: read nothing of its %zu bytes of pending "
+	    "output for %g s; closing", c->id, *c->peer ? " " : "", c->peer,
+	    evbuffer_get_length(c->out), waited);
+	conn_free(c);
+}
+
+/* Start the stuck timer once output reaches its cap. */
+static void
+conn_check_stuck(struct conn *c)
+{
+	if (evbuffer_get_length(c->out) < CONN_OUT_HIGH ||
+	    evtimer_pending(&c->ev_stuck, NULL))
+		return;
+	event_base_gettimeofday_cached(c->srv->base, &c->drained_at);
+	server_timer_add(&c->ev_stuck, c->srv->cfg.stuck_timeout);
+}
 
 /* Free a torn-down connection's memory, outside of its own callbacks. */
 static void
@@ -169,6 +221,9 @@ conn_free(struct conn *c)
 	c->srv->n_conns--;
 	event_del(&c->ev_more);
 	event_del(&c->ev_auth);
+	event_del(&c->ev_stuck);
+	if (c->out_cb != NULL)
+		evbuffer_remove_cb_entry(c->out, c->out_cb);
 	if (c->bev != NULL) {
 		conn_discard_input(c->fd);
 		bufferevent_free(c->bev);   /* closes the socket, frees the SSL */
@@ -228,6 +283,7 @@ conn_flush(struct conn *c)
 static void
 conn_push(struct conn *c)
 {
+	conn_check_stuck(c);
 	if (!c->paused || evbuffer_get_length(c->out) < CONN_OUT_HIGH / 2)
 		conn_flush(c);
 }
@@ -893,10 +949,14 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 		    conn_read_cb, c);
 		event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST,
 		    conn_write_cb, c);
-		event_add(&c->ev_read, NULL);
 	}
+	if ((c->out_cb = evbuffer_add_cb(c->out, conn_out_cb, c)) == NULL)
+		goto fail;
+	if (c->bev == NULL)
+		event_add(&c->ev_read, NULL);
 	event_assign(&c->ev_more, srv->base, -1, 0, conn_more_cb, c);
 	evtimer_assign(&c->ev_auth, srv->base, conn_auth_cb, c);
+	evtimer_assign(&c->ev_stuck, srv->base, conn_stuck_cb, c);
 	if (c->need_token)
 		server_timer_add(&c->ev_auth, srv->cfg.auth_timeout);
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
