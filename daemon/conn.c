@@ -31,6 +31,7 @@
 #include <openssl/ssl.h>
 
 #include "auth.h"
+#include "check.h"
 #include "conn.h"
 #include "exec.h"
 #include "file.h"
@@ -763,11 +764,57 @@ conn_frame_limit(const struct conn *c)
 	return c->hello ? c->srv->cfg.max_frame : CONN_PREAUTH_FRAME;
 }
 
+/*
+ * Name a string field holding a NUL in the complete frame at the head of the
+ * input, or NULL (also when no complete, acceptable frame is there yet).
+ */
+static const char *
+conn_nul_field(struct conn *c)
+{
+	uint8_t flag, *p;
+	uint32_t len;
+
+	if (wire_peek_length(c->in, &flag, &len) != WIRE_OK || flag != 0 ||
+	    len > conn_frame_limit(c) ||
+	    evbuffer_get_length(c->in) < (size_t)len + WIRE_HEADER_LEN)
+		return NULL;
+	p = evbuffer_pullup(c->in, (ev_ssize_t)len + WIRE_HEADER_LEN);
+	return p != NULL ? check_nul(&swerex__v1__request__descriptor,
+	    p + WIRE_HEADER_LEN, len) : NULL;
+}
+
+/*
+ * Refuse a request with a NUL inside a string: decoded, the string would end
+ * there and the request would name something else than the client meant.
+ */
+static void
+conn_refuse_nul(struct conn *c, const Swerex__V1__Request *m, const char *field)
+{
+	struct req *r = calloc(1, sizeof *r);
+
+	log_info("connection %u: request %llu has a NUL byte in '%s'", c->id,
+	    (unsigned long long)m->id, field);
+	if (r == NULL) {
+		conn_abort(c, m->id, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return;
+	}
+	r->conn = c;
+	r->id = m->id;
+	TAILQ_INSERT_TAIL(&c->reqs, r, entry);
+	/* Before the Hello, nothing else is answered: close after this. */
+	if (!c->hello)
+		c->closing = true;
+	conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL, NULL,
+	    "string field '%s' contains a NUL byte; strings must not", field);
+}
+
 /* Take and handle every complete frame. */
 static void
 conn_process(struct conn *c)
 {
 	ProtobufCMessage *msg;
+	const char *nul;
 	int r, n = 0;
 
 	while (!c->closing && !c->dead && c->refused == NULL) {
@@ -782,6 +829,7 @@ conn_process(struct conn *c)
 			event_active(&c->ev_more, EV_TIMEOUT, 0);
 			return;
 		}
+		nul = conn_nul_field(c);
 		r = wire_take(c->in, conn_frame_limit(c),
 		    &swerex__v1__request__descriptor, &msg);
 		if (r == WIRE_AGAIN)
@@ -791,7 +839,10 @@ conn_process(struct conn *c)
 			    wire_strerror(r));
 			break;
 		}
-		conn_dispatch(c, (Swerex__V1__Request *)msg);
+		if (nul != NULL)
+			conn_refuse_nul(c, (Swerex__V1__Request *)msg, nul);
+		else
+			conn_dispatch(c, (Swerex__V1__Request *)msg);
 		protobuf_c_message_free_unpacked(msg, NULL);
 	}
 	if (c->dead)
