@@ -955,6 +955,41 @@ conn_tls_setup(struct conn *c)
 	return 0;
 }
 
+/*
+ * Close a socket we will not serve, first telling a plain-text peer why in
+ * a RESOURCE_EXHAUSTED frame (id 0) that its Hello reads as the answer. The
+ * socket is fresh, so the short frame fits its buffer; it is not waited for.
+ */
+static void
+conn_turn_away(struct server *srv, int fd, enum server_transport t)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__Error err = SWEREX__V1__ERROR__INIT;
+	char msg[160];
+	uint8_t *frame;
+	size_t len;
+
+	if (srv->stopping)
+		snprintf(msg, sizeof msg, "swerexd is shutting down");
+	else
+		snprintf(msg, sizeof msg, "too many connections: swerexd serves "
+		    "at most %zu (--max-connections); try again later",
+		    srv->cfg.max_conns);
+	err.kind = SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED;
+	err.message = msg;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_ERROR;
+	resp.error = &err;
+	if (t != SERVER_TLS && wire_encode(&resp.base, &frame, &len) == 0) {
+		if (send(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			log_debug("cannot tell a refused peer why: %s",
+			    strerror(errno));
+		free(frame);
+		/* Unread input at close would reset a TCP peer before it reads. */
+		conn_discard_input(fd);
+	}
+	close(fd);
+}
+
 /* Take a freshly accepted socket. */
 void
 conn_accept(struct server *srv, int fd, enum server_transport t,
@@ -967,7 +1002,7 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 	if (srv->n_conns >= srv->cfg.max_conns || srv->stopping) {
 		log_warn("refusing a connection: %s", srv->stopping ?
 		    "shutting down" : "too many connections");
-		close(fd);
+		conn_turn_away(srv, fd, t);
 		return;
 	}
 	if (t == SERVER_UNIX && !auth_uid_allowed(srv, fd, &uid)) {
