@@ -1260,6 +1260,104 @@ HTEST(odd_session_names)
 	fault_served(h);
 }
 
+/* Send a request with body field number body holding the encoded evbuffer. */
+static bool
+fault_send_body(struct raw *r, uint64_t id, unsigned body, struct evbuffer *b)
+{
+	struct evbuffer *req = evbuffer_new();
+	bool ok = false;
+
+	if (req != NULL) {
+		pb_varint(req, 1 << 3 | 0);
+		pb_varint(req, id);
+		pb_bytes(req, body, evbuffer_pullup(b, -1), evbuffer_get_length(b));
+		ok = fault_send_payload(r, req);
+		evbuffer_free(req);
+	}
+	evbuffer_drain(b, evbuffer_get_length(b));
+	return ok;
+}
+
+/* Expect INVALID_REQUEST under id whose message names field. */
+static void
+fault_expect_nul_at(const char *file, int line, struct raw *r, uint64_t id,
+		    const char *field)
+{
+	Response *resp = NULL;
+	char want[64];
+
+	snprintf(want, sizeof want, "'%s'", field);
+	if (raw_recv(r, &resp, 20) != 1 || resp->id != id ||
+	    resp->body_case != SWEREX__V1__RESPONSE__BODY_ERROR ||
+	    resp->error->kind != SWEREX__V1__ERROR_KIND__INVALID_REQUEST ||
+	    strstr(resp->error->message, want) == NULL) {
+		tap_diag(file, line, "expected INVALID_REQUEST naming %s", want);
+		raw_resp_show("got", resp);
+	}
+	raw_resp_free(resp);
+}
+#define fault_expect_nul(r, id, field) \
+	fault_expect_nul_at(__FILE__, __LINE__, (r), (id), (field))
+
+/*
+ * A NUL inside a string anywhere in a request (a path, a map key, a nested
+ * entry's path) is refused; nothing is done under the name cut short.
+ */
+HTEST(nul_in_strings)
+{
+	struct evbuffer *b, *e;
+	char path[PATH_MAX + 16];
+	size_t n;
+	struct raw r;
+
+	fault_other(h);
+	r = raw_connect_hello(h);
+	REQUIRE(r.fd >= 0);
+	REQUIRE((b = evbuffer_new()) != NULL && (e = evbuffer_new()) != NULL);
+
+	n = (size_t)snprintf(path, sizeof path, "%s/a", harness_dir(h));
+	memcpy(path + n, "\0b", 3);
+	pb_bytes(b, 1, path, n + 2);       /* WriteFileRequest.path */
+	pb_bytes(b, 2, "data", 4);
+	REQUIRE(fault_send_body(&r, 2, 19, b));
+	fault_expect_nul(&r, 2, "path");
+	path[n] = '\0';
+	CHECK(!fault_exists(path));
+
+	pb_bytes(e, 1, "A\0B", 3);          /* env entry key */
+	pb_bytes(e, 2, "v", 1);
+	pb_bytes(b, 1, "true", 4);         /* ExecuteRequest.argv */
+	pb_bytes(b, 5, evbuffer_pullup(e, -1), evbuffer_get_length(e));
+	evbuffer_drain(e, evbuffer_get_length(e));
+	REQUIRE(fault_send_body(&r, 3, 17, b));
+	fault_expect_nul(&r, 3, "key");
+
+	pb_bytes(e, 1, "dir\0/x", 6);       /* TransferEntry.path */
+	pb_varint(b, 1 << 3 | 0);          /* UploadData.upload_id */
+	pb_varint(b, 99);
+	pb_bytes(b, 2, evbuffer_pullup(e, -1), evbuffer_get_length(e));
+	REQUIRE(fault_send_body(&r, 4, 21, b));
+	fault_expect_nul(&r, 4, "path");
+
+	/* Bytes fields may hold anything. */
+	pb_bytes(b, 1, path, n);           /* WriteFileRequest.path */
+	pb_bytes(b, 2, "x\0y", 3);
+	REQUIRE(fault_send_body(&r, 5, 19, b));
+	{
+		Response *resp = NULL;
+
+		CHECK(raw_recv(&r, &resp, 20) == 1 &&
+		    resp->body_case == SWEREX__V1__RESPONSE__BODY_WRITE_FILE);
+		raw_resp_show("write with a NUL in its content", resp);
+		raw_resp_free(resp);
+	}
+	evbuffer_free(b);
+	evbuffer_free(e);
+	CHECK(fault_round_trip(&r, 6, NULL));
+	raw_close(&r);
+	fault_served(h);
+}
+
 /* ---- Connection churn and limits ---- */
 
 /*
@@ -1533,6 +1631,7 @@ TAP_MAIN(
 	TAP_T(ten_mb_strings_default_frame),
 	TAP_T(bad_timeouts),
 	TAP_T(odd_session_names),
+	TAP_T(nul_in_strings),
 	TAP_T(churn_10000),
 	TAP_T(max_connections_refused),
 	TAP_T(full_disk),
