@@ -90,8 +90,10 @@ conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 }
 
 /*
- * Close a peer whose output has sat at its cap for --stuck-timeout without
- * the peer reading any of it; one that reads a little is given more time.
+ * Close a peer that, once its output reached the cap, read none of it for
+ * --stuck-timeout; one that reads a little is given more time. The watch
+ * ends when the output has drained (conn_drained()), as the backlog does:
+ * below the cap but not empty, producers still wait for this peer.
  */
 static void
 conn_stuck_cb(evutil_socket_t fd, short what, void *arg)
@@ -100,7 +102,7 @@ conn_stuck_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval now, idle;
 	double waited;
 
-	if (evbuffer_get_length(c->out) < CONN_OUT_HIGH)
+	if (evbuffer_get_length(c->out) == 0)
 		return;
 	event_base_gettimeofday_cached(c->srv->base, &now);
 	evutil_timersub(&now, &c->drained_at, &idle);
@@ -112,6 +114,15 @@ conn_stuck_cb(evutil_socket_t fd, short what, void *arg)
 	log_warn("connection %u%s%s: read nothing of its %zu bytes of pending "
 	    "output for %g s; closing", c->id, *c->peer ? " " : "", c->peer,
 	    evbuffer_get_length(c->out), waited);
+	if (c->need_token) {
+		/* Reset: a plain close would leave the kernel holding (and
+		 * retrying) the megabytes this peer is not reading. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+			log_debug("connection %u: SO_LINGER: %s", c->id,
+			    strerror(errno));
+	}
 	conn_free(c);
 }
 
@@ -243,6 +254,7 @@ conn_free(struct conn *c)
 static void
 conn_drained(struct conn *c)
 {
+	event_del(&c->ev_stuck);
 	if (c->closing) {
 		conn_free(c);
 		return;
