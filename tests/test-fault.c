@@ -24,6 +24,7 @@
 
 #include "harness.h"
 #include "raw.h"
+#include "tls.h"
 #include "wire.h"
 
 typedef Swerex__V1__Request Request;
@@ -724,6 +725,107 @@ HTEST_ARGS(stuck_client_disconnected, stuck_args)
 		}
 	fclose(log);
 	CHECK_INT(logged, 1);
+	fault_served(h);
+	CHECK(fault_interrupt(h, "flood"));
+	fault_run_ends(h, "flood", "echo calm", "calm\n");
+}
+
+/* Certificates and the arguments of a TLS daemon with --stuck-timeout 1. */
+static char fault_certs[64];
+static char fault_cert[128], fault_key[128], fault_ca[128], fault_token_file[128];
+static char fault_token[256];
+static const char *fault_tls_args[12];
+
+/* Remove the certificates at exit. */
+static void
+fault_tls_cleanup(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", fault_certs);
+	if (system(cmd) != 0)
+		printf("# cannot remove %s\n", fault_certs);
+}
+
+/* Make certificates once (contrib/swerex-certs.sh); the daemon's arguments. */
+static const char *const *
+fault_tls_setup(void)
+{
+	const char *script = getenv("SWEREX_CERTS");
+	char cmd[512];
+	FILE *f;
+
+	if (fault_tls_args[0] != NULL)
+		return fault_tls_args;
+	REQUIRE(script != NULL);
+	snprintf(fault_certs, sizeof fault_certs, "/tmp/swerex-fault-XXXXXX");
+	REQUIRE(mkdtemp(fault_certs) != NULL);
+	atexit(fault_tls_cleanup);
+	snprintf(cmd, sizeof cmd, "%s %s/c 2>/dev/null", script, fault_certs);
+	REQUIRE(system(cmd) == 0);
+	snprintf(fault_cert, sizeof fault_cert, "%s/c/server.pem", fault_certs);
+	snprintf(fault_key, sizeof fault_key, "%s/c/server.key", fault_certs);
+	snprintf(fault_ca, sizeof fault_ca, "%s/c/ca.pem", fault_certs);
+	snprintf(fault_token_file, sizeof fault_token_file, "%s/c/token", fault_certs);
+	REQUIRE((f = fopen(fault_token_file, "r")) != NULL);
+	REQUIRE(fgets(fault_token, sizeof fault_token, f) != NULL);
+	fclose(f);
+	fault_token[strcspn(fault_token, "\n")] = '\0';
+	fault_tls_args[0] = "--listen";
+	fault_tls_args[1] = "tls://127.0.0.1:0";
+	fault_tls_args[2] = "--tls-cert";
+	fault_tls_args[3] = fault_cert;
+	fault_tls_args[4] = "--tls-key";
+	fault_tls_args[5] = fault_key;
+	fault_tls_args[6] = "--token-file";
+	fault_tls_args[7] = fault_token_file;
+	fault_tls_args[8] = "--stuck-timeout";
+	fault_tls_args[9] = "1";
+	fault_tls_args[10] = NULL;
+	return fault_tls_args;
+}
+
+/* The same over TLS, where the output buffer belongs to a bufferevent. */
+HTEST_ARGS(stuck_tls_client_disconnected, fault_tls_setup())
+{
+	struct swerex_client *c = harness_client(h);
+	Response *resp = NULL;
+	struct pollfd pfd;
+	const char *addr = harness_listen(h, "tls://");
+	char err[256];
+	SSL_CTX *ctx;
+	struct raw a;
+	double t0;
+	int base;
+
+	fault_other(h);
+	REQUIRE(addr != NULL);
+	REQUIRE(harness_create(c, "flood") == 0);
+	base = fault_fds(harness_pid(h));
+	ctx = tls_client_ctx(fault_ca, NULL, NULL, err, sizeof err);
+	REQUIRE(ctx != NULL);
+	a = raw_connect_tcp(addr + 6);
+	if (!raw_start_tls(&a, ctx, "127.0.0.1") ||
+	    !raw_hello(&a, fault_token, NULL, 0, 1, &resp) ||
+	    resp->body_case != SWEREX__V1__RESPONSE__BODY_HELLO) {
+		tap_diag(__FILE__, __LINE__, "TLS hello failed");
+		raw_resp_show("reply", resp);
+	}
+	raw_resp_free(resp);
+	if (a.fd >= 0 && fault_send_run(&a, 2, "flood", "yes", true)) {
+		t0 = harness_now();
+		pfd.fd = a.fd;
+		pfd.events = POLLRDHUP;
+		pfd.revents = 0;
+		CHECK(poll(&pfd, 1, 60000) == 1 &&
+		    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)));
+		printf("# TLS peer disconnected %.1f s after the flood started\n",
+		    harness_now() - t0);
+		CHECK(harness_now() - t0 >= 1.0);
+	}
+	raw_close(&a);
+	SSL_CTX_free(ctx);
+	fault_fds_back(h, base);
 	fault_served(h);
 	CHECK(fault_interrupt(h, "flood"));
 	fault_run_ends(h, "flood", "echo calm", "calm\n");
@@ -1629,6 +1731,7 @@ TAP_MAIN(
 	TAP_T(disconnect_mid_upload),
 	TAP_T(never_reads_backpressure),
 	TAP_T(stuck_client_disconnected),
+	TAP_T(stuck_tls_client_disconnected),
 	TAP_T(slow_reader_kept),
 	TAP_T(random_bytes),
 	TAP_T(invalid_protobuf),
