@@ -31,6 +31,7 @@
 #include <openssl/ssl.h>
 
 #include "auth.h"
+#include "check.h"
 #include "conn.h"
 #include "exec.h"
 #include "file.h"
@@ -66,6 +67,9 @@ struct conn {
 	struct event ev_write;
 	struct event ev_more;     /* take the frames left by a yield */
 	struct event ev_auth;     /* Hello deadline, or a delayed refusal */
+	struct event ev_stuck;    /* output at its cap: the peer must read */
+	struct evbuffer_cb_entry *out_cb;  /* notes when the peer reads */
+	struct timeval drained_at;         /* last time output left c->out */
 	bool dead;      /* torn down; memory freed from the loop */
 	TAILQ_ENTRY(conn) entry;
 	TAILQ_HEAD(, req) reqs;
@@ -84,6 +88,66 @@ struct conn {
 };
 
 static void conn_process(struct conn *c);
+static void conn_free(struct conn *c);
+
+/* Note the time whenever the peer takes some of its output. */
+static void
+conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+	    void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_deleted > 0)
+		event_base_gettimeofday_cached(c->srv->base, &c->drained_at);
+}
+
+/*
+ * Close a peer that, once its output reached the cap, read none of it for
+ * --stuck-timeout; one that reads a little is given more time. The watch
+ * ends when the output has drained (conn_drained()), as the backlog does:
+ * below the cap but not empty, producers still wait for this peer.
+ */
+static void
+conn_stuck_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct timeval now, idle;
+	double waited;
+
+	if (evbuffer_get_length(c->out) == 0)
+		return;
+	event_base_gettimeofday_cached(c->srv->base, &now);
+	evutil_timersub(&now, &c->drained_at, &idle);
+	waited = (double)idle.tv_sec + idle.tv_usec / 1e6;
+	if (waited < c->srv->cfg.stuck_timeout) {
+		server_timer_add(&c->ev_stuck, c->srv->cfg.stuck_timeout - waited);
+		return;
+	}
+	log_warn("connection %u%s%s: read nothing of its %zu bytes of pending "
+	    "output for %g s; closing", c->id, *c->peer ? " " : "", c->peer,
+	    evbuffer_get_length(c->out), waited);
+	if (c->need_token) {
+		/* Reset: a plain close would leave the kernel holding (and
+		 * retrying) the megabytes this peer is not reading. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+			log_debug("connection %u: SO_LINGER: %s", c->id,
+			    strerror(errno));
+	}
+	conn_free(c);
+}
+
+/* Start the stuck timer once output reaches its cap. */
+static void
+conn_check_stuck(struct conn *c)
+{
+	if (evbuffer_get_length(c->out) < CONN_OUT_HIGH ||
+	    evtimer_pending(&c->ev_stuck, NULL))
+		return;
+	event_base_gettimeofday_cached(c->srv->base, &c->drained_at);
+	server_timer_add(&c->ev_stuck, c->srv->cfg.stuck_timeout);
+}
 
 /* Free a torn-down connection's memory, outside of its own callbacks. */
 static void
@@ -184,6 +248,9 @@ conn_free(struct conn *c)
 	c->srv->n_conns--;
 	event_del(&c->ev_more);
 	event_del(&c->ev_auth);
+	event_del(&c->ev_stuck);
+	if (c->out_cb != NULL)
+		evbuffer_remove_cb_entry(c->out, c->out_cb);
 	if (c->bev != NULL) {
 		conn_discard_input(c->fd);
 		bufferevent_free(c->bev);   /* closes the socket, frees the SSL */
@@ -205,6 +272,7 @@ conn_free(struct conn *c)
 static void
 conn_drained(struct conn *c)
 {
+	event_del(&c->ev_stuck);
 	if (c->closing) {
 		conn_free(c);
 		return;
@@ -254,6 +322,7 @@ conn_flush(struct conn *c)
 static void
 conn_push(struct conn *c)
 {
+	conn_check_stuck(c);
 	if (c->paused && evbuffer_get_length(c->out) >= CONN_OUT_HIGH / 2)
 		return;
 	if (c->bev != NULL)
@@ -743,11 +812,57 @@ conn_frame_limit(const struct conn *c)
 	return c->hello ? c->srv->cfg.max_frame : CONN_PREAUTH_FRAME;
 }
 
+/*
+ * Name a string field holding a NUL in the complete frame at the head of the
+ * input, or NULL (also when no complete, acceptable frame is there yet).
+ */
+static const char *
+conn_nul_field(struct conn *c)
+{
+	uint8_t flag, *p;
+	uint32_t len;
+
+	if (wire_peek_length(c->in, &flag, &len) != WIRE_OK || flag != 0 ||
+	    len > conn_frame_limit(c) ||
+	    evbuffer_get_length(c->in) < (size_t)len + WIRE_HEADER_LEN)
+		return NULL;
+	p = evbuffer_pullup(c->in, (ev_ssize_t)len + WIRE_HEADER_LEN);
+	return p != NULL ? check_nul(&swerex__v1__request__descriptor,
+	    p + WIRE_HEADER_LEN, len) : NULL;
+}
+
+/*
+ * Refuse a request with a NUL inside a string: decoded, the string would end
+ * there and the request would name something else than the client meant.
+ */
+static void
+conn_refuse_nul(struct conn *c, const Swerex__V1__Request *m, const char *field)
+{
+	struct req *r = calloc(1, sizeof *r);
+
+	log_info("connection %u: request %llu has a NUL byte in '%s'", c->id,
+	    (unsigned long long)m->id, field);
+	if (r == NULL) {
+		conn_abort(c, m->id, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return;
+	}
+	r->conn = c;
+	r->id = m->id;
+	TAILQ_INSERT_TAIL(&c->reqs, r, entry);
+	/* Before the Hello, nothing else is answered: close after this. */
+	if (!c->hello)
+		c->closing = true;
+	conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL, NULL,
+	    "string field '%s' contains a NUL byte; strings must not", field);
+}
+
 /* Take and handle every complete frame. */
 static void
 conn_process(struct conn *c)
 {
 	ProtobufCMessage *msg;
+	const char *nul;
 	int r, n = 0;
 
 	while (!c->closing && !c->dead && c->refused == NULL) {
@@ -762,6 +877,7 @@ conn_process(struct conn *c)
 			event_active(&c->ev_more, EV_TIMEOUT, 0);
 			return;
 		}
+		nul = conn_nul_field(c);
 		r = wire_take(c->in, conn_frame_limit(c),
 		    &swerex__v1__request__descriptor, &msg);
 		if (r == WIRE_AGAIN)
@@ -771,7 +887,10 @@ conn_process(struct conn *c)
 			    wire_strerror(r));
 			break;
 		}
-		conn_dispatch(c, (Swerex__V1__Request *)msg);
+		if (nul != NULL)
+			conn_refuse_nul(c, (Swerex__V1__Request *)msg, nul);
+		else
+			conn_dispatch(c, (Swerex__V1__Request *)msg);
 		protobuf_c_message_free_unpacked(msg, NULL);
 	}
 	if (c->dead)
@@ -890,6 +1009,41 @@ conn_tls_setup(struct conn *c)
 	return 0;
 }
 
+/*
+ * Close a socket we will not serve, first telling a plain-text peer why in
+ * a RESOURCE_EXHAUSTED frame (id 0) that its Hello reads as the answer. The
+ * socket is fresh, so the short frame fits its buffer; it is not waited for.
+ */
+static void
+conn_turn_away(struct server *srv, int fd, enum server_transport t)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__Error err = SWEREX__V1__ERROR__INIT;
+	char msg[160];
+	uint8_t *frame;
+	size_t len;
+
+	if (srv->stopping)
+		snprintf(msg, sizeof msg, "swerexd is shutting down");
+	else
+		snprintf(msg, sizeof msg, "too many connections: swerexd serves "
+		    "at most %zu (--max-connections); try again later",
+		    srv->cfg.max_conns);
+	err.kind = SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED;
+	err.message = msg;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_ERROR;
+	resp.error = &err;
+	if (t != SERVER_TLS && wire_encode(&resp.base, &frame, &len) == 0) {
+		if (send(fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			log_debug("cannot tell a refused peer why: %s",
+			    strerror(errno));
+		free(frame);
+		/* Unread input at close would reset a TCP peer before it reads. */
+		conn_discard_input(fd);
+	}
+	close(fd);
+}
+
 /* Take a freshly accepted socket. */
 void
 conn_accept(struct server *srv, int fd, enum server_transport t,
@@ -902,7 +1056,7 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 	if (srv->n_conns >= srv->cfg.max_conns || srv->stopping) {
 		log_warn("refusing a connection: %s", srv->stopping ?
 		    "shutting down" : "too many connections");
-		close(fd);
+		conn_turn_away(srv, fd, t);
 		return;
 	}
 	if (t == SERVER_UNIX && !auth_uid_allowed(srv, fd, &uid)) {
@@ -935,10 +1089,14 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 		    conn_read_cb, c);
 		event_assign(&c->ev_write, srv->base, fd, EV_WRITE | EV_PERSIST,
 		    conn_write_cb, c);
-		event_add(&c->ev_read, NULL);
 	}
+	if ((c->out_cb = evbuffer_add_cb(c->out, conn_out_cb, c)) == NULL)
+		goto fail;
+	if (c->bev == NULL)
+		event_add(&c->ev_read, NULL);
 	event_assign(&c->ev_more, srv->base, -1, 0, conn_more_cb, c);
 	evtimer_assign(&c->ev_auth, srv->base, conn_auth_cb, c);
+	evtimer_assign(&c->ev_stuck, srv->base, conn_stuck_cb, c);
 	if (c->need_token)
 		server_timer_add(&c->ev_auth, srv->cfg.auth_timeout);
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);

@@ -600,11 +600,12 @@ done:
 	goto out;
 
 fail:
-	conn_reply_errno(r, err, epath, "%s", what);
+	/* Cleaned up first: the client may look as soon as it has the answer. */
 	if (fd >= 0)
 		close(fd);
 	if (tmp != NULL)
 		unlink(tmp);
+	conn_reply_errno(r, err, epath, "%s", what);
 out:
 	free(tmp);
 	free(dir);

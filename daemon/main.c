@@ -40,6 +40,9 @@ static const char usage_text[] =
 "      --resume-timeout SECONDS  keep a reconnecting client's identity, its\n"
 "                           cached responses and running requests this long\n"
 "                           after its connection is lost (default 120)\n"
+"      --stuck-timeout SECONDS  close a connection that reads none of its\n"
+"                           output for this long once that output has reached\n"
+"                           its 1 MiB cap, until it drains (default 60)\n"
 "      --max-sessions N     refuse new sessions beyond N (default 4096)\n"
 "      --max-connections N  refuse connections beyond N (default 4096)\n"
 "      --max-frame BYTES    largest request frame accepted (default 16777216)\n"
@@ -115,7 +118,7 @@ main(int argc, char **argv)
 	enum { O_MAX_SESSIONS = 256, O_MAX_CONNS, O_MAX_FRAME, O_MAX_OUTPUT,
 	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
 	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
-	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET };
+	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -135,6 +138,7 @@ main(int argc, char **argv)
 		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
 		{ "auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT },
 		{ "resume-timeout", required_argument, NULL, O_RESUME_TIMEOUT },
+		{ "stuck-timeout", required_argument, NULL, O_STUCK_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -238,6 +242,10 @@ main(int argc, char **argv)
 		case O_RESUME_TIMEOUT:
 			srv.cfg.resume_timeout = main_seconds("--resume-timeout",
 			    optarg, 0, 86400);
+			break;
+		case O_STUCK_TIMEOUT:
+			srv.cfg.stuck_timeout = main_seconds("--stuck-timeout",
+			    optarg, 0.01, 86400);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -68,6 +68,7 @@ server_config_defaults(struct server_config *cfg)
 	cfg->keepalive = 30;
 	cfg->auth_timeout = 10;
 	cfg->resume_timeout = 120;
+	cfg->stuck_timeout = 60;
 }
 
 /*

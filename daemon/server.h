@@ -38,6 +38,7 @@ struct server_config {
 	double keepalive;        /* seconds to notice a dead TCP peer */
 	double auth_timeout;     /* seconds from accept to a valid Hello */
 	double resume_timeout;   /* seconds a client identity outlives its connection */
+	double stuck_timeout;    /* seconds a peer may leave full output unread */
 	unsigned allow_uid[SERVER_MAX_UIDS];  /* Unix peers; none: any */
 	size_t n_allow_uid;
 };
