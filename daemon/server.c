@@ -228,7 +228,7 @@ server_listen_unix(struct server *srv, const char *path)
 			close(fd);
 			return -EEXIST;
 		}
-		log_info("replacing stale socket %s", path);
+		log_info("replacing stale socket %s", sa.sun_path);
 		unlink(path);
 	}
 	close(fd);
