@@ -1,4 +1,7 @@
-/* Processes: clean spawn attributes, and signalling what a session leader left behind. */
+/*
+ * Processes: clean spawn attributes, signalling what a session leader left
+ * behind, and finding swerexd-reaper, the parent of each session's bash.
+ */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -8,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -28,6 +32,9 @@ proc_kill_tree(pid_t sid, int sig)
 	int fd;
 	long pid, psid;
 
+	/* kill(-0) or kill(-1) would reach the daemon's group or everyone. */
+	if (sid <= 1)
+		return;
 	if (kill(-sid, sig) < 0 && errno != ESRCH)
 		log_debug("kill(-%ld): %s", (long)sid, strerror(errno));
 	d = opendir("/proc");
@@ -74,4 +81,33 @@ proc_spawnattr_init(posix_spawnattr_t *attr)
 	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 	posix_spawnattr_setsigdefault(attr, &all);
 	posix_spawnattr_setsigmask(attr, &none);
+}
+
+/*
+ * Find swerexd-reaper: beside our own executable (the build tree, or both
+ * installed in one directory), else in the libexec directory. Return a path
+ * to free, or NULL when there is none (sessions then run bash directly).
+ */
+char *
+proc_find_reaper(void)
+{
+	char self[PATH_MAX], *slash, *path = NULL;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL)
+			*slash = '\0';
+		if (asprintf(&path, "%s/swerexd-reaper", self) < 0)
+			return NULL;
+		if (access(path, X_OK) == 0)
+			return path;
+		free(path);
+	}
+	path = strdup(SWEREXD_LIBEXECDIR "/swerexd-reaper");
+	if (path != NULL && access(path, X_OK) == 0)
+		return path;
+	free(path);
+	return NULL;
 }
