@@ -54,10 +54,16 @@
  * The marker is printed by PROMPT_COMMAND, not expanded in PS1: after a
  * parse error at end of input inside eval, bash prints a PS1 it expanded
  * before the line ran, with a stale $?. PS1 is emptied each time so that
- * scripts that prepend to it (virtualenv's activate) add no noise.
+ * scripts that prepend to it (virtualenv's activate) add no noise. It is
+ * written to the terminal itself, so that a command that sent bash's stdout
+ * elsewhere (exec >file) does not hide it, and a stdout or stderr a command
+ * closed (exec >&-) is reopened on the terminal: the session keeps working.
  */
 #define SESSION_PROMPT_COMMAND \
-	"printf \"@swx%.32s:%%s:%%s;\" \"$?\" \"${__swx_k:-0}\"; PS1="
+	"__swx_s=$?; { : 9>&1; } 2>/dev/null || exec >/dev/tty; " \
+	"{ : 9>&2; } 2>/dev/null || exec 2>/dev/tty; " \
+	"printf \"@swx%.32s:%%s:%%s;\" \"$__swx_s\" \"${__swx_k:-0}\" " \
+	">/dev/tty; PS1="
 
 extern char **environ;
 
