@@ -74,7 +74,12 @@ proc_spawnattr_init(posix_spawnattr_t *attr)
 {
 	sigset_t all, none;
 
-	sigfillset(&all);
+	/*
+	 * Every bit, not sigfillset(): that leaves out glibc's internal
+	 * signals (32 and 33), and posix_spawn then sets them to SIG_IGN in
+	 * the child, an ignore that survives exec into every session.
+	 */
+	memset(&all, 0xff, sizeof all);
 	sigemptyset(&none);
 	posix_spawnattr_init(attr);
 	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID |
