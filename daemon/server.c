@@ -548,6 +548,7 @@ server_init(struct server *srv)
 {
 	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
 	struct event_config *ec;
+	sigset_t none;
 	size_t i;
 	int r;
 
@@ -558,6 +559,9 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->uploads);
 	TAILQ_INIT(&srv->downloads);
 	TAILQ_INIT(&srv->idents);
+	/* A mask inherited from whoever started us would hide SIGCHLD or SIGTERM. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	server_raise_nofile();
 	srv->reaper = proc_find_reaper();
