@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -687,6 +688,237 @@ HTEST(no_fd_leaks)
 	swerex_client_free(c2);
 }
 
+/* Remove one entry of a tree (nftw callback). */
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+/* A daemon started by hand (not through the harness), dirty on purpose. */
+struct dirty {
+	pid_t pid;
+	uid_t uid;
+	char home[64];
+	char sock[256];
+	char dir[256];
+};
+
+/*
+ * Start swerexd as uid with its default socket (no --listen, no
+ * XDG_RUNTIME_DIR), umask 0, SIGUSR1, SIGPIPE and SIGTSTP ignored and
+ * SIGUSR2, SIGALRM, SIGCHLD and SIGTERM blocked; wait for READY=1. False
+ * on failure.
+ */
+static bool
+dirty_start(struct dirty *d, uid_t uid)
+{
+	const char *bin = getenv("SWEREXD");
+	char buf[1024], *l;
+	struct pollfd pfd;
+	sigset_t blk;
+	size_t len = 0;
+	ssize_t k;
+	int p[2];
+	double deadline;
+
+	memset(d, 0, sizeof *d);
+	buf[0] = '\0';
+	d->uid = uid;
+	snprintf(d->home, sizeof d->home, "/tmp/swerex-proc-home.XXXXXX");
+	if (bin == NULL || mkdtemp(d->home) == NULL || chown(d->home, uid, uid) < 0 ||
+	    pipe2(p, O_CLOEXEC) < 0)
+		return false;
+	fflush(NULL);
+	d->pid = fork();
+	if (d->pid == 0) {
+		/* SIGKILL: it is started with SIGTERM blocked. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGUSR1, SIG_IGN);
+		signal(SIGPIPE, SIG_IGN);
+		signal(SIGTSTP, SIG_IGN);
+		sigemptyset(&blk);
+		sigaddset(&blk, SIGUSR2);
+		sigaddset(&blk, SIGALRM);
+		sigaddset(&blk, SIGCHLD);
+		sigaddset(&blk, SIGTERM);
+		sigprocmask(SIG_SETMASK, &blk, NULL);
+		umask(0);
+		if (chdir("/") < 0 || dup2(p[1], 3) < 0 ||
+		    (getuid() != uid && (setgid(uid) < 0 || setuid(uid) < 0)))
+			_exit(127);
+		unsetenv("XDG_RUNTIME_DIR");
+		setenv("HOME", d->home, 1);
+		execl(bin, bin, "--ready-fd", "3", "--log-level", "warn", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	if (d->pid < 0) {
+		close(p[0]);
+		return false;
+	}
+	deadline = harness_now() + 20;
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	while (len < sizeof buf - 1 && !strstr(buf, "READY=1") &&
+	    harness_now() < deadline &&
+	    poll(&pfd, 1, (int)((deadline - harness_now()) * 1000) + 1) == 1) {
+		if ((k = read(p[0], buf + len, sizeof buf - 1 - len)) <= 0)
+			break;
+		len += (size_t)k;
+		buf[len] = '\0';
+	}
+	close(p[0]);
+	if (strstr(buf, "READY=1") == NULL ||
+	    (l = strstr(buf, "LISTEN=unix:")) == NULL)
+		return false;
+	l += 12;
+	snprintf(d->sock, sizeof d->sock, "%.*s", (int)strcspn(l, "\n"), l);
+	snprintf(d->dir, sizeof d->dir, "%s", d->sock);
+	if (strrchr(d->dir, '/'))
+		*strrchr(d->dir, '/') = '\0';
+	return true;
+}
+
+/* Stop the hand-started daemon; return its wait status or -1. */
+static int
+dirty_stop(struct dirty *d)
+{
+	int st = -1;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	if (!harness_pid_gone(d->pid, 10))
+		kill(d->pid, SIGKILL);
+	if (waitpid(d->pid, &st, 0) != d->pid)
+		st = -1;
+	d->pid = 0;
+	return st;
+}
+
+/* Check the three Sig lines of a /proc/PID/status are all zero. */
+static void
+check_sig_clean_at(const char *file, int line, const char *what,
+		   const char *out, size_t len)
+{
+	static const char want[] = "SigBlk:\t0000000000000000\n"
+	    "SigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n";
+
+	if (!tap_mem_eq(out, len, want)) {
+		tap_diag(file, line, "%s does not start clean", what);
+		tap_show("got     ", out, len);
+		tap_show("expected", want, strlen(want));
+	}
+}
+#define CHECK_SIG_CLEAN(w, o, n) check_sig_clean_at(__FILE__, __LINE__, (w), (o), (n))
+
+/*
+ * A daemon started with a umask of 0, signals ignored and blocked, and no
+ * XDG_RUNTIME_DIR: its default socket directory is /tmp/swerexd-UID, 0700
+ * and owned by UID, the socket in it 0600 (as README and --help say); what
+ * a session's bash starts, and one-off commands, start with no signal
+ * ignored (glibc's internal ones included), blocked or caught; SIGTERM exits
+ * 0 and removes the socket.
+ */
+TEST(dirty_daemon_clean_sessions)
+{
+	/* cat's own status: it catches nothing, unlike grep. */
+	static const char sigs[] = "cat /proc/self/status | grep -E '^Sig(Blk|Ign|Cgt)'";
+	struct swerex_client *c = NULL;
+	struct swerex_observation *obs;
+	struct swerex_exec_opts eo = { 0 };
+	struct swerex_exec_result *res = NULL;
+	struct swerex_error *err = NULL;
+	struct dirty d = { 0 };
+	struct stat st;
+	char url[300], probe[64];
+	uid_t uid = getuid();
+	int status;
+
+	harness_watchdog(90);
+	/* As root, a uid of our own: /tmp/swerexd-UID must not exist yet. */
+	if (uid == 0) {
+		for (uid = 61000 + (uid_t)(getpid() % 3000); ; uid++) {
+			snprintf(probe, sizeof probe, "/tmp/swerexd-%u", (unsigned)uid);
+			if (access(probe, F_OK) != 0)
+				break;
+		}
+	}
+	snprintf(probe, sizeof probe, "/tmp/swerexd-%u", (unsigned)uid);
+	if (!dirty_start(&d, uid)) {
+		tap_diag(__FILE__, __LINE__, "cannot start swerexd as uid %u",
+			 (unsigned)uid);
+		goto out;
+	}
+	CHECK_STR(d.dir, probe);
+	if (lstat(d.dir, &st) == 0) {
+		CHECK(S_ISDIR(st.st_mode));
+		CHECK_INT(st.st_mode & 07777, 0700);
+		CHECK_INT(st.st_uid, uid);
+	} else
+		tap_diag(__FILE__, __LINE__, "%s: %s", d.dir, strerror(errno));
+	if (lstat(d.sock, &st) == 0) {
+		CHECK(S_ISSOCK(st.st_mode));
+		CHECK_INT(st.st_mode & 0777, 0600);
+	} else
+		tap_diag(__FILE__, __LINE__, "%s: %s", d.sock, strerror(errno));
+
+	snprintf(url, sizeof url, "unix:%s", d.sock);
+	if (swerex_connect(url, "swerex-tests", &c, &err) != 0) {
+		harness_show_error("connect", err);
+		swerex_error_free(err);
+		tap_diag(__FILE__, __LINE__, "cannot connect to %s", url);
+		goto out;
+	}
+	if (harness_create(c, "sig") != 0)
+		goto out;
+	obs = harness_exec(c, "sig", sigs);
+	if (obs != NULL) {
+		CHECK_SIG_CLEAN("a child of bash", obs->output, obs->output_len);
+		swerex_observation_free(obs);
+	}
+	eo.shell = true;
+	eo.command = sigs;
+	if (swerex_execute(c, &eo, &res, &err) == 0) {
+		CHECK_SIG_CLEAN("a one-off command", res->stdout_data, res->stdout_len);
+		swerex_exec_result_free(res);
+	} else {
+		harness_show_error("execute", err);
+		swerex_error_free(err);
+		tap_diag(__FILE__, __LINE__, "execute failed");
+	}
+	/* With SIGCHLD left blocked, the daemon would never see bash end. */
+	obs = run_bounded(c, "sig", "exec true", 10, &err);
+	CHECK(obs == NULL && err != NULL && err->kind == SWEREX_ERR_SESSION_DIED);
+	swerex_observation_free(obs);
+	swerex_error_free(err);
+out:
+	swerex_client_free(c);
+	status = dirty_stop(&d);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (d.sock[0] != '\0' && access(d.sock, F_OK) == 0) {
+		tap_diag(__FILE__, __LINE__, "socket %s left behind", d.sock);
+		unlink(d.sock);
+	}
+	if (d.dir[0] != '\0' && uid != getuid())
+		rmdir(d.dir);
+	if (d.home[0] != '\0')
+		nftw(d.home, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	alarm(0);
+}
+
+/* A socket made with --listen is 0600 too. */
+HTEST(listen_socket_mode)
+{
+	struct stat st;
+
+	REQUIRE(lstat(harness_socket_path(h), &st) == 0);
+	CHECK(S_ISSOCK(st.st_mode));
+	CHECK_INT(st.st_mode & 0777, 0600);
+}
+
 TAP_MAIN(
 	TAP_T(grandchildren_die_with_session),
 	TAP_T(grandchildren_die_with_exit),
@@ -695,5 +927,7 @@ TAP_MAIN(
 	TAP_T(closed_stdout_no_hang),
 	TAP_T(terminal_modes_no_hang),
 	TAP_T(no_fd_leaks),
+	TAP_T(dirty_daemon_clean_sessions),
+	TAP_T(listen_socket_mode),
 	TAP_T(sigterm_with_100_busy_sessions),
 )
