@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "reaper.h"
 
 /*
  * Signal every process in the session sid (and its process group): the
@@ -90,8 +91,9 @@ proc_spawnattr_init(posix_spawnattr_t *attr)
 
 /*
  * Find swerexd-reaper: beside our own executable (the build tree, or both
- * installed in one directory), else in the libexec directory. Return a path
- * to free, or NULL when there is none (sessions then run bash directly).
+ * installed in one directory), else in the libexec directory, else our own
+ * executable, which acts as the reaper when run under its name (dearer to
+ * start when dynamically linked). Return a path to free, or NULL.
  */
 char *
 proc_find_reaper(void)
@@ -104,15 +106,17 @@ proc_find_reaper(void)
 		self[n] = '\0';
 		if ((slash = strrchr(self, '/')) != NULL)
 			*slash = '\0';
-		if (asprintf(&path, "%s/swerexd-reaper", self) < 0)
+		if (asprintf(&path, "%s/" REAPER_NAME, self) < 0)
 			return NULL;
 		if (access(path, X_OK) == 0)
 			return path;
 		free(path);
 	}
-	path = strdup(SWEREXD_LIBEXECDIR "/swerexd-reaper");
+	path = strdup(SWEREXD_LIBEXECDIR "/" REAPER_NAME);
 	if (path != NULL && access(path, X_OK) == 0)
 		return path;
 	free(path);
+	if (access("/proc/self/exe", X_OK) == 0)
+		return strdup("/proc/self/exe");
 	return NULL;
 }

@@ -11,7 +11,9 @@
  * swerexd sees bash's own wait status.
  *
  * It is a program of its own, linked with libc only, so that each session
- * costs one small process instead of a copy of the daemon's memory.
+ * costs one small process instead of a copy of the daemon's memory. Where it
+ * is missing (a static swerexd copied alone), swerexd runs itself under that
+ * name instead: main() of swerexd hands over to reaper_main().
  *
  * Usage (by swerexd only): swerexd-reaper PPID TTY PROGRAM [ARG]...
  * PPID is swerexd's pid (to notice that it died before the death signal was
@@ -32,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reaper.h"
+
 /* How long to wait for a SIGCHLD between two sweeps of the tree. */
 #define REAPER_SWEEP_NS (10 * 1000 * 1000)
 
@@ -45,20 +49,24 @@ reaper_warn(const char *what)
 
 /*
  * Start the program on tty in a session of its own, with an empty signal
- * mask; it dies with the reaper should the reaper itself be killed. Return
- * its pid or -1.
+ * mask; it dies with the reaper should the reaper itself be killed. vfork:
+ * the child runs at once (on a busy machine a forked child waits for a CPU
+ * while we go on), and it only makes system calls before exec. Return its
+ * pid or -1.
  */
 static pid_t
 reaper_spawn(const char *tty, char **argv)
 {
+	static const char failed[] = "swerexd-reaper: cannot start the shell\n";
 	sigset_t none;
 	pid_t pid;
 	int fd;
 
-	pid = fork();
+	sigemptyset(&none);
+	pid = vfork();
 	if (pid != 0) {
 		if (pid < 0)
-			reaper_warn("fork");
+			reaper_warn("vfork");
 		return pid;
 	}
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -69,17 +77,16 @@ reaper_spawn(const char *tty, char **argv)
 	if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 		_exit(127);
 	closefrom(3);
-	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execvp(argv[0], argv);
-	fprintf(stderr, "swerexd-reaper: cannot run %s: %s\n", argv[0],
-	    strerror(errno));
+	if (write(2, failed, sizeof failed - 1) < 0)
+		_exit(127);
 	_exit(127);
 }
 
-/* Send SIGKILL to every child of ours; return how many there were. */
+/* Send SIGKILL to every child of ours found in /proc (the slow way). */
 static int
-reaper_kill_children(void)
+reaper_scan_children(void)
 {
 	char path[64], buf[512], *p;
 	long pid, ppid, self = (long)getpid();
@@ -115,6 +122,49 @@ reaper_kill_children(void)
 		found++;
 	}
 	closedir(d);
+	return found;
+}
+
+/*
+ * Send SIGKILL to every child of ours; return how many there were. The
+ * kernel lists a task's children (CONFIG_PROC_CHILDREN), orphans handed to
+ * us included; without that file, scan all of /proc.
+ */
+static int
+reaper_kill_children(void)
+{
+	char path[64], buf[4096];
+	long pid = 0;
+	bool digits = false;
+	ssize_t n, i;
+	int fd, found = 0;
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children",
+	    (long)getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return reaper_scan_children();
+	/* Space-separated pids, read in bounded chunks. */
+	while ((n = read(fd, buf, sizeof buf)) > 0) {
+		for (i = 0; i < n; i++) {
+			if (isdigit((unsigned char)buf[i])) {
+				pid = pid * 10 + (buf[i] - '0');
+				digits = true;
+				continue;
+			}
+			if (digits && pid > 1) {
+				kill((pid_t)pid, SIGKILL);
+				found++;
+			}
+			pid = 0;
+			digits = false;
+		}
+	}
+	if (digits && pid > 1) {
+		kill((pid_t)pid, SIGKILL);
+		found++;
+	}
+	close(fd);
 	return found;
 }
 
@@ -170,7 +220,7 @@ reaper_exit(int status)
 
 /* Start bash, wait for it or for the word to stop, then clear the tree. */
 int
-main(int argc, char **argv)
+reaper_main(int argc, char **argv)
 {
 	sigset_t set;
 	siginfo_t si;
@@ -221,3 +271,12 @@ main(int argc, char **argv)
 	reaper_exit(status);
 	return 1;
 }
+
+#ifdef REAPER_STANDALONE
+/* Run as swerexd-reaper, the program. */
+int
+main(int argc, char **argv)
+{
+	return reaper_main(argc, argv);
+}
+#endif

@@ -38,6 +38,7 @@
 #include "filter.h"
 #include "log.h"
 #include "proc.h"
+#include "reaper.h"
 #include "server.h"
 #include "session.h"
 
@@ -826,7 +827,7 @@ session_spawn(struct session *s, bool *at_pty)
 	if (s->srv->reaper != NULL) {
 		/* It keeps our stdio (for its diagnostics) and nothing else. */
 		snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
-		rargv[0] = "swerexd-reaper";
+		rargv[0] = REAPER_NAME;
 		rargv[1] = ppid;
 		rargv[2] = slave;
 		memcpy(rargv + 3, argv, sizeof argv);
