@@ -1280,9 +1280,11 @@ session_dead(struct session *s)
 	log_debug("session %s: bash %s", s->name, st);
 	/*
 	 * Jobs left behind die with their shell: swerexd-reaper has killed
-	 * them before it exited; without it, sweep bash's session.
+	 * them before it exited; without it, or if it was killed itself,
+	 * sweep bash's session.
 	 */
-	if (s->reaper == s->pid)
+	if (s->reaper == s->pid || (WIFSIGNALED(s->wait_status) &&
+	    WTERMSIG(s->wait_status) == SIGKILL))
 		proc_kill_tree(s->pid, SIGKILL);
 	event_del(&s->ev_read);
 	event_del(&s->ev_write);
