@@ -460,7 +460,8 @@ HTEST_ARGS(sigterm_with_100_busy_sessions, many_args)
 	n_kids = proc_find(NULL, 0, harness_pid(h), false, kids, 0, MANY + 8);
 	printf("# %zu processes in the sessions, %zu children of the daemon\n",
 	    n, n_kids);
-	CHECK(n >= 2 * MANY);
+	/* At least every bash (a command may not have forked yet). */
+	CHECK(n >= MANY);
 
 	t0 = harness_now();
 	st = harness_stop(h);
