@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "reaper.h"
 #include "server.h"
 #include "wire.h"
 
@@ -148,6 +149,10 @@ main(int argc, char **argv)
 	enum log_target target = LOG_TARGET_STDERR;
 	int c, r, level;
 
+	/* swerexd-reaper, when swerexd runs itself under that name. */
+	end = strrchr(argv[0], '/');
+	if (strcmp(end != NULL ? end + 1 : argv[0], REAPER_NAME) == 0)
+		return reaper_main(argc, argv);
 	memset(&srv, 0, sizeof srv);
 	server_config_defaults(&srv.cfg);
 	while ((c = getopt_long(argc, argv, "l:hV", opts, NULL)) != -1) {

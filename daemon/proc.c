@@ -1,4 +1,7 @@
-/* Processes: clean spawn attributes, and signalling what a session leader left behind. */
+/*
+ * Processes: clean spawn attributes, signalling what a session leader left
+ * behind, and finding swerexd-reaper, the parent of each session's bash.
+ */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -8,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "proc.h"
+#include "reaper.h"
 
 /*
  * Signal every process in the session sid (and its process group): the
@@ -28,6 +33,9 @@ proc_kill_tree(pid_t sid, int sig)
 	int fd;
 	long pid, psid;
 
+	/* kill(-0) or kill(-1) would reach the daemon's group or everyone. */
+	if (sid <= 1)
+		return;
 	if (kill(-sid, sig) < 0 && errno != ESRCH)
 		log_debug("kill(-%ld): %s", (long)sid, strerror(errno));
 	d = opendir("/proc");
@@ -67,11 +75,48 @@ proc_spawnattr_init(posix_spawnattr_t *attr)
 {
 	sigset_t all, none;
 
-	sigfillset(&all);
+	/*
+	 * Every bit, not sigfillset(): that leaves out glibc's internal
+	 * signals (32 and 33), and posix_spawn then sets them to SIG_IGN in
+	 * the child, an ignore that survives exec into every session.
+	 */
+	memset(&all, 0xff, sizeof all);
 	sigemptyset(&none);
 	posix_spawnattr_init(attr);
 	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID |
 	    POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 	posix_spawnattr_setsigdefault(attr, &all);
 	posix_spawnattr_setsigmask(attr, &none);
+}
+
+/*
+ * Find swerexd-reaper: beside our own executable (the build tree, or both
+ * installed in one directory), else in the libexec directory, else our own
+ * executable, which acts as the reaper when run under its name (dearer to
+ * start when dynamically linked). Return a path to free, or NULL.
+ */
+char *
+proc_find_reaper(void)
+{
+	char self[PATH_MAX], *slash, *path = NULL;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL)
+			*slash = '\0';
+		if (asprintf(&path, "%s/" REAPER_NAME, self) < 0)
+			return NULL;
+		if (access(path, X_OK) == 0)
+			return path;
+		free(path);
+	}
+	path = strdup(SWEREXD_LIBEXECDIR "/" REAPER_NAME);
+	if (path != NULL && access(path, X_OK) == 0)
+		return path;
+	free(path);
+	if (access("/proc/self/exe", X_OK) == 0)
+		return strdup("/proc/self/exe");
+	return NULL;
 }

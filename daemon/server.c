@@ -29,6 +29,7 @@
 #include "file.h"
 #include "ident.h"
 #include "log.h"
+#include "proc.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -548,6 +549,7 @@ server_init(struct server *srv)
 {
 	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP };
 	struct event_config *ec;
+	sigset_t none;
 	size_t i;
 	int r;
 
@@ -558,8 +560,18 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->uploads);
 	TAILQ_INIT(&srv->downloads);
 	TAILQ_INIT(&srv->idents);
+	/* A mask inherited from whoever started us would hide SIGCHLD or SIGTERM. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	server_raise_nofile();
+	srv->reaper = proc_find_reaper();
+	if (srv->reaper == NULL)
+		log_warn("swerexd-reaper not found: what a session daemonises "
+		    "may outlive it, and every process of a session may "
+		    "outlive a killed swerexd");
+	else
+		log_debug("sessions run under %s", srv->reaper);
 
 	ec = event_config_new();
 	if (ec == NULL)
@@ -647,6 +659,8 @@ server_free(struct server *srv)
 	exec_free_all(srv);
 	session_free_all(srv);
 	auth_free(srv);
+	free(srv->reaper);
+	srv->reaper = NULL;
 	SSL_CTX_free(srv->tls_ctx);
 	srv->tls_ctx = NULL;
 	/* Run the deferred releases of connections torn down above. */

@@ -70,6 +70,7 @@ struct server {
 	struct event *ev_deadline;
 	bool stopping;
 	int exit_code;
+	char *reaper;                    /* swerexd-reaper's path, or NULL */
 
 	/* Owned by session.c. */
 	struct session *buckets[SERVER_SESSION_BUCKETS];

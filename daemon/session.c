@@ -38,6 +38,7 @@
 #include "filter.h"
 #include "log.h"
 #include "proc.h"
+#include "reaper.h"
 #include "server.h"
 #include "session.h"
 
@@ -62,10 +63,16 @@
  * The marker is printed by PROMPT_COMMAND, not expanded in PS1: after a
  * parse error at end of input inside eval, bash prints a PS1 it expanded
  * before the line ran, with a stale $?. PS1 is emptied each time so that
- * scripts that prepend to it (virtualenv's activate) add no noise.
+ * scripts that prepend to it (virtualenv's activate) add no noise. It is
+ * written to the terminal itself, so that a command that sent bash's stdout
+ * elsewhere (exec >file) does not hide it, and a stdout or stderr a command
+ * closed (exec >&-) is reopened on the terminal: the session keeps working.
  */
 #define SESSION_PROMPT_COMMAND \
-	"printf \"@swx%.32s:%%s:%%s;\" \"$?\" \"${__swx_k:-0}\"; PS1="
+	"__swx_s=$?; { : 9>&1; } 2>/dev/null || exec >/dev/tty; " \
+	"{ : 9>&2; } 2>/dev/null || exec 2>/dev/tty; " \
+	"printf \"@swx%.32s:%%s:%%s;\" \"$__swx_s\" \"${__swx_k:-0}\" " \
+	">/dev/tty; PS1="
 
 extern char **environ;
 
@@ -109,7 +116,8 @@ struct session {
 	TAILQ_ENTRY(session) entry;
 	bool named;             /* in the name table; else on srv->closing */
 
-	pid_t pid;
+	pid_t pid;              /* bash; 0 until its terminal names it */
+	pid_t reaper;           /* our child: swerexd-reaper, or bash itself */
 	int fd;
 	enum session_state state;
 	int start_stage;
@@ -139,6 +147,7 @@ static void session_read_cb(evutil_socket_t, short, void *);
 static void session_dead(struct session *s);
 static void session_free(struct session *s);
 static void session_unthrottle(void *arg);
+static pid_t session_bash_pid(struct session *s);
 
 static const char session_check_fn[] =
 	"__swx_chk() { __swx_k=2; "
@@ -494,8 +503,11 @@ session_marker_cb(void *arg, int status, int kind)
 	s->busy = false;
 	s->last_status = status;
 	if (s->state == SESSION_STARTING) {
-		if (s->start_stage++ == 0)
-			return 0; /* the first prompt, before the setup script ran */
+		if (s->start_stage++ == 0) {
+			/* The first prompt, before the setup script ran. */
+			session_bash_pid(s);
+			return 0;
+		}
 		s->state = SESSION_IDLE;
 		if (s->w.req == NULL) {
 			session_waiter_clear(s);
@@ -624,6 +636,22 @@ session_catch_up(struct session *s)
 		    session_marker_cb, s);
 }
 
+/*
+ * Learn bash's pid. Under swerexd-reaper bash is our grandchild; it leads
+ * the session of its terminal, which the pty master names (TIOCGSID) once
+ * bash has opened it. Return 0 while it is not known.
+ */
+static pid_t
+session_bash_pid(struct session *s)
+{
+	pid_t sid;
+
+	if (s->pid <= 0 && s->fd >= 0 && !s->reaped &&
+	    ioctl(s->fd, TIOCGSID, &sid) == 0 && sid > 1)
+		s->pid = sid;
+	return s->pid;
+}
+
 /* Signal the job in the foreground of the session's terminal. */
 static pid_t
 session_signal_fg(struct session *s, int sig)
@@ -631,9 +659,26 @@ session_signal_fg(struct session *s, int sig)
 	pid_t fg = tcgetpgrp(s->fd);
 
 	if (fg <= 0)
-		fg = s->pid;
-	kill(-fg, sig);
+		fg = session_bash_pid(s);
+	/* Never kill(-0): that is the daemon's own process group. */
+	if (fg > 1)
+		kill(-fg, sig);
 	return fg;
+}
+
+/*
+ * Kill every process of the session now. swerexd-reaper does it on SIGTERM
+ * and exits once its whole tree is gone; without it, sweep bash's session.
+ */
+static void
+session_kill(struct session *s)
+{
+	if (s->reaped)
+		return;
+	if (s->reaper != s->pid)
+		kill(s->reaper, SIGTERM);
+	else
+		proc_kill_tree(s->pid, SIGKILL);
 }
 
 /* Fire a session's timer: startup or command timeout, or interrupt retry. */
@@ -658,7 +703,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* Gone before the answer: the name is free when the client hears. */
 		session_unname(s);
 		s->closing = true;
-		proc_kill_tree(s->pid, SIGKILL);
+		session_kill(s);
 		session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED, NULL,
 		    "session '%.256s' did not start in time", s->name);
 		break;
@@ -672,7 +717,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 			w->intr_left--;
 			session_signal_fg(s, SIGINT);
 			server_timer_add(&s->ev_timer, w->intr_timeout);
-		} else if (!w->killed && tcgetpgrp(s->fd) != s->pid &&
+		} else if (!w->killed && tcgetpgrp(s->fd) != session_bash_pid(s) &&
 		    tcgetpgrp(s->fd) > 0) {
 			w->killed = true;
 			session_signal_fg(s, SIGCONT);
@@ -696,7 +741,7 @@ session_kill_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
-	proc_kill_tree(s->pid, SIGKILL);
+	session_kill(s);
 }
 
 /* Make a random hex token. */
@@ -747,7 +792,11 @@ session_environ(const char *token, const char *name)
 	return env;
 }
 
-/* Start bash on a new pty: its own session, the pty as its terminal. */
+/*
+ * Start bash on a new pty: its own session, the pty as its terminal, and
+ * swerexd-reaper as its parent when there is one (bash then opens the
+ * terminal itself; we learn its pid from the terminal).
+ */
 static int
 session_spawn(struct session *s, bool *at_pty)
 {
@@ -756,7 +805,8 @@ session_spawn(struct session *s, bool *at_pty)
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	struct winsize ws = { .ws_row = SESSION_ROWS, .ws_col = SESSION_COLS };
-	char slave[128], token[FILTER_TOKEN_LEN + 1], **env;
+	char slave[128], token[FILTER_TOKEN_LEN + 1], ppid[24], **env;
+	char *rargv[3 + sizeof argv / sizeof argv[0]];
 	size_t n;
 	int fd, r;
 
@@ -788,12 +838,26 @@ session_spawn(struct session *s, bool *at_pty)
 
 	proc_spawnattr_init(&attr);
 	posix_spawn_file_actions_init(&fa);
-	/* Opened after setsid and without O_NOCTTY: it becomes bash's terminal. */
-	posix_spawn_file_actions_addopen(&fa, 0, slave, O_RDWR, 0);
-	posix_spawn_file_actions_adddup2(&fa, 0, 1);
-	posix_spawn_file_actions_adddup2(&fa, 0, 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	r = posix_spawnp(&s->pid, "bash", &fa, &attr, argv, env);
+	if (s->srv->reaper != NULL) {
+		/* It keeps our stdio (for its diagnostics) and nothing else. */
+		snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
+		rargv[0] = REAPER_NAME;
+		rargv[1] = ppid;
+		rargv[2] = slave;
+		memcpy(rargv + 3, argv, sizeof argv);
+		posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+		r = posix_spawn(&s->reaper, s->srv->reaper, &fa, &attr, rargv,
+		    env);
+		s->pid = 0;
+	} else {
+		/* Opened after setsid and without O_NOCTTY: bash's terminal. */
+		posix_spawn_file_actions_addopen(&fa, 0, slave, O_RDWR, 0);
+		posix_spawn_file_actions_adddup2(&fa, 0, 1);
+		posix_spawn_file_actions_adddup2(&fa, 0, 2);
+		posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+		r = posix_spawnp(&s->pid, "bash", &fa, &attr, argv, env);
+		s->reaper = s->pid;
+	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	/* The two strings session_environ() allocated sit before PS1 and TERM. */
@@ -1033,7 +1097,7 @@ session_create(struct server *srv, struct req *r,
 	session_wait(s, SESSION_WAIT_CREATE, r);
 	session_send_setup(s, m->startup_source, m->n_startup_source);
 	server_timer_add(&s->ev_timer, timeout);
-	log_debug("session %s: started bash pid %ld", name, (long)s->pid);
+	log_debug("session %s: started pid %ld", name, (long)s->reaper);
 }
 
 /* Refuse a request on a session that cannot take it; return true if refused. */
@@ -1218,7 +1282,10 @@ session_close(struct server *srv, struct req *r, const char *raw)
 	}
 	session_signal_fg(s, SIGHUP);
 	session_signal_fg(s, SIGCONT);
-	kill(-s->pid, SIGHUP);
+	if (session_bash_pid(s) > 1)
+		kill(-s->pid, SIGHUP);
+	else
+		session_kill(s); /* bash is not even on its terminal yet */
 	server_timer_add(&s->ev_kill, srv->cfg.kill_grace);
 }
 
@@ -1233,8 +1300,14 @@ session_dead(struct session *s)
 	s->state = SESSION_DEAD;
 	session_describe_status(s->wait_status, st, sizeof st);
 	log_debug("session %s: bash %s", s->name, st);
-	/* Jobs left behind die with their shell. */
-	proc_kill_tree(s->pid, SIGKILL);
+	/*
+	 * Jobs left behind die with their shell: swerexd-reaper has killed
+	 * them before it exited; without it, or if it was killed itself,
+	 * sweep bash's session.
+	 */
+	if (s->reaper == s->pid || (WIFSIGNALED(s->wait_status) &&
+	    WTERMSIG(s->wait_status) == SIGKILL))
+		proc_kill_tree(s->pid, SIGKILL);
 	event_del(&s->ev_read);
 	event_del(&s->ev_write);
 	evtimer_del(&s->ev_kill);
@@ -1266,13 +1339,13 @@ session_reaped(struct server *srv, pid_t pid, int status)
 	ssize_t n;
 
 	TAILQ_FOREACH(t, &srv->sessions, entry)
-		if (t->pid == pid && !t->reaped) {
+		if (t->reaper == pid && !t->reaped) {
 			s = t;
 			break;
 		}
 	if (s == NULL)
 		TAILQ_FOREACH(t, &srv->closing, entry)
-			if (t->pid == pid && !t->reaped) {
+			if (t->reaper == pid && !t->reaped) {
 				s = t;
 				break;
 			}
@@ -1342,7 +1415,7 @@ session_list(struct server *srv, Swerex__V1__ListSessionsResponse *out)
 	TAILQ_FOREACH(s, &srv->sessions, entry) {
 		swerex__v1__session_info__init(&info[i]);
 		info[i].name = s->name;
-		info[i].pid = s->pid;
+		info[i].pid = session_bash_pid(s);
 		info[i].created = s->created;
 		info[i].last_command = s->last_command ? s->last_command : "";
 		info[i].exit_status = s->state == SESSION_DEAD ? s->wait_status : 0;
@@ -1395,8 +1468,7 @@ session_free_all(struct server *srv)
 	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
 		session_unname(s);
 	while ((s = TAILQ_FIRST(&srv->closing)) != NULL) {
-		if (!s->reaped)
-			proc_kill_tree(s->pid, SIGKILL);
+		session_kill(s);
 		session_free(s);
 	}
 }

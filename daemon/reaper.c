@@ -1,0 +1,282 @@
+/*
+ * swerexd-reaper: the parent of one session's bash.
+ *
+ * swerexd starts it in place of bash. It starts bash on the session's
+ * terminal and stays its parent as a child subreaper, so that nothing the
+ * session starts can leave its tree: a daemon that forks twice and calls
+ * setsid is handed back to the reaper when its parent exits, not to init.
+ * When bash exits, when swerexd asks (SIGTERM) or when swerexd dies (the
+ * reaper's parent-death signal, SIGKILL of swerexd included), it kills every
+ * process left in the tree, reaps them, and exits the way bash did so that
+ * swerexd sees bash's own wait status.
+ *
+ * It is a program of its own, linked with libc only, so that each session
+ * costs one small process instead of a copy of the daemon's memory. Where it
+ * is missing (a static swerexd copied alone), swerexd runs itself under that
+ * name instead: main() of swerexd hands over to reaper_main().
+ *
+ * Usage (by swerexd only): swerexd-reaper PPID TTY PROGRAM [ARG]...
+ * PPID is swerexd's pid (to notice that it died before the death signal was
+ * armed), TTY the pty slave bash gets as its controlling terminal.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "reaper.h"
+
+/* How long to wait for a SIGCHLD between two sweeps of the tree. */
+#define REAPER_SWEEP_NS (10 * 1000 * 1000)
+
+/* Say what went wrong on stderr (swerexd's log). */
+static void
+reaper_warn(const char *what)
+{
+	fprintf(stderr, "swerexd-reaper[%ld]: %s: %s\n", (long)getpid(), what,
+	    strerror(errno));
+}
+
+/*
+ * Start the program on tty in a session of its own, with an empty signal
+ * mask; it dies with the reaper should the reaper itself be killed. vfork:
+ * the child runs at once (on a busy machine a forked child waits for a CPU
+ * while we go on), and it only makes system calls before exec. Return its
+ * pid or -1.
+ */
+static pid_t
+reaper_spawn(const char *tty, char **argv)
+{
+	static const char failed[] = "swerexd-reaper: cannot start the shell\n";
+	sigset_t none;
+	pid_t pid;
+	int fd;
+
+	sigemptyset(&none);
+	pid = vfork();
+	if (pid != 0) {
+		if (pid < 0)
+			reaper_warn("vfork");
+		return pid;
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (setsid() < 0)
+		_exit(127);
+	/* Opened after setsid and without O_NOCTTY: it becomes the terminal. */
+	fd = open(tty, O_RDWR);
+	if (fd < 0 || dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		_exit(127);
+	closefrom(3);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvp(argv[0], argv);
+	if (write(2, failed, sizeof failed - 1) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+/* Send SIGKILL to every child of ours found in /proc (the slow way). */
+static int
+reaper_scan_children(void)
+{
+	char path[64], buf[512], *p;
+	long pid, ppid, self = (long)getpid();
+	struct dirent *de;
+	ssize_t n;
+	int fd, found = 0;
+	DIR *d;
+
+	d = opendir("/proc");
+	if (d == NULL) {
+		reaper_warn("/proc");
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		pid = strtol(de->d_name, NULL, 10);
+		snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		/* After the command name in parentheses: state ppid. */
+		p = strrchr(buf, ')');
+		if (p == NULL || sscanf(p + 2, "%*c %ld", &ppid) != 1 ||
+		    ppid != self)
+			continue;
+		kill((pid_t)pid, SIGKILL);
+		found++;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * Send SIGKILL to every child of ours; return how many there were. The
+ * kernel lists a task's children (CONFIG_PROC_CHILDREN), orphans handed to
+ * us included; without that file, scan all of /proc.
+ */
+static int
+reaper_kill_children(void)
+{
+	char path[64], buf[4096];
+	long pid = 0;
+	bool digits = false;
+	ssize_t n, i;
+	int fd, found = 0;
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/children",
+	    (long)getpid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return reaper_scan_children();
+	/* Space-separated pids, read in bounded chunks. */
+	while ((n = read(fd, buf, sizeof buf)) > 0) {
+		for (i = 0; i < n; i++) {
+			if (isdigit((unsigned char)buf[i])) {
+				pid = pid * 10 + (buf[i] - '0');
+				digits = true;
+				continue;
+			}
+			if (digits && pid > 1) {
+				kill((pid_t)pid, SIGKILL);
+				found++;
+			}
+			pid = 0;
+			digits = false;
+		}
+	}
+	if (digits && pid > 1) {
+		kill((pid_t)pid, SIGKILL);
+		found++;
+	}
+	close(fd);
+	return found;
+}
+
+/*
+ * Kill the whole tree and reap it. Killing our children hands their own
+ * children to us (we are their subreaper), so sweep until none is left;
+ * each sweep also catches what was forked since the last one.
+ */
+static void
+reaper_kill_all(pid_t bash, int *status)
+{
+	struct timespec tick = { 0, REAPER_SWEEP_NS };
+	sigset_t chld;
+	pid_t pid;
+	int st;
+
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	for (;;) {
+		reaper_kill_children();
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+			if (pid == bash)
+				*status = st;
+		if (pid < 0 && errno == ECHILD)
+			return;
+		sigtimedwait(&chld, NULL, &tick);
+	}
+}
+
+/* Exit with the wait status bash had: the same code, or the same signal. */
+static void
+reaper_exit(int status)
+{
+	struct rlimit none = { 0, 0 };
+	sigset_t set;
+	int sig;
+
+	if (WIFEXITED(status))
+		_exit(WEXITSTATUS(status));
+	if (WIFSIGNALED(status)) {
+		sig = WTERMSIG(status);
+		/* bash dumped core if it had to; the reaper has nothing to show. */
+		setrlimit(RLIMIT_CORE, &none);
+		signal(sig, SIG_DFL);
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		raise(sig);
+		_exit(128 + sig);
+	}
+	_exit(1);
+}
+
+/* Start bash, wait for it or for the word to stop, then clear the tree. */
+int
+reaper_main(int argc, char **argv)
+{
+	sigset_t set;
+	siginfo_t si;
+	pid_t bash, pid;
+	long ppid;
+	int status = 0, st, sig;
+	bool done = false;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: swerexd-reaper PPID TTY PROGRAM [ARG]...\n"
+		    "(started by swerexd for each session)\n");
+		return 2;
+	}
+	ppid = strtol(argv[1], NULL, 10);
+	/* Signals are taken by sigwaitinfo, never by handlers. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 ||
+	    prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
+		reaper_warn("prctl");
+		return 127;
+	}
+	/* swerexd died before the death signal was armed: nothing to serve. */
+	if ((long)getppid() != ppid)
+		return 127;
+	bash = reaper_spawn(argv[2], argv + 3);
+	if (bash < 0)
+		return 127;
+	while (!done) {
+		sig = sigwaitinfo(&set, &si);
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD)
+			break;
+		/* Until bash goes, orphans of the session only need reaping. */
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+			if (pid == bash) {
+				status = st;
+				done = true;
+			}
+	}
+	reaper_kill_all(done ? -1 : bash, &status);
+	reaper_exit(status);
+	return 1;
+}
+
+#ifdef REAPER_STANDALONE
+/* Run as swerexd-reaper, the program. */
+int
+main(int argc, char **argv)
+{
+	return reaper_main(argc, argv);
+}
+#endif

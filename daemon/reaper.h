@@ -1,0 +1,10 @@
+/* swerexd-reaper: the parent of each session's bash (see reaper.c). */
+#ifndef SWEREXD_REAPER_H
+#define SWEREXD_REAPER_H
+
+/* argv[0] under which swerexd acts as the reaper. */
+#define REAPER_NAME "swerexd-reaper"
+
+int reaper_main(int argc, char **argv);
+
+#endif
