@@ -21,9 +21,18 @@ cp -r "$corpus/." "$scratch/corpus/" 2>/dev/null || true
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 
+# What each target needs: dispatch inputs start bash sessions (slow, and a
+# sanitizer report is slower still); the filter's 4 KiB chunks need more.
+case $name in
+fuzz-dispatch) opts=(-timeout=60 -max_len=4096) ;;
+fuzz-filter) opts=(-max_len=16384) ;;
+*) opts=() ;;
+esac
+
 echo "1..1"
 "$target" -max_total_time="$seconds" -print_final_stats=1 \
-    -artifact_prefix="$artifacts/" "$@" "$scratch/corpus" >"$scratch/log" 2>&1
+    -artifact_prefix="$artifacts/" "${opts[@]}" "$@" "$scratch/corpus" \
+    >"$scratch/log" 2>&1
 rc=$?
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/log" | tail -n 1)
 crash=$(ls "$artifacts" 2>/dev/null | head -n 1)
