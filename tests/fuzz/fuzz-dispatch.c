@@ -90,9 +90,15 @@ static const char *const fuzz_dispatch_sessions[] = {
 static const char *const fuzz_dispatch_rel[] = {
 	"", "/a", "/b", "/a/b", "/d/", "/a/b/c", "/missing/x",
 };
-/* Entry paths of an upload: valid ones and ones the daemon must refuse. */
+/* An absolute entry path, inside the private directory all the same. */
+static char fuzz_dispatch_abs[128];
+/*
+ * Entry paths of an upload: valid ones and ones the daemon must refuse,
+ * chosen so that even a daemon that took them would write nothing outside
+ * the private directory.
+ */
 static const char *const fuzz_dispatch_entries[] = {
-	"", "a", "b", "a/b", "d/e/f", "../x", "/abs", "./c", "a//b",
+	"", "a", "b", "a/b", "d/e/f", "../x", fuzz_dispatch_abs, "./c", "a//b",
 };
 /* Symbolic link targets: plain names, so links never lead out. */
 static const char *const fuzz_dispatch_links[] = { "a", "b", "missing" };
@@ -136,7 +142,6 @@ static struct {
 	bool garbage_raw;      /* with its own header: may never complete */
 	bool closing;          /* the daemon said it closes (protocol error,
 				  refused Hello) */
-	bool timed_out;
 	/* Unpacked requests live here until the input is done. */
 	void **arena;
 	size_t n_arena;
@@ -765,6 +770,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(fuzz_dispatch_rc[1], sizeof fuzz_dispatch_rc[1], "%s/no-rc",
 	    fuzz_dispatch_root);
 	snprintf(home, sizeof home, "%s/home", fuzz_dispatch_root);
+	snprintf(fuzz_dispatch_abs, sizeof fuzz_dispatch_abs, "%s/abs",
+	    fuzz_dispatch_root);
 	fuzz_check(mkdir(fuzz_dispatch_paths[0], 0700) == 0);
 	fuzz_check(mkdir(home, 0700) == 0);
 	fuzz_check((f = fopen(fuzz_dispatch_rc[0], "w")) != NULL);
