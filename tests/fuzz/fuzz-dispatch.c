@@ -10,6 +10,10 @@
  * fresh id and sent; the flag byte steers the harness:
  *   0x01  wait until every earlier request is answered before sending it
  *   0x02  (Hello) keep its protocol_version instead of the current one
+ *   0x04  reconnect first (at most twice): drop the connection, open a new
+ *         one with the first Hello again (a new id), then retry each
+ *         request still unanswered if that Hello carries a client identity
+ *         (uploads and downloads end with their connection: lost)
  * A payload that does not decode is skipped, unless its flag has 0x80: then
  * it is sent as is, as the last frame (0x40: with its own flag and length
  * bytes, which may be oversize or lie), and the daemon must report a
@@ -114,11 +118,14 @@ struct fuzz_dispatch_frame {
 	bool upload_begin;
 	unsigned finals;       /* final responses seen */
 	int body;              /* Request body case, for messages */
+	bool reconnect;        /* a Hello opening a new connection */
+	bool lost;             /* its connection went, no identity kept it */
 };
 
 /* What the inputs did, printed at exit: the checks did run. */
 static struct {
 	unsigned long inputs, strict, forced, closed, requests, finals;
+	unsigned long reconnects, retries;
 } fuzz_dispatch_stats;
 
 /* The daemon and the private directory every input shares. */
@@ -129,7 +136,9 @@ static char fuzz_dispatch_rc[2][128];      /* harmless, missing */
 
 /* The state of one input. */
 static struct {
-	struct fuzz_dispatch_frame frames[2 * FUZZ_DISPATCH_FRAMES + 1];
+	/* Frames, plus a default Hello, reconnects and an UploadEnd per
+	 * UploadBegin. */
+	struct fuzz_dispatch_frame frames[2 * FUZZ_DISPATCH_FRAMES + 8];
 	size_t n;
 	size_t next;           /* frames sent */
 	int fd;
@@ -140,6 +149,8 @@ static struct {
 	bool eof;
 	bool garbage;          /* a protocol error was provoked */
 	bool garbage_raw;      /* with its own header: may never complete */
+	bool ident;            /* the Hello carries a client identity */
+	unsigned reconnects;
 	bool closing;          /* the daemon said it closes (protocol error,
 				  refused Hello) */
 	/* Unpacked requests live here until the input is done. */
@@ -495,6 +506,22 @@ fuzz_dispatch_end_uploads(void)
 	}
 }
 
+/* Queue the first Hello again, for a new connection. */
+static void
+fuzz_dispatch_add_reconnect(void)
+{
+	struct fuzz_dispatch_frame *first = &fuzz_dispatch_in.frames[0];
+	Swerex__V1__Request *m;
+
+	m = (Swerex__V1__Request *)protobuf_c_message_unpack(
+	    &swerex__v1__request__descriptor, &fuzz_dispatch_allocator,
+	    first->len - WIRE_HEADER_LEN, first->buf + WIRE_HEADER_LEN);
+	fuzz_check(m != NULL && m->body_case == SWEREX__V1__REQUEST__BODY_HELLO);
+	fuzz_dispatch_add(m, false);
+	fuzz_dispatch_in.frames[fuzz_dispatch_in.n - 1].reconnect = true;
+	fuzz_dispatch_in.reconnects++;
+}
+
 /* Cut the input into frames and make each harmless. */
 static void
 fuzz_dispatch_parse(const uint8_t *data, size_t size)
@@ -521,6 +548,11 @@ fuzz_dispatch_parse(const uint8_t *data, size_t size)
 		}
 		if (m != NULL && fuzz_dispatch_fix(m, hdr[0])) {
 			fuzz_dispatch_hello_first(m->body_case);
+			if (fuzz_dispatch_in.n == 0)
+				fuzz_dispatch_in.ident =
+				    m->hello->client_id.len == IDENT_ID_LEN;
+			else if ((hdr[0] & 0x04) && fuzz_dispatch_in.reconnects < 2)
+				fuzz_dispatch_add_reconnect();
 			fuzz_dispatch_add(m, hdr[0] & 0x01);
 		}
 		off += len;
@@ -554,7 +586,7 @@ fuzz_dispatch_response(const Swerex__V1__Response *resp)
 		return;
 	f->finals++;
 	fuzz_dispatch_stats.finals++;
-	fuzz_check(f->expect_final);
+	fuzz_check(f->expect_final || f->lost);
 	if (kind == SWEREX__V1__ERROR_KIND__UNSUPPORTED_VERSION)
 		fuzz_dispatch_in.closing = true;
 }
@@ -588,6 +620,77 @@ fuzz_dispatch_flush(void)
 		event_add(&fuzz_dispatch_in.ev_write, NULL);
 }
 
+static int fuzz_dispatch_receive(void);
+static void fuzz_dispatch_read_cb(evutil_socket_t fd, short what, void *arg);
+static void fuzz_dispatch_write_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Open a connection to the daemon: a socketpair, one end handed over. */
+static void
+fuzz_dispatch_connect(void)
+{
+	struct server *srv = &fuzz_dispatch_srv;
+	int sv[2];
+
+	fuzz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0, sv) == 0);
+	conn_accept(srv, sv[0], SERVER_UNIX, NULL);
+	fuzz_dispatch_in.fd = sv[1];
+	fuzz_dispatch_in.eof = false;
+	event_assign(&fuzz_dispatch_in.ev_read, srv->base, sv[1],
+	    EV_READ | EV_PERSIST, fuzz_dispatch_read_cb, NULL);
+	event_assign(&fuzz_dispatch_in.ev_write, srv->base, sv[1], EV_WRITE,
+	    fuzz_dispatch_write_cb, NULL);
+	event_add(&fuzz_dispatch_in.ev_read, NULL);
+}
+
+/* Close our end of the connection, dropping what was not read or sent. */
+static void
+fuzz_dispatch_disconnect(void)
+{
+	event_del(&fuzz_dispatch_in.ev_read);
+	event_del(&fuzz_dispatch_in.ev_write);
+	close(fuzz_dispatch_in.fd);
+	fuzz_dispatch_in.fd = -1;
+	evbuffer_drain(fuzz_dispatch_in.in, evbuffer_get_length(fuzz_dispatch_in.in));
+	evbuffer_drain(fuzz_dispatch_in.out,
+	    evbuffer_get_length(fuzz_dispatch_in.out));
+}
+
+/*
+ * Move to a new connection: read what the old one already holds, drop it,
+ * send the Hello hello, then retry what is unanswered (with an identity)
+ * or give it up as lost (without one, or a transfer).
+ */
+static void
+fuzz_dispatch_reconnect(struct fuzz_dispatch_frame *hello)
+{
+	struct fuzz_dispatch_frame *f;
+	size_t i;
+
+	while (!fuzz_dispatch_in.eof && fuzz_dispatch_receive() > 0)
+		;
+	fuzz_dispatch_disconnect();
+	fuzz_dispatch_connect();
+	fuzz_dispatch_stats.reconnects++;
+	fuzz_check(evbuffer_add(fuzz_dispatch_in.out, hello->buf, hello->len) == 0);
+	for (i = 0; i < fuzz_dispatch_in.next; i++) {
+		f = &fuzz_dispatch_in.frames[i];
+		if (f == hello || !f->expect_final || f->finals > 0)
+			continue;
+		if (fuzz_dispatch_in.ident &&
+		    f->body != SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN &&
+		    f->body != SWEREX__V1__REQUEST__BODY_UPLOAD_END &&
+		    f->body != SWEREX__V1__REQUEST__BODY_DOWNLOAD) {
+			fuzz_check(evbuffer_add(fuzz_dispatch_in.out, f->buf,
+			    f->len) == 0);
+			fuzz_dispatch_stats.retries++;
+		} else {
+			f->expect_final = false;
+			f->lost = true;
+		}
+	}
+}
+
 /* Send the frames that need not wait for earlier answers. */
 static void
 fuzz_dispatch_send(void)
@@ -599,20 +702,24 @@ fuzz_dispatch_send(void)
 		f = &fuzz_dispatch_in.frames[fuzz_dispatch_in.next];
 		if (f->barrier && !fuzz_dispatch_answered(fuzz_dispatch_in.next))
 			break;
-		fuzz_check(evbuffer_add(fuzz_dispatch_in.out, f->buf, f->len) == 0);
 		fuzz_dispatch_in.next++;
+		if (f->reconnect)
+			fuzz_dispatch_reconnect(f);
+		else
+			fuzz_check(evbuffer_add(fuzz_dispatch_in.out, f->buf,
+			    f->len) == 0);
 	}
 	fuzz_dispatch_flush();
 }
 
-/* Read and check responses; EOF means the daemon closed. */
-static void
-fuzz_dispatch_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Read and check responses; EOF means the daemon closed. Return bytes read. */
+static int
+fuzz_dispatch_receive(void)
 {
 	ProtobufCMessage *msg;
 	int n, r;
 
-	n = evbuffer_read(fuzz_dispatch_in.in, fd, 65536);
+	n = evbuffer_read(fuzz_dispatch_in.in, fuzz_dispatch_in.fd, 65536);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		fuzz_dispatch_in.eof = true;
 		event_del(&fuzz_dispatch_in.ev_read);
@@ -626,6 +733,14 @@ fuzz_dispatch_read_cb(evutil_socket_t fd, short what, void *arg)
 	fuzz_check(r == WIRE_AGAIN);
 	if (fuzz_dispatch_in.eof)
 		fuzz_check(evbuffer_get_length(fuzz_dispatch_in.in) == 0);
+	return n;
+}
+
+/* Responses arrived: check them, send what waited for them. */
+static void
+fuzz_dispatch_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	fuzz_dispatch_receive();
 	fuzz_dispatch_send();
 }
 
@@ -712,9 +827,7 @@ fuzz_dispatch_teardown(void)
 {
 	struct server *srv = &fuzz_dispatch_srv;
 
-	close(fuzz_dispatch_in.fd);
-	event_del(&fuzz_dispatch_in.ev_read);
-	event_del(&fuzz_dispatch_in.ev_write);
+	fuzz_dispatch_disconnect();
 	/* The daemon sees the EOF and frees the connection. */
 	fuzz_check(fuzz_dispatch_wait(fuzz_dispatch_no_conns, 5));
 	session_shutdown_all(srv);
@@ -736,9 +849,11 @@ static void
 fuzz_dispatch_exit(void)
 {
 	fprintf(stderr, "fuzz-dispatch: %lu inputs, %lu requests, %lu final "
-	    "responses; %lu inputs checked strictly, %lu needed pending work "
-	    "ended, %lu closed by the daemon\n", fuzz_dispatch_stats.inputs,
+	    "responses, %lu reconnects, %lu retries; %lu inputs checked "
+	    "strictly, %lu needed pending work ended, %lu closed by the "
+	    "daemon\n", fuzz_dispatch_stats.inputs,
 	    fuzz_dispatch_stats.requests, fuzz_dispatch_stats.finals,
+	    fuzz_dispatch_stats.reconnects, fuzz_dispatch_stats.retries,
 	    fuzz_dispatch_stats.strict, fuzz_dispatch_stats.forced,
 	    fuzz_dispatch_stats.closed);
 	server_free(&fuzz_dispatch_srv);
@@ -788,7 +903,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	memset(srv, 0, sizeof *srv);
 	server_config_defaults(&srv->cfg);
 	srv->cfg.max_sessions = 3;       /* sessions are the expensive part */
-	srv->cfg.max_conns = 4;
+	srv->cfg.max_conns = 8;        /* two reconnects, the old ones closing */
 	srv->cfg.max_output = 65536;
 	srv->cfg.kill_grace = 0.05;
 	srv->cfg.resume_timeout = 0.5;
@@ -820,7 +935,6 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct server *srv = &fuzz_dispatch_srv;
-	int sv[2];
 	size_t i;
 	bool strict;
 
@@ -830,23 +944,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_dispatch_in.closing = false;
 	fuzz_dispatch_in.garbage = false;
 	fuzz_dispatch_in.garbage_raw = false;
+	fuzz_dispatch_in.ident = false;
+	fuzz_dispatch_in.reconnects = 0;
 	fuzz_dispatch_parse(data, size);
 	fuzz_dispatch_arena_free();
 	if (fuzz_dispatch_in.n == 0)
 		return 0;
 
-	fuzz_check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0, sv) == 0);
-	conn_accept(srv, sv[0], SERVER_UNIX, NULL);
-	fuzz_check(srv->n_conns == 1);
-	fuzz_dispatch_in.fd = sv[1];
 	fuzz_check((fuzz_dispatch_in.in = evbuffer_new()) != NULL);
 	fuzz_check((fuzz_dispatch_in.out = evbuffer_new()) != NULL);
-	event_assign(&fuzz_dispatch_in.ev_read, srv->base, sv[1],
-	    EV_READ | EV_PERSIST, fuzz_dispatch_read_cb, NULL);
-	event_assign(&fuzz_dispatch_in.ev_write, srv->base, sv[1], EV_WRITE,
-	    fuzz_dispatch_write_cb, NULL);
-	event_add(&fuzz_dispatch_in.ev_read, NULL);
+	fuzz_dispatch_connect();
+	fuzz_check(srv->n_conns == 1);
 	fuzz_dispatch_send();
 
 	if (!fuzz_dispatch_wait(fuzz_dispatch_done, FUZZ_DISPATCH_BOUND)) {

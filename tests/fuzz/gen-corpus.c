@@ -201,6 +201,22 @@ gen_dispatch(Swerex__V1__Request *r, size_t n)
 		snprintf(name, sizeof name, "conversation-%zu", i);
 		gen_flush("dispatch", name, "", 0, b);
 	}
+	/* A reconnect while a command runs: with an identity it is retried
+	 * and answered once; without one it is lost. */
+	r[RUN].run->command = "read x";
+	gen_frame(b, &r[HELLO], 0);
+	gen_frame(b, &r[CREATE], 0);
+	gen_frame(b, &r[RUN], 0x01);
+	gen_frame(b, &r[EXEC], 0);
+	gen_frame(b, &r[LIST], 0x04);
+	gen_frame(b, &r[RUN], 0x01);
+	gen_flush("dispatch", "reconnect-identity", "", 0, b);
+	gen_frame(b, &r[CREATE], 0);
+	gen_frame(b, &r[RUN], 0x01);
+	gen_frame(b, &r[UBEGIN], 0);
+	gen_frame(b, &r[PING], 0x04);
+	gen_flush("dispatch", "reconnect-anonymous", "", 0, b);
+	r[RUN].run->command = "echo hi";
 	/* All at once, without waiting. */
 	for (i = 0; i < n; i++)
 		gen_frame(b, &r[i], 0);
