@@ -15,19 +15,20 @@
  *         request still unanswered if that Hello carries a client identity
  *         (uploads and downloads end with their connection: lost)
  * A payload that does not decode is skipped, unless its flag has 0x80: then
- * it is sent as is, as the last frame (0x40: with its own flag and length
- * bytes, which may be oversize or lie), and the daemon must report a
- * protocol error and close.
+ * it is sent as is, as the last frame, and the daemon must report a
+ * protocol error and close (0x40: with its own flag and length bytes, which
+ * may be oversize, or longer than the payload: then the daemon may wait).
  *
- * Harmless means: every command is one from a fixed list picked by a hash
- * of the original, every path lies under a private temporary directory,
+ * Harmless means: every command is one from a fixed list (the one the
+ * original names, else one picked by its hash), every path lies under a private temporary directory,
  * symbolic link targets are plain names, startup files are a fixed harmless
  * one (or a missing one), the environment is one fixed variable, timeouts
  * and output caps are clamped small. Invalid timeouts (negative, NaN,
  * infinite) are kept: the daemon must refuse them.
  *
  * Invariants: every request gets exactly one final response (UploadData
- * none), streamed frames never follow it, no response names an id that was
+ * none; a request lost with its connection at most one), streamed frames
+ * never follow it, no response names an id that was
  * not sent, the daemon closes only after a protocol error or a refused
  * Hello, and after the input no session or job is left.
  */
