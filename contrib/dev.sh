@@ -5,6 +5,7 @@
 #   ./contrib/dev.sh build                   build only (into build/)
 #   ./contrib/dev.sh deps                    install missing Debian packages
 #   ./contrib/dev.sh bench [quick]           release build; swerexd, floor, tmux side by side
+#   ./contrib/dev.sh fuzz [SECONDS]          libFuzzer targets, SECONDS each (default 60)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,9 @@ test_pkgs=(file binutils openssh-client openssh-server systemd groff-base
            util-linux python3-pytest)
 # Only the benchmarks need these: the tmux peer and the plot.
 bench_pkgs=(tmux gnuplot-nox)
+# Only the fuzz targets need these: clang and its sanitizer/libFuzzer runtimes.
+fuzz_pkgs=(clang libclang-rt-14-dev)
+fuzz_targets=(fuzz-wire fuzz-filter fuzz-dispatch)
 
 deps() {
 	local missing=() p
@@ -44,6 +48,15 @@ build() {
 		meson setup "$dir" "$@" >&2
 	fi
 	ninja -C "$dir" >&2
+}
+
+# Build the fuzz targets in build-fuzz (clang, ASan+UBSan, libFuzzer).
+build_fuzz() {
+	if [ ! -f build-fuzz/build.ninja ]; then
+		CC=clang meson setup build-fuzz -Dfuzz=true \
+		    -Db_sanitize=address,undefined -Db_lundef=false >&2
+	fi
+	ninja -C build-fuzz "${fuzz_targets[@]/#/tests/fuzz/}" >&2
 }
 
 # Count TAP lines of every test in a meson test log; a test that failed
@@ -87,7 +100,7 @@ run)
 	build build
 	exec build/daemon/swerexd "$@" ;;
 test)
-	deps "${test_pkgs[@]}"
+	deps "${test_pkgs[@]}" "${fuzz_pkgs[@]}"
 	build build
 	build build-asan -Db_sanitize=address,undefined -Db_lundef=false
 	build build-static -Dstatic=true -Ddefault_library=static \
@@ -98,15 +111,29 @@ test)
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C build-asan --print-errorlogs "$@" || rc=1
 	meson test -C build-static --print-errorlogs --suite static || rc=1
+	# Fuzz targets: about 20 s each (FUZZ_SECONDS), one TAP line each.
+	build_fuzz
+	meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || rc=1
 	summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
-	    build-static/meson-logs/testlog.json || rc=1
+	    build-static/meson-logs/testlog.json \
+	    build-fuzz/meson-logs/testlog.json || rc=1
 	exit $rc ;;
 bench)
 	# Rounds: BENCH_ROUNDS (default 3); quick: tiny sizes for a smoke run.
 	deps "${bench_pkgs[@]}"
 	build build-release -Dbuildtype=release
 	exec tests/bench/run.sh build-release "$@" ;;
+fuzz)
+	# Each target for SECONDS on a scratch copy of its seed corpus.
+	deps "${fuzz_pkgs[@]}"
+	build_fuzz
+	rc=0
+	for t in "${fuzz_targets[@]}"; do
+		tests/fuzz/run.sh "build-fuzz/tests/fuzz/$t" \
+		    "tests/fuzz/corpus/${t#fuzz-}" "${1:-60}" | grep -v '^1\.\.' || rc=1
+	done
+	exit $rc ;;
 *)
-	sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
 	[ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
 esac
