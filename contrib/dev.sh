@@ -5,6 +5,7 @@
 #   ./contrib/dev.sh build                   build only (into build/)
 #   ./contrib/dev.sh deps                    install missing Debian packages
 #   ./contrib/dev.sh bench [quick]           release build; swerexd, floor, tmux side by side
+#   ./contrib/dev.sh soak [MINUTES]          mixed load on a private swerexd (default 10 min)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +15,8 @@ pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
       ninja-build pkg-config gcc libc6-dev python3 bash procps less openssl)
 # Only the tests need these: file and readelf for the static binary, a
 # private sshd (the system's ssh service is never used), socket activation.
-test_pkgs=(file binutils openssh-client openssh-server systemd)
+# valgrind: the integration suite runs once more under memcheck.
+test_pkgs=(file binutils openssh-client openssh-server systemd valgrind)
 # Only the benchmarks need these: the tmux peer and the plot.
 bench_pkgs=(tmux gnuplot-nox)
 
@@ -89,15 +91,27 @@ test)
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C build-asan --print-errorlogs "$@" || rc=1
 	meson test -C build-static --print-errorlogs --suite static || rc=1
+	# Every daemon of the integration suite under valgrind; valgrind-check
+	# then reads the reports (tests/valgrind/).
+	rm -rf build/meson-logs/valgrind
+	meson test -C build --setup valgrind --print-errorlogs \
+	    --suite integration --suite valgrind "$@" || rc=1
 	summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
-	    build-static/meson-logs/testlog.json || rc=1
+	    build-static/meson-logs/testlog.json \
+	    build/meson-logs/testlog-valgrind.json || rc=1
 	exit $rc ;;
 bench)
 	# Rounds: BENCH_ROUNDS (default 3); quick: tiny sizes for a smoke run.
 	deps "${bench_pkgs[@]}"
 	build build-release -Dbuildtype=release
 	exec tests/bench/run.sh build-release "$@" ;;
+soak)
+	# tests/soak/soak.c: TAP and a summary on stdout, non-zero on failure.
+	deps
+	build build
+	exec build/tests/soak/soak --minutes "${1:-10}" \
+	    --daemon build/daemon/swerexd ;;
 *)
-	sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
 	[ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
 esac
