@@ -46,23 +46,26 @@ build() {
 
 # Count TAP lines of every test in a meson test log; a test that failed
 # without reporting a failed case (crash, timeout) counts as one failure.
+# Skipped cases ("ok N - ... # SKIP why") are counted apart, never as passed.
 summarize() {
 	python3 - "$@" <<'PY'
 import json, re, sys
-passed = failed = 0
+passed = failed = skipped = 0
 for path in sys.argv[1:]:
     for line in open(path):
         t = json.loads(line)
         out = t.get("stdout") or ""
-        ok = len(re.findall(r"^ok \d+", out, re.M))
+        skip = len(re.findall(r"^ok \d+.*# SKIP", out, re.M))
+        ok = len(re.findall(r"^ok \d+", out, re.M)) - skip
         bad = len(re.findall(r"^not ok \d+", out, re.M))
-        if ok == 0 and bad == 0:
+        skipped += skip
+        if ok == 0 and bad == 0 and skip == 0:
             ok, bad = (1, 0) if t["result"] == "OK" else (0, 1)
         elif t["result"] != "OK" and bad == 0:
             bad = 1
         passed += ok
         failed += bad
-print(f"{passed} passed, {failed} failed")
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
 PY
 }

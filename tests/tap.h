@@ -19,6 +19,8 @@ struct tap_test {
 
 extern int tap_failed_now;
 extern jmp_buf tap_abort;
+/* Why the current test was skipped (SKIP), or NULL. */
+extern const char *tap_skip_now;
 
 static inline void
 tap_diag(const char *file, int line, const char *fmt, ...)
@@ -36,6 +38,8 @@ tap_diag(const char *file, int line, const char *fmt, ...)
 
 #define TEST(name) static void name(void)
 #define CHECK(c) do { if (!(c)) tap_diag(__FILE__, __LINE__, "check failed: %s", #c); } while (0)
+/* Stop the current test and report it as "ok N - name # SKIP reason". */
+#define SKIP(reason) do { tap_skip_now = (reason); longjmp(tap_abort, 1); } while (0)
 #define REQUIRE(c) do { if (!(c)) { tap_diag(__FILE__, __LINE__, "required: %s", #c); longjmp(tap_abort, 1); } } while (0)
 #define CHECK_INT(a, b) do { long long _a = (a), _b = (b); if (_a != _b) \
 	tap_diag(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, _a, #b, _b); } while (0)
@@ -99,9 +103,13 @@ tap_run(const struct tap_test *t, size_t n)
 	printf("1..%zu\n", n);
 	for (i = 0; i < n; i++) {
 		tap_failed_now = 0;
+		tap_skip_now = NULL;
 		if (setjmp(tap_abort) == 0)
 			t[i].fn();
-		printf("%sok %zu - %s\n", tap_failed_now ? "not " : "", i + 1, t[i].name);
+		if (tap_skip_now != NULL && !tap_failed_now)
+			printf("ok %zu - %s # SKIP %s\n", i + 1, t[i].name, tap_skip_now);
+		else
+			printf("%sok %zu - %s\n", tap_failed_now ? "not " : "", i + 1, t[i].name);
 		failed += tap_failed_now;
 	}
 	return failed ? 1 : 0;
@@ -109,7 +117,7 @@ tap_run(const struct tap_test *t, size_t n)
 
 #define TAP_T(fn) { #fn, fn }
 #define TAP_MAIN(...) \
-	int tap_failed_now; jmp_buf tap_abort; \
+	int tap_failed_now; jmp_buf tap_abort; const char *tap_skip_now; \
 	int main(void) { static const struct tap_test t[] = { __VA_ARGS__ }; \
 	return tap_run(t, sizeof t / sizeof t[0]); }
 

@@ -162,13 +162,19 @@ err_kind() {
 }
 
 # Run the "function:description" entries of the tests array in order and
-# print TAP; exit 1 if any failed.
+# print TAP; exit 1 if any failed. A function that returns 77 after setting
+# tap_skip (the reason) is reported as skipped.
 tap_main() {
-	local t n=0 failed=0
+	local t n=0 failed=0 r
 	echo "1..${#tests[@]}"
 	for t in "${tests[@]}"; do
 		n=$((n + 1))
-		if "${t%%:*}"; then
+		tap_skip=
+		"${t%%:*}"
+		r=$?
+		if [ "$r" -eq 77 ] && [ -n "$tap_skip" ]; then
+			echo "ok $n - ${t#*:} # SKIP $tap_skip"
+		elif [ "$r" -eq 0 ]; then
 			echo "ok $n - ${t#*:}"
 		else
 			echo "not ok $n - ${t#*:}"
