@@ -59,6 +59,7 @@
 #define SOAK_SHOW_MAX 20            /* failures told in full */
 #define SOAK_RAW_BATCH 12           /* requests a raw round pipelines */
 #define SOAK_FILE_MAX 65536
+#define SOAK_STOP_MAX 120.0         /* seconds the workers get to stop */
 
 enum soak_kind {
 	SOAK_CONNECT, SOAK_CREATE, SOAK_CLOSE, SOAK_ECHO, SOAK_SEQ,
@@ -122,7 +123,7 @@ struct soak {
 	const char *daemon;
 	unsigned without;           /* actions left out (--without), by kind bit */
 	struct event_base *base;
-	struct event *ev_sample, *ev_files, *ev_raw, *ev_end;
+	struct event *ev_sample, *ev_files, *ev_raw, *ev_end, *ev_abort;
 	char dir[64];
 	char sock[100];
 	char url[160];
@@ -1217,6 +1218,17 @@ soak_end_cb(evutil_socket_t fd, short what, void *arg)
 			soak_schedule(&s->w[i], 0);
 }
 
+/* Give up on workers that did not stop: their requests count as lost. */
+static void
+soak_abort_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct soak *s = arg;
+
+	printf("# %d of %d workers still waiting %.0f s after the end\n",
+	    s->n_workers - s->workers_done, s->n_workers, SOAK_STOP_MAX);
+	event_base_loopexit(s->base, NULL);
+}
+
 /* Make the private temp dir: HOME for the daemon, trees for the files. */
 static int
 soak_make_dir(struct soak *s)
@@ -1615,8 +1627,9 @@ main(int argc, char **argv)
 	s.ev_files = evtimer_new(s.base, soak_files_cb, &s);
 	s.ev_raw = evtimer_new(s.base, soak_raw_cb, &s);
 	s.ev_end = evtimer_new(s.base, soak_end_cb, &s);
+	s.ev_abort = evtimer_new(s.base, soak_abort_cb, &s);
 	if (s.ev_sample == NULL || s.ev_files == NULL || s.ev_raw == NULL ||
-	    s.ev_end == NULL)
+	    s.ev_end == NULL || s.ev_abort == NULL)
 		goto out;
 	s.t0 = soak_now();
 	tv.tv_sec = 0;
@@ -1628,6 +1641,8 @@ main(int argc, char **argv)
 	tv.tv_usec = (suseconds_t)((s.seconds - (double)tv.tv_sec) * 1e6);
 	evtimer_add(s.ev_end, &tv);
 	/* Stopping takes at most the longest action: bound it anyway. */
+	tv.tv_sec += (time_t)SOAK_STOP_MAX;
+	evtimer_add(s.ev_abort, &tv);
 	event_base_loop(s.base, 0);
 	ok = s.workers_done == s.n_workers;
 
@@ -1687,6 +1702,8 @@ out:
 		event_free(s.ev_raw);
 	if (s.ev_end != NULL)
 		event_free(s.ev_end);
+	if (s.ev_abort != NULL)
+		event_free(s.ev_abort);
 	if (s.base != NULL)
 		event_base_free(s.base);
 	soak_stop_daemon(&s);
