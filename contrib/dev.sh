@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up, build, run and test swerexd on a Debian machine.
 #   ./contrib/dev.sh run [swerexd options]   build and start swerexd on its default socket
-#   ./contrib/dev.sh test                    build (plain, ASan+UBSan, static) and run every test
+#   ./contrib/dev.sh test                    build (plain, ASan+UBSan, static, fuzz) and run every test
 #   ./contrib/dev.sh build                   build only (into build/)
 #   ./contrib/dev.sh deps                    install missing Debian packages
 #   ./contrib/dev.sh bench [quick]           release build; swerexd, floor, tmux side by side
 #   ./contrib/dev.sh fuzz [SECONDS]          libFuzzer targets, SECONDS each (default 60)
+#   ./contrib/dev.sh soak [MINUTES]          mixed load on a private swerexd (default 10 min)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,9 +18,9 @@ pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
 # Only the tests need these: file and readelf for the static binary, a
 # private sshd (the system's ssh service is never used), socket activation,
 # groff for the man pages, unshare for the syslog test, the Python client's
-# tests.
+# tests; valgrind: the integration suite runs once more under memcheck.
 test_pkgs=(file binutils openssh-client openssh-server systemd groff-base
-           util-linux python3-pytest)
+           util-linux python3-pytest valgrind)
 # Only the benchmarks need these: the tmux peer and the plot.
 bench_pkgs=(tmux gnuplot-nox)
 # Only the fuzz targets need these: clang and its sanitizer/libFuzzer runtimes.
@@ -61,6 +62,7 @@ build_fuzz() {
 
 # Count TAP lines of every test in a meson test log; a test that failed
 # without reporting a failed case (crash, timeout) counts as one failure.
+# Skipped cases ("ok N - ... # SKIP why") are counted apart, never as passed.
 summarize() {
 	python3 - "$@" <<'PY'
 import json, re, sys
@@ -111,11 +113,18 @@ test)
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		meson test -C build-asan --print-errorlogs "$@" || rc=1
 	meson test -C build-static --print-errorlogs --suite static || rc=1
+	# Every daemon of the integration suite under valgrind; valgrind-check
+	# then reads the reports (tests/valgrind/).
+	rm -rf build/meson-logs/valgrind
+	# (The soak's RSS rule means nothing under valgrind: left out.)
+	meson test -C build --setup valgrind --print-errorlogs \
+	    --suite integration --suite valgrind --no-suite soak "$@" || rc=1
 	# Fuzz targets: about 20 s each (FUZZ_SECONDS), one TAP line each.
 	build_fuzz
 	meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz || rc=1
 	summarize build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
 	    build-static/meson-logs/testlog.json \
+	    build/meson-logs/testlog-valgrind.json \
 	    build-fuzz/meson-logs/testlog.json || rc=1
 	exit $rc ;;
 bench)
@@ -133,7 +142,13 @@ fuzz)
 		    "tests/fuzz/corpus/${t#fuzz-}" "${1:-60}" | grep -v '^1\.\.' || rc=1
 	done
 	exit $rc ;;
+soak)
+	# tests/soak/soak.c: TAP and a summary on stdout, non-zero on failure.
+	deps
+	build build
+	exec build/tests/soak/soak --minutes "${1:-10}" \
+	    --daemon build/daemon/swerexd ;;
 *)
-	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 	[ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2 ;;
 esac

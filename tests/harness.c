@@ -553,6 +553,13 @@ harness_start(const char *const *args)
 	return h;
 }
 
+/* Whether the daemons run under valgrind (see harness.h). */
+bool
+harness_under_valgrind(void)
+{
+	return getenv("SWEREX_VALGRIND_DIR") != NULL;
+}
+
 /* Start a daemon, run body, stop and reap every daemon the test started. */
 void
 harness_test(const char *name, void (*body)(struct harness *),

@@ -86,6 +86,12 @@ void harness_print_log(const struct harness *h);
 /* Re-arm the current test's watchdog to seconds from now. */
 void harness_watchdog(unsigned seconds);
 
+/*
+ * Whether the daemons run under valgrind (meson test --setup valgrind): for
+ * the few checks valgrind itself defeats, which then SKIP saying why.
+ */
+bool harness_under_valgrind(void);
+
 /* Seconds on the monotonic clock. */
 double harness_now(void);
 /* Wait until a process (not necessarily our child) has exited. */

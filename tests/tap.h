@@ -38,6 +38,8 @@ tap_diag(const char *file, int line, const char *fmt, ...)
 
 #define TEST(name) static void name(void)
 #define CHECK(c) do { if (!(c)) tap_diag(__FILE__, __LINE__, "check failed: %s", #c); } while (0)
+/* Stop the current test and report it as "ok N - name # SKIP reason". */
+#define SKIP(reason) do { tap_skip = (reason); longjmp(tap_abort, 1); } while (0)
 #define REQUIRE(c) do { if (!(c)) { tap_diag(__FILE__, __LINE__, "required: %s", #c); longjmp(tap_abort, 1); } } while (0)
 #define CHECK_INT(a, b) do { long long _a = (a), _b = (b); if (_a != _b) \
 	tap_diag(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, _a, #b, _b); } while (0)

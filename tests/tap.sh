@@ -163,16 +163,19 @@ err_kind() {
 
 # Run the "function:description" entries of the tests array in order and
 # print TAP; exit 1 if any failed. A test that cannot run here sets
-# tap_skip to the reason and returns 0: "ok N # SKIP", counted neither way.
+# tap_skip to the reason and returns 0 (or 77): "ok N - name # SKIP why",
+# counted neither way.
 tap_main() {
-	local t n=0 failed=0
+	local t n=0 failed=0 r
 	echo "1..${#tests[@]}"
 	for t in "${tests[@]}"; do
 		n=$((n + 1))
 		tap_skip=
-		if "${t%%:*}"; then
+		"${t%%:*}"
+		r=$?
+		if [ "$r" -eq 0 ] || { [ "$r" -eq 77 ] && [ -n "$tap_skip" ]; }; then
 			if [ -n "$tap_skip" ]; then
-				echo "ok $n # SKIP ${t#*:}: $tap_skip"
+				echo "ok $n - ${t#*:} # SKIP $tap_skip"
 			else
 				echo "ok $n - ${t#*:}"
 			fi

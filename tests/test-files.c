@@ -723,6 +723,9 @@ HTEST(upload_download_200mib)
 	long base_kb = rss_kb(harness_pid(h)), hwm;
 	double t0;
 
+	if (harness_under_valgrind())
+		SKIP("valgrind: the RSS bound does not allow for its shadow memory");
+
 	tpath(h, src, sizeof src, "big.src");
 	tpath(h, dst, sizeof dst, "uploaded/big.bin");
 	tpath(h, back, sizeof back, "big.back");
