@@ -713,7 +713,9 @@ file_upload_fail(struct file_upload *u)
 static const char *
 file_upload_name(struct file_upload *u, const char *rel, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s%s%s", u->target, *rel ? "/" : "", rel);
+	/* A name too long for the message is cut: it only names the entry. */
+	if (snprintf(buf, size, "%s%s%s", u->target, *rel ? "/" : "", rel) < 0)
+		buf[0] = '\0';
 	return buf;
 }
 

@@ -952,6 +952,8 @@ TTEST(hundred_sessions_one_connection)
 	struct event_base *base;
 	struct swerex_client *c;
 
+	if (harness_under_valgrind())
+		SKIP("valgrind: too slow for 100 sessions started at once");
 	harness_watchdog(400);
 	chain_start(h, &ch, NULL, NULL);
 	base = event_base_new();
@@ -974,6 +976,8 @@ TTEST(hundred_sessions_ten_connections)
 	size_t i;
 	bool ok = true;
 
+	if (harness_under_valgrind())
+		SKIP("valgrind: too slow for 100 sessions started at once");
 	harness_watchdog(400);
 	chain_start(h, &ch, NULL, NULL);
 	base = event_base_new();
