@@ -14,7 +14,7 @@
 struct evbuffer;
 
 /*
- * A marker is what the session's PS1 expands to:
+ * A marker is what the session's PROMPT_COMMAND prints:
  *   "@swx" TOKEN ":" STATUS ":" KIND ";"
  * TOKEN is 32 random hex digits chosen per session, STATUS is $? (0-255) and
  * KIND is 0 (command ran) or 2 (syntax check failed). '@' occurs only at the
@@ -23,6 +23,22 @@ struct evbuffer;
 #define FILTER_PREFIX_LEN (4 + FILTER_TOKEN_LEN + 1)
 #define FILTER_CR_MAX 256
 #define FILTER_MARKER_MAX (FILTER_PREFIX_LEN + 3 + 1 + 1 + 1)
+
+/*
+ * The shell side of the marker (a printf format: the session's token as
+ * its %.32s): printed by PROMPT_COMMAND, not expanded in PS1: after a
+ * parse error at end of input inside eval, bash prints a PS1 it expanded
+ * before the line ran, with a stale $?. PS1 is emptied each time so that
+ * scripts that prepend to it (virtualenv's activate) add no noise. It is
+ * written to the terminal itself, so that a command that sent bash's stdout
+ * elsewhere (exec >file) does not hide it, and a stdout or stderr a command
+ * closed (exec >&-) is reopened on the terminal: the session keeps working.
+ */
+#define FILTER_PROMPT_COMMAND \
+	"__swx_s=$?; { : 9>&1; } 2>/dev/null || exec >/dev/tty; " \
+	"{ : 9>&2; } 2>/dev/null || exec 2>/dev/tty; " \
+	"printf \"@swx%.32s:%%s:%%s;\" \"$__swx_s\" \"${__swx_k:-0}\" " \
+	">/dev/tty; PS1="
 
 typedef void (*filter_output_cb)(void *arg, const char *p, size_t n);
 /* Return non-zero to stop feeding: the rest of the input is dropped. */

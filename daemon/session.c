@@ -59,20 +59,6 @@
 #define SESSION_READ_MORE 4000
 #define SESSION_ROWS 50
 #define SESSION_COLS 200
-/*
- * The marker is printed by PROMPT_COMMAND, not expanded in PS1: after a
- * parse error at end of input inside eval, bash prints a PS1 it expanded
- * before the line ran, with a stale $?. PS1 is emptied each time so that
- * scripts that prepend to it (virtualenv's activate) add no noise. It is
- * written to the terminal itself, so that a command that sent bash's stdout
- * elsewhere (exec >file) does not hide it, and a stdout or stderr a command
- * closed (exec >&-) is reopened on the terminal: the session keeps working.
- */
-#define SESSION_PROMPT_COMMAND \
-	"__swx_s=$?; { : 9>&1; } 2>/dev/null || exec >/dev/tty; " \
-	"{ : 9>&2; } 2>/dev/null || exec 2>/dev/tty; " \
-	"printf \"@swx%.32s:%%s:%%s;\" \"$__swx_s\" \"${__swx_k:-0}\" " \
-	">/dev/tty; PS1="
 
 extern char **environ;
 
@@ -780,7 +766,7 @@ session_environ(const char *token, const char *name)
 		    strncmp(environ[i], "TERM=", 5) != 0 &&
 		    strncmp(environ[i], "SWEREX_SESSION=", 15) != 0)
 			env[k++] = environ[i];
-	if (asprintf(&env[k++], "PROMPT_COMMAND=" SESSION_PROMPT_COMMAND,
+	if (asprintf(&env[k++], "PROMPT_COMMAND=" FILTER_PROMPT_COMMAND,
 	    token) < 0 ||
 	    asprintf(&env[k++], "SWEREX_SESSION=%s", name) < 0) {
 		free(env);
@@ -1028,7 +1014,7 @@ session_send_setup(struct session *s, char **files, size_t n)
 	}
 	evbuffer_add_printf(b, "unset PS0; PS1=; PS2=; "
 	    "set +o history +o vi +o emacs +H; __swx_k=0; "
-	    "PROMPT_COMMAND='" SESSION_PROMPT_COMMAND "'", s->filter.prefix + 4);
+	    "PROMPT_COMMAND='" FILTER_PROMPT_COMMAND "'", s->filter.prefix + 4);
 	len = evbuffer_get_length(b);
 	script = (char *)evbuffer_pullup(b, -1);
 	session_send_command(s, script, len, false);

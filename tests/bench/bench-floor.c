@@ -31,9 +31,6 @@
 
 #define FL_READ_SIZE 65536
 
-#define FL_PROMPT_COMMAND \
-	"printf \"@swx%.32s:%%s:%%s;\" \"$?\" \"${__swx_k:-0}\"; PS1="
-
 extern char **environ;
 
 struct fl;
@@ -187,7 +184,7 @@ fl_environ(struct fl *fl, const char *token, char **own)
 		    strncmp(environ[i], "TERM=", 5) != 0 &&
 		    strncmp(environ[i], "HOME=", 5) != 0)
 			env[k++] = environ[i];
-	if (asprintf(&own[0], "PROMPT_COMMAND=" FL_PROMPT_COMMAND, token) < 0) {
+	if (asprintf(&own[0], "PROMPT_COMMAND=" FILTER_PROMPT_COMMAND, token) < 0) {
 		free(env);
 		return NULL;
 	}
@@ -287,7 +284,7 @@ fl_spawn(struct fl *fl, void (*on_mark)(struct fl_sess *, int))
 	    "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
 	    "[ -r ~/.bashrc ] && . ~/.bashrc\n"
 	    "unset PS0; PS1=; PS2=; set +o history +o vi +o emacs +H; "
-	    "__swx_k=0; PROMPT_COMMAND='" FL_PROMPT_COMMAND "'", fl_check_fn,
+	    "__swx_k=0; PROMPT_COMMAND='" FILTER_PROMPT_COMMAND "'", fl_check_fn,
 	    token);
 	evbuffer_add(setup, "", 1);
 	fl_send(s, (const char *)evbuffer_pullup(setup, -1), 0);

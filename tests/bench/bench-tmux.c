@@ -34,9 +34,6 @@
 
 #define TM_BASH "bash --norc --noprofile --noediting -i"
 
-#define TM_PROMPT_COMMAND \
-	"printf \"@swx%.32s:%%s:%%s;\" \"$?\" \"${__swx_k:-0}\"; PS1="
-
 extern char **environ;
 
 struct tmb;
@@ -215,7 +212,7 @@ tm_setup(struct tm_sess *s)
 	    "[ -r /etc/bash.bashrc ] && . /etc/bash.bashrc\n"
 	    "[ -r ~/.bashrc ] && . ~/.bashrc\n"
 	    "unset PS0; PS1=; PS2=; set +o history +o vi +o emacs +H; "
-	    "__swx_k=0; PROMPT_COMMAND='" TM_PROMPT_COMMAND "'", tm_check_fn,
+	    "__swx_k=0; PROMPT_COMMAND='" FILTER_PROMPT_COMMAND "'", tm_check_fn,
 	    s->token) < 0) {
 		s->tm->run.errors++;
 		return;
