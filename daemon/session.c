@@ -515,6 +515,22 @@ session_marker_cb(void *arg, int status, int kind)
 		log_debug("session %s: ready (pid %ld)", s->name, (long)s->pid);
 		return 0;
 	}
+	if (s->w.type == SESSION_WAIT_INTERRUPT && s->w.req != NULL) {
+		pid_t fg = tcgetpgrp(s->fd);
+
+		/*
+		 * The SIGINT caught bash in the instant before a job took the
+		 * terminal: bash printed its prompt, yet the job runs on in the
+		 * foreground. Not the end: the interrupt's timer signals it
+		 * again, and bash prompts once more when it has gone.
+		 */
+		if (fg > 1 && fg != session_bash_pid(s)) {
+			log_debug("session %s: prompt while job %ld holds the "
+			    "terminal; interrupting on", s->name, (long)fg);
+			s->busy = true;
+			return 0;
+		}
+	}
 	if (s->state == SESSION_RUNNING)
 		s->state = SESSION_IDLE;
 	if (s->w.req != NULL)
