@@ -30,15 +30,18 @@ struct evbuffer;
  * parse error at end of input inside eval, bash prints a PS1 it expanded
  * before the line ran, with a stale $?. PS1 is emptied each time so that
  * scripts that prepend to it (virtualenv's activate) add no noise. It is
- * written to the terminal itself, so that a command that sent bash's stdout
- * elsewhere (exec >file) does not hide it, and a stdout or stderr a command
- * closed (exec >&-) is reopened on the terminal: the session keeps working.
+ * written to the terminal itself (bash's own fd 255, /dev/tty if that
+ * fails), so that a command that sent bash's stdout elsewhere (exec >file)
+ * does not hide it, and a stdout or stderr a command closed (exec >&-) is
+ * reopened on the terminal: the session keeps working. Each of these costs
+ * bash syscalls per command: no path is opened unless something is wrong.
  */
 #define FILTER_PROMPT_COMMAND \
-	"__swx_s=$?; { : 9>&1; } 2>/dev/null || exec >/dev/tty; " \
-	"{ : 9>&2; } 2>/dev/null || exec 2>/dev/tty; " \
-	"printf \"@swx%.32s:%%s:%%s;\" \"$__swx_s\" \"${__swx_k:-0}\" " \
-	">/dev/tty; PS1="
+	"__swx_s=$?; { : 9>&1; } 2>&- || exec >/dev/tty; " \
+	"{ : 9>&2; } || exec 2>/dev/tty; " \
+	"printf -v __swx_m \"@swx%.32s:%%s:%%s;\" \"$__swx_s\" \"${__swx_k:-0}\"; " \
+	"printf %%s \"$__swx_m\" 2>&- >&255 || printf %%s \"$__swx_m\" >/dev/tty; " \
+	"PS1="
 
 typedef void (*filter_output_cb)(void *arg, const char *p, size_t n);
 /* Return non-zero to stop feeding: the rest of the input is dropped. */

@@ -145,6 +145,27 @@ t_cli() {
 	rc_is 0 && out_is 'installed\n'
 }
 
+t_python() {
+	# The package as installed (protobuf module generated at build time),
+	# imported from the DESTDIR alone, against the installed daemon.
+	local init dir py=python3
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	init=$(find "$dest" -path '*/swerexd/__init__.py' | head -1)
+	[ -n "$init" ] && [ -f "${init%/*}/swerex_pb2.py" ] ||
+		{ echo "# no swerexd package with its swerex_pb2.py installed"; return 1; }
+	dir=${init%/swerexd/__init__.py}
+	(cd "$tap_dir" && PYTHONPATH=$dir timeout 60 "$py" -c '
+import sys, swerexd
+assert swerexd.__file__.startswith(sys.argv[2]), swerexd.__file__
+rt = swerexd.SyncRuntime(sys.argv[1])
+r = rt.execute(swerexd.Command(command="echo py-installed", shell=True))
+print(r.stdout, end="")
+rt.close()
+' "$url" "$dir") >"$tap_dir/out" 2>"$tap_dir/err"
+	rc=$?
+	rc_is 0 && out_is 'py-installed\n'
+}
+
 t_units() {
 	local u line fail=0
 	for u in swerexd.service swerexd-tls.service; do
@@ -178,6 +199,7 @@ tests=(
 	"t_run_shared:the program runs a command through the DESTDIR's libswerex.so.1"
 	"t_run_static:the static build runs a command with no libswerex.so"
 	"t_cli:the installed swerex runs a command"
+	"t_python:the installed Python package (with its generated protobuf module) runs a command"
 	"t_units:installed units start $SBINDIR/swerexd"
 	"t_stop:the installed swerexd exits 0 on SIGTERM"
 )
