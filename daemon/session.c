@@ -646,7 +646,7 @@ session_catch_up(struct session *s)
 static pid_t
 session_bash_pid(struct session *s)
 {
-	pid_t sid;
+	pid_t sid = 0;	/* valgrind does not know TIOCGSID writes it */
 
 	if (s->pid <= 0 && s->fd >= 0 && !s->reaped &&
 	    ioctl(s->fd, TIOCGSID, &sid) == 0 && sid > 1)
