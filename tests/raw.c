@@ -267,3 +267,38 @@ raw_resp_show(const char *label, const Swerex__V1__Response *resp)
 		       resp->error->message);
 	printf("\n");
 }
+
+/* Send an is_alive request under id. */
+bool
+raw_send_is_alive(struct raw *r, uint64_t id)
+{
+	Swerex__V1__IsAliveRequest body = SWEREX__V1__IS_ALIVE_REQUEST__INIT;
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+
+	req.id = id;
+	req.body_case = SWEREX__V1__REQUEST__BODY_IS_ALIVE;
+	req.is_alive = &body;
+	return raw_send(r, &req);
+}
+
+/*
+ * Send is_alive under id and read responses until its answer: everything
+ * sent before it on this connection has been handled. Other responses are
+ * counted in *others (if not NULL). False on EOF or timeout.
+ */
+bool
+raw_round_trip(struct raw *r, uint64_t id, unsigned *others)
+{
+	Swerex__V1__Response *resp = NULL;
+	bool found = false;
+
+	if (!raw_send_is_alive(r, id))
+		return false;
+	while (!found && raw_recv(r, &resp, 20) == 1) {
+		found = resp->id == id;
+		if (!found && others != NULL)
+			(*others)++;
+		raw_resp_free(resp);
+	}
+	return found;
+}

@@ -36,5 +36,7 @@ int raw_recv(struct raw *r, Swerex__V1__Response **resp, double timeout);
 const char *raw_resp_body_name(const Swerex__V1__Response *resp);
 void raw_resp_free(Swerex__V1__Response *resp);
 void raw_resp_show(const char *label, const Swerex__V1__Response *resp);
+bool raw_send_is_alive(struct raw *r, uint64_t id);
+bool raw_round_trip(struct raw *r, uint64_t id, unsigned *others);
 
 #endif

@@ -134,40 +134,6 @@ fault_fds_back_at(const char *file, int line, struct harness *h, int base)
 }
 #define fault_fds_back(h, base) fault_fds_back_at(__FILE__, __LINE__, (h), (base))
 
-/* Send is_alive under id. */
-static bool
-fault_send_is_alive(struct raw *r, uint64_t id)
-{
-	Swerex__V1__IsAliveRequest body = SWEREX__V1__IS_ALIVE_REQUEST__INIT;
-	Request req = SWEREX__V1__REQUEST__INIT;
-
-	req.id = id;
-	req.body_case = SWEREX__V1__REQUEST__BODY_IS_ALIVE;
-	req.is_alive = &body;
-	return raw_send(r, &req);
-}
-
-/*
- * Round trip: send is_alive under id and read up to its answer, counting
- * what came before it. The daemon handled everything sent earlier.
- */
-static bool
-fault_round_trip(struct raw *r, uint64_t id, unsigned *before)
-{
-	Response *resp = NULL;
-	bool found = false;
-
-	if (!fault_send_is_alive(r, id))
-		return false;
-	while (!found && raw_recv(r, &resp, 20) == 1) {
-		found = resp->id == id;
-		if (!found && before != NULL)
-			(*before)++;
-		raw_resp_free(resp);
-	}
-	return found;
-}
-
 /* Send a run (stream or not) under id. */
 static bool
 fault_send_run(struct raw *r, uint64_t id, const char *session,
@@ -400,7 +366,7 @@ HTEST(disconnect_mid_command)
 	REQUIRE(a.fd >= 0);
 	REQUIRE(fault_send_run(&a, 2, "work", "read -r v; echo \"v=$v\"", false));
 	/* Requests are taken in order: the run started before this answer. */
-	REQUIRE(fault_round_trip(&a, 3, NULL));
+	REQUIRE(raw_round_trip(&a, 3, NULL));
 	CHECK(fault_fds(harness_pid(h)) == base + 1);
 	fault_served(h);
 	raw_close(&a);
@@ -540,7 +506,7 @@ HTEST(disconnect_mid_upload)
 		REQUIRE(fault_upload_piece(&a, 10 + (uint64_t)i, 2, buf, sizeof buf, false));
 		REQUIRE(fault_upload_piece(&a, 20 + (uint64_t)i, 3, buf, sizeof buf, false));
 	}
-	REQUIRE(fault_round_trip(&a, 30, NULL));
+	REQUIRE(raw_round_trip(&a, 30, NULL));
 	/* Both are staged now: the socket and two open staging files. */
 	CHECK_INT(fault_entries(dir, ".swx-up-"), 2);
 	CHECK_INT(fault_fds(harness_pid(h)), base + 3);
@@ -974,7 +940,7 @@ HTEST(unknown_oneof_case)
 	    resp->error->kind == SWEREX__V1__ERROR_KIND__INVALID_REQUEST &&
 	    strstr(resp->error->message, "unknown") != NULL);
 	raw_resp_free(resp);
-	CHECK(fault_round_trip(&r, 8, NULL));
+	CHECK(raw_round_trip(&r, 8, NULL));
 	raw_close(&r);
 	fault_served(h);
 }
@@ -1111,7 +1077,7 @@ HTEST_ARGS(ten_mb_strings, big_frame_args)
 	req.download = &dl;
 	fault_big(&r, &req, "download");
 
-	CHECK(fault_round_trip(&r, 20, NULL));
+	CHECK(raw_round_trip(&r, 20, NULL));
 	raw_close(&r);
 	rss = fault_rss_kb(harness_pid(h));
 	printf("# daemon RSS %lld KiB before, %lld KiB after\n", rss0, rss);
@@ -1155,7 +1121,7 @@ HTEST(ten_mb_strings_default_frame)
 	req.body_case = SWEREX__V1__REQUEST__BODY_CLOSE_SESSION;
 	req.close_session = &cl;
 	fault_big(&r, &req, "close_session");
-	CHECK(fault_round_trip(&r, 4, NULL));
+	CHECK(raw_round_trip(&r, 4, NULL));
 	raw_close(&r);
 
 	/* Four do not: PROTOCOL_ERROR and the connection closed. */
@@ -1363,7 +1329,7 @@ HTEST(odd_session_names)
 	    strlen(resp->error->message) < 4096);
 	raw_resp_free(resp);
 	free(big);
-	CHECK(fault_round_trip(&r, 51, NULL));
+	CHECK(raw_round_trip(&r, 51, NULL));
 	raw_close(&r);
 	fault_served(h);
 }
@@ -1461,7 +1427,7 @@ HTEST(nul_in_strings)
 	}
 	evbuffer_free(b);
 	evbuffer_free(e);
-	CHECK(fault_round_trip(&r, 6, NULL));
+	CHECK(raw_round_trip(&r, 6, NULL));
 	raw_close(&r);
 	fault_served(h);
 }
@@ -1560,7 +1526,7 @@ HTEST_ARGS(max_connections_refused, four_conns)
 	raw_close(&extra);
 	/* The first four still work. */
 	for (i = 0; i < 3; i++)
-		CHECK(fault_round_trip(&r[i], 9, NULL));
+		CHECK(raw_round_trip(&r[i], 9, NULL));
 	fault_served(h);
 	raw_close(&r[0]);
 	/* The daemon frees the slot when it sees the EOF: retry until then. */
@@ -1573,7 +1539,7 @@ HTEST_ARGS(max_connections_refused, four_conns)
 		raw_resp_free(resp);
 		resp = NULL;
 		if (accepted)
-			CHECK(fault_round_trip(&extra, 2, NULL));
+			CHECK(raw_round_trip(&extra, 2, NULL));
 		raw_close(&extra);
 		if (!accepted)
 			poll(NULL, 0, 20);
@@ -1688,7 +1654,7 @@ full_disk_body(struct harness *h)
 	CHECK(resp->body_case == SWEREX__V1__RESPONSE__BODY_ERROR &&
 	    resp->error->kind == SWEREX__V1__ERROR_KIND__NO_SPACE);
 	raw_resp_free(resp);
-	CHECK(fault_round_trip(&r, 20, NULL));
+	CHECK(raw_round_trip(&r, 20, NULL));
 	fault_file_is(target, "previous\n");
 	CHECK_INT(fault_entries(fault_fs, NULL), 1);
 

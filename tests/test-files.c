@@ -1131,44 +1131,6 @@ raw_upload_end(struct raw *r, uint64_t id, uint64_t upload_id, bool abort_it)
 	return raw_send(r, &req);
 }
 
-/* Send an is_alive request with id. */
-static bool
-is_alive_send(struct raw *r, uint64_t id)
-{
-	Swerex__V1__IsAliveRequest body = SWEREX__V1__IS_ALIVE_REQUEST__INIT;
-	Request req = SWEREX__V1__REQUEST__INIT;
-
-	req.id = id;
-	req.body_case = SWEREX__V1__REQUEST__BODY_IS_ALIVE;
-	req.is_alive = &body;
-	return raw_send(r, &req);
-}
-
-/*
- * Send is_alive with id and read responses until its answer: everything sent
- * before it on this connection has been handled. Other responses are shown
- * and counted in *others. False on EOF or timeout.
- */
-static bool
-raw_round_trip(struct raw *r, uint64_t id, unsigned *others)
-{
-	Response *resp = NULL;
-	bool found = false;
-
-	if (!is_alive_send(r, id))
-		return false;
-	while (!found && raw_recv(r, &resp, 20) == 1) {
-		if (resp->id == id)
-			found = true;
-		else {
-			raw_resp_show("response before the round trip", resp);
-			(*others)++;
-		}
-		raw_resp_free(resp);
-	}
-	return found;
-}
-
 /* Round trip on the library's client: the daemon has run its loop since. */
 static void
 sync_daemon(struct swerex_client *c)
@@ -1350,7 +1312,7 @@ HTEST(upload_refuses_escaping_paths)
 		raw_upload_entry(&r, 3, 2, bad[i],
 		    SWEREX__V1__ENTRY_TYPE__ENTRY_TYPE_FILE, 0644, "evil\n", 5, true);
 		raw_upload_end(&r, 4, 2, false);
-		is_alive_send(&r, 5);
+		raw_send_is_alive(&r, 5);
 		/*
 		 * Read until the transfer is answered, or until an error was seen
 		 * and the is_alive after it answered (or the connection ends).
