@@ -131,7 +131,11 @@ bench)
 	# Rounds: BENCH_ROUNDS (default 3); quick: tiny sizes for a smoke run.
 	deps "${bench_pkgs[@]}"
 	build build-release -Dbuildtype=release
-	exec tests/bench/run.sh build-release "$@" ;;
+	# The single static binary, for the start-up row of its own.
+	build build-release-static -Dbuildtype=release -Dstatic=true \
+	    -Ddefault_library=static
+	BENCH_STATIC_DAEMON=$PWD/build-release-static/daemon/swerexd \
+	    exec tests/bench/run.sh build-release "$@" ;;
 fuzz)
 	# Each target for SECONDS on a scratch copy of its seed corpus.
 	deps "${fuzz_pkgs[@]}"

@@ -18,6 +18,10 @@
  * Usage (by swerexd only): swerexd-reaper PPID TTY PROGRAM [ARG]...
  * PPID is swerexd's pid (to notice that it died before the death signal was
  * armed), TTY the pty slave bash gets as its controlling terminal.
+ *
+ * Or, as a spare started ahead of need (spare.c): swerexd-reaper --spare
+ * PPID, which reads those arguments and the environment from fd 3, and
+ * exits quietly if swerexd closes it without sending any.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -38,6 +42,10 @@
 
 /* How long to wait for a SIGCHLD between two sweeps of the tree. */
 #define REAPER_SWEEP_NS (10 * 1000 * 1000)
+/* The largest spec a spare accepts: more than any pipe holds at once. */
+#define REAPER_SPEC_MAX (1024 * 1024)
+
+extern char **environ;
 
 /* Say what went wrong on stderr (swerexd's log). */
 static void
@@ -218,6 +226,95 @@ reaper_exit(int status)
 	_exit(1);
 }
 
+/*
+ * Split n bytes of NUL-ended strings, a list ended by an empty string, into
+ * a NULL-terminated vector of pointers into them. Return the bytes used,
+ * or 0 if the list has no end.
+ */
+static size_t
+reaper_split(char *p, size_t n, char ***out)
+{
+	size_t i, k = 0, count = 0;
+	char **v;
+
+	for (i = 0; i < n && p[i] != '\0'; i += strlen(p + i) + 1)
+		count++;
+	if (i >= n)
+		return 0;
+	v = calloc(count + 1, sizeof *v);
+	if (v == NULL)
+		return 0;
+	for (i = 0; k < count; i += strlen(p + i) + 1)
+		v[k++] = p + i;
+	*out = v;
+	return i + 1;
+}
+
+/*
+ * As a spare: read the arguments after our name and the environment from
+ * REAPER_SPEC_FD, to its end. Return the new argc (argv and environ point
+ * into the spec, kept for good), 0 when swerexd let the spare go unused,
+ * -1 on a bad spec.
+ */
+static int
+reaper_read_spec(char ***argvp)
+{
+	size_t len = 0, size = 4096, used;
+	char *buf = NULL, *nbuf, **args, **env, **argv;
+	ssize_t n;
+	int argc;
+
+	for (;;) {
+		if (len == size || buf == NULL) {
+			if (buf != NULL)
+				size *= 2;
+			errno = E2BIG;
+			if (size > REAPER_SPEC_MAX ||
+			    (nbuf = realloc(buf, size)) == NULL)
+				goto fail;
+			buf = nbuf;
+		}
+		n = read(REAPER_SPEC_FD, buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(REAPER_SPEC_FD);
+	if (len == 0) {
+		free(buf);
+		return 0;
+	}
+	errno = EINVAL;
+	if ((used = reaper_split(buf, len, &args)) == 0)
+		goto fail;
+	if (reaper_split(buf + used, len - used, &env) == 0) {
+		free(args);
+		goto fail;
+	}
+	for (argc = 0; args[argc] != NULL; argc++)
+		;
+	argv = calloc((size_t)argc + 2, sizeof *argv);
+	if (argv == NULL) {
+		free(env);
+		free(args);
+		goto fail;
+	}
+	argv[0] = REAPER_NAME;
+	memcpy(argv + 1, args, (size_t)argc * sizeof *argv);
+	free(args);
+	environ = env;
+	*argvp = argv;
+	return argc + 1;
+fail:
+	reaper_warn("spare: reading the session's spec");
+	free(buf);
+	return -1;
+}
+
 /* Start bash, wait for it or for the word to stop, then clear the tree. */
 int
 reaper_main(int argc, char **argv)
@@ -227,14 +324,15 @@ reaper_main(int argc, char **argv)
 	pid_t bash, pid;
 	long ppid;
 	int status = 0, st, sig;
-	bool done = false;
+	bool done = false, spare = argc == 3 &&
+	    strcmp(argv[1], REAPER_SPARE) == 0;
 
-	if (argc < 4) {
+	if (argc < 4 && !spare) {
 		fprintf(stderr, "usage: swerexd-reaper PPID TTY PROGRAM [ARG]...\n"
 		    "(started by swerexd for each session)\n");
 		return 2;
 	}
-	ppid = strtol(argv[1], NULL, 10);
+	ppid = strtol(argv[spare ? 2 : 1], NULL, 10);
 	/* Signals are taken by sigwaitinfo, never by handlers. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -251,6 +349,13 @@ reaper_main(int argc, char **argv)
 	/* swerexd died before the death signal was armed: nothing to serve. */
 	if ((long)getppid() != ppid)
 		return 127;
+	if (spare) {
+		/* Stay armed, then wait (long, maybe) for a session to serve. */
+		if ((argc = reaper_read_spec(&argv)) <= 0)
+			return argc == 0 ? 0 : 127;
+		if (argc < 4 || strtol(argv[1], NULL, 10) != ppid)
+			return 127;
+	}
 	bash = reaper_spawn(argv[2], argv + 3);
 	if (bash < 0)
 		return 127;

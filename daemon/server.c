@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "server.h"
 #include "session.h"
+#include "spare.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -468,6 +469,7 @@ server_stop(struct server *srv)
 	ident_free_all(srv);
 	file_free_all(srv);
 	exec_free_all(srv);
+	spare_free(srv);
 	session_shutdown_all(srv);
 	tv.tv_sec = (time_t)t;
 	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
@@ -488,7 +490,8 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGCHLD:
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			if (!session_reaped(srv, pid, status))
+			if (!session_reaped(srv, pid, status) &&
+			    !spare_reaped(srv, pid, status))
 				exec_reaped(srv, pid, status);
 		break;
 	case SIGTERM:
@@ -611,6 +614,8 @@ server_init(struct server *srv)
 		if (r < 0)
 			return r;
 	}
+	if ((r = spare_init(srv)) < 0)
+		return r;
 	return server_check_listeners(srv);
 }
 
@@ -657,6 +662,7 @@ server_free(struct server *srv)
 	ident_free_all(srv);
 	file_free_all(srv);
 	exec_free_all(srv);
+	spare_free(srv);
 	session_free_all(srv);
 	auth_free(srv);
 	free(srv->reaper);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include <event2/event_struct.h>
 
@@ -71,6 +72,12 @@ struct server {
 	bool stopping;
 	int exit_code;
 	char *reaper;                    /* swerexd-reaper's path, or NULL */
+
+	/* Owned by spare.c: a reaper started ahead of the next session. */
+	pid_t spare_pid;
+	int spare_fd;                    /* its spec pipe */
+	size_t spare_room;               /* what the pipe takes at once */
+	struct event *ev_spare;
 
 	/* Owned by session.c. */
 	struct session *buckets[SERVER_SESSION_BUCKETS];

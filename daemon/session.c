@@ -41,6 +41,7 @@
 #include "reaper.h"
 #include "server.h"
 #include "session.h"
+#include "spare.h"
 
 #define SESSION_NAME_MAX 256
 #define SESSION_STARTUP_TIMEOUT 10.0
@@ -232,6 +233,8 @@ session_waiter_clear(struct session *s)
 
 	if (s->throttled)
 		session_unthrottle(s);
+	if (w->type == SESSION_WAIT_CREATE)
+		spare_refill(s->srv);
 	for (i = 0; i < w->n_expect; i++)
 		free(w->expect[i]);
 	free(w->expect);
@@ -848,8 +851,10 @@ session_spawn(struct session *s, bool *at_pty)
 		rargv[2] = slave;
 		memcpy(rargv + 3, argv, sizeof argv);
 		posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-		r = posix_spawn(&s->reaper, s->srv->reaper, &fa, &attr, rargv,
-		    env);
+		r = 0;
+		if ((s->reaper = spare_take(s->srv, rargv + 1, env)) == 0)
+			r = posix_spawn(&s->reaper, s->srv->reaper, &fa, &attr,
+			    rargv, env);
 		s->pid = 0;
 	} else {
 		/* Opened after setsid and without O_NOCTTY: bash's terminal. */

@@ -22,6 +22,7 @@
 
 #include <event2/buffer.h>
 
+#include "fds.h"
 #include "harness.h"
 #include "raw.h"
 #include "tls.h"
@@ -43,23 +44,6 @@ typedef Swerex__V1__Response Response;
 /* Connections opened and dropped by churn_10000. */
 #define FAULT_CHURN 10000
 
-/* Count the daemon's open descriptors. */
-static int
-fault_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
 
 /* Read one "Key: value" number from /proc/PID/<file>; -1 if absent. */
 static long long
@@ -99,7 +83,7 @@ fault_wait_fds(pid_t pid, int want, double timeout)
 	double deadline = harness_now() + timeout;
 	int n;
 
-	while ((n = fault_fds(pid)) != want && harness_now() < deadline)
+	while ((n = fds_count(pid)) != want && harness_now() < deadline)
 		poll(NULL, 0, 20);
 	return n;
 }
@@ -361,13 +345,13 @@ HTEST(disconnect_mid_command)
 	fault_other(h);
 	REQUIRE(harness_create(c, "work") == 0);
 	pid = harness_session_pid(c, "work");
-	base = fault_fds(harness_pid(h));
+	base = fds_count(harness_pid(h));
 	a = raw_connect_hello(h);
 	REQUIRE(a.fd >= 0);
 	REQUIRE(fault_send_run(&a, 2, "work", "read -r v; echo \"v=$v\"", false));
 	/* Requests are taken in order: the run started before this answer. */
 	REQUIRE(raw_round_trip(&a, 3, NULL));
-	CHECK(fault_fds(harness_pid(h)) == base + 1);
+	CHECK(fds_count(harness_pid(h)) == base + 1);
 	fault_served(h);
 	raw_close(&a);
 	fault_fds_back(h, base);
@@ -408,7 +392,7 @@ HTEST(disconnect_mid_stream)
 	fault_other(h);
 	REQUIRE(harness_create(c, "work") == 0);
 	pid = harness_session_pid(c, "work");
-	base = fault_fds(harness_pid(h));
+	base = fds_count(harness_pid(h));
 	a = raw_connect_hello(h);
 	REQUIRE(a.fd >= 0);
 	REQUIRE(fault_send_run(&a, 2, "work",
@@ -496,7 +480,7 @@ HTEST(disconnect_mid_upload)
 	snprintf(fresh, sizeof fresh, "%s/fresh.bin", dir);
 	snprintf(old, sizeof old, "%s/old.txt", dir);
 	REQUIRE(fault_put(old, "original\n", 9));
-	base = fault_fds(harness_pid(h));
+	base = fds_count(harness_pid(h));
 	a = raw_connect_hello(h);
 	REQUIRE(a.fd >= 0);
 	REQUIRE(fault_upload_begin(&a, 2, fresh));
@@ -509,7 +493,7 @@ HTEST(disconnect_mid_upload)
 	REQUIRE(raw_round_trip(&a, 30, NULL));
 	/* Both are staged now: the socket and two open staging files. */
 	CHECK_INT(fault_entries(dir, ".swx-up-"), 2);
-	CHECK_INT(fault_fds(harness_pid(h)), base + 3);
+	CHECK_INT(fds_count(harness_pid(h)), base + 3);
 	fault_served(h);
 	raw_close(&a);
 	fault_fds_back(h, base);
@@ -668,7 +652,7 @@ HTEST_ARGS(stuck_client_disconnected, stuck_args)
 
 	fault_other(h);
 	REQUIRE(harness_create(c, "flood") == 0);
-	base = fault_fds(harness_pid(h));
+	base = fds_count(harness_pid(h));
 	a = raw_connect_hello(h);
 	REQUIRE(a.fd >= 0);
 	REQUIRE(fault_send_run(&a, 2, "flood", "yes", true));
@@ -767,7 +751,7 @@ HTEST_ARGS(stuck_tls_client_disconnected, fault_tls_setup())
 	fault_other(h);
 	REQUIRE(addr != NULL);
 	REQUIRE(harness_create(c, "flood") == 0);
-	base = fault_fds(harness_pid(h));
+	base = fds_count(harness_pid(h));
 	ctx = tls_client_ctx(fault_ca, NULL, NULL, err, sizeof err);
 	REQUIRE(ctx != NULL);
 	a = raw_connect_tcp(addr + 6);
@@ -843,7 +827,7 @@ HTEST(random_bytes)
 	struct raw r;
 
 	fault_other(h);
-	base = fault_fds(harness_pid(h));
+	base = fds_count(harness_pid(h));
 	for (i = 0; i < 40; i++) {
 		size_t n = 1 + fault_rand(&x) % sizeof buf;
 
@@ -1449,7 +1433,7 @@ HTEST(churn_10000)
 
 	harness_watchdog(600);
 	fault_other(h);
-	base = fault_fds(harness_pid(h));
+	base = fds_count(harness_pid(h));
 	for (i = 0; i < FAULT_CHURN; i++) {
 		switch (i % 4) {
 		case 0:     /* before Hello */
@@ -1479,7 +1463,7 @@ HTEST(churn_10000)
 		}
 		raw_close(&r);
 		if (i % 1000 == 999) {
-			n = fault_fds(harness_pid(h));
+			n = fds_count(harness_pid(h));
 			peak = n > peak ? n : peak;
 			fault_served(h);
 		}

@@ -915,6 +915,84 @@ out:
 }
 
 /* A socket made with --listen is 0600 too. */
+/*
+ * The daemon's spare reaper (a child of the daemon running swerexd-reaper
+ * with no child of its own, waiting for the next session): wait up to
+ * timeout for one; 0 if none came.
+ */
+static int
+spare_find(pid_t daemon, double timeout)
+{
+	struct timespec tick = { 0, 20 * 1000 * 1000 };
+	double deadline = harness_now() + timeout;
+	int kids[64], sub[1];
+	size_t n, i;
+
+	for (;;) {
+		n = proc_find(NULL, 0, daemon, false, kids, 0, 64);
+		/* Not yet exec'd, it is still a copy of the daemon. */
+		for (i = 0; i < n; i++)
+			if (proc_find(NULL, 0, kids[i], true, sub, 0, 1) == 0 &&
+			    strcmp(proc_comm(kids[i]), "swerexd-reaper") == 0)
+				return kids[i];
+		if (harness_now() > deadline)
+			return 0;
+		/* Polling /proc: nothing signals a non-child's start. */
+		nanosleep(&tick, NULL);
+	}
+}
+
+/*
+ * A spare reaper waits for the next session, holding nothing but stdio and
+ * its spec pipe. Killed, it is replaced, and sessions start all the while.
+ */
+HTEST(spare_reaper_replaced)
+{
+	struct swerex_client *c = harness_client(h);
+	struct swerex_observation *obs;
+	char path[64];
+	struct dirent *d;
+	size_t n = 0;
+	int spare, again;
+	DIR *dir;
+
+	REQUIRE(harness_create(c, "a") == 0);
+	spare = spare_find(harness_pid(h), 10);
+	REQUIRE(spare > 0);
+	snprintf(path, sizeof path, "/proc/%d/fd", spare);
+	REQUIRE((dir = opendir(path)) != NULL);
+	while ((d = readdir(dir)) != NULL)
+		if (d->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	CHECK_INT(n, 4);    /* 0, 1, 2 and the spec pipe */
+
+	kill(spare, SIGKILL);
+	CHECK(harness_pid_gone(spare, 10));
+	REQUIRE(harness_create(c, "b") == 0);
+	obs = harness_exec(c, "b", "echo $((40 + 2))");
+	REQUIRE(obs != NULL);
+	CHECK_MEM(obs->output, obs->output_len, "42\n");
+	swerex_observation_free(obs);
+	again = spare_find(harness_pid(h), 10);
+	CHECK(again > 0 && again != spare);
+	REQUIRE(harness_create(c, "c") == 0);
+	obs = harness_exec(c, "c", "echo $$ $PPID");
+	REQUIRE(obs != NULL);
+	/* The spare became c's reaper: bash's parent. */
+	if (again > 0) {
+		char want[32];
+
+		snprintf(want, sizeof want, " %d\n", again);
+		CHECK(obs->output_len > strlen(want) &&
+		    strcmp(obs->output + obs->output_len - strlen(want),
+		    want) == 0);
+		if (tap_failed_now)
+			harness_show_observation("c", obs);
+	}
+	swerex_observation_free(obs);
+}
+
 HTEST(listen_socket_mode)
 {
 	struct stat st;
@@ -934,5 +1012,6 @@ TAP_MAIN(
 	TAP_T(no_fd_leaks),
 	TAP_T(dirty_daemon_clean_sessions),
 	TAP_T(listen_socket_mode),
+	TAP_T(spare_reaper_replaced),
 	TAP_T(sigterm_with_100_busy_sessions),
 )

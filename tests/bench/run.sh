@@ -9,6 +9,8 @@
 # and prints the table.
 #   tests/bench/run.sh BUILD [quick]     rounds: $BENCH_ROUNDS (default 3)
 #   tests/bench/run.sh BUILD report      table and plot again from results.csv
+# With $BENCH_STATIC_DAEMON (a swerexd linked with -Dstatic=true), start-up
+# is measured for that single binary too, as param "static".
 # An implementation whose program is missing is skipped; a program that fails
 # or times out is told on stderr and the run goes on (benchmarks report, they
 # never fail).
@@ -101,6 +103,17 @@ for spec in "${scenarios[@]}"; do
 			[ $rc -eq 0 ] || echo "run.sh: bench-$impl $spec: exit $rc (see $log)" >&2
 			[ -n "$lines" ] && printf '%s\n' "$lines" | sed "s/^/$r,/" >> "$csv"
 		done
+		# The static binary's start: no dynamic loader, no shared libraries.
+		if [ "$mode" != report ] && [ "${spec#--scenario startup}" != "$spec" ] &&
+		    [ -x "${BENCH_STATIC_DAEMON:-}" ] && [[ " ${impls[*]} " == *" swerexd "* ]]; then
+			echo "run.sh: round $r: bench-swerexd $spec (static)" >&2
+			# shellcheck disable=SC2086
+			lines=$(timeout -k 10 "$limit" "$build/tests/bench/bench-swerexd" \
+			    $spec --daemon "$BENCH_STATIC_DAEMON" 2>>"$log")
+			[ -n "$lines" ] && printf '%s\n' "$lines" |
+			    sed "s/^swerexd,startup,,/$r,swerexd,startup,static,/" |
+			    grep "^$r," >> "$csv"
+		fi
 	done
 done
 

@@ -51,6 +51,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "fds.h"
 #include "swerex.h"
 #include "wire.h"
 
@@ -255,25 +256,6 @@ soak_rss_kib(pid_t pid)
 			break;
 	fclose(f);
 	return kib;
-}
-
-/* Number of open fds of the daemon, or -1. */
-static int
-soak_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *d;
-	DIR *dir;
-	int n = 0;
-
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	if ((dir = opendir(path)) == NULL)
-		return -1;
-	while ((d = readdir(dir)) != NULL)
-		if (d->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
 }
 
 /* Whether len bytes at p are exactly the C string want. */
@@ -1185,7 +1167,7 @@ soak_sample(struct soak *s)
 	p = &s->samples[s->n_samples++];
 	p->t = soak_now() - s->t0;
 	p->rss_kib = soak_rss_kib(s->pid);
-	p->fds = soak_fds(s->pid);
+	p->fds = fds_count(s->pid);
 	p->sessions = 0;
 	for (i = 0; i < s->n_workers; i++)
 		p->sessions += s->w[i].has_session;
@@ -1436,7 +1418,7 @@ soak_settle_fds(struct soak *s, int *sessions)
 			swerex_error_free(e);
 			e = NULL;
 		}
-		fds = soak_fds(s->pid);
+		fds = fds_count(s->pid);
 		if ((fds == s->base_fds && *sessions == 0) ||
 		    soak_now() > deadline)
 			return fds;
@@ -1618,7 +1600,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	s.base_rss = soak_rss_kib(s.pid);
-	s.base_fds = soak_fds(s.pid);
+	s.base_fds = fds_count(s.pid);
 	for (i = 0; i < s.n_workers; i++) {
 		s.w[i].s = &s;
 		s.w[i].idx = i;
