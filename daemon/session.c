@@ -672,6 +672,32 @@ session_signal_fg(struct session *s, int sig)
 }
 
 /*
+ * Throw away input the terminal holds unread, as a typed ^C does. bash
+ * reads its commands a byte at a time: a SIGINT that finds it halfway
+ * through a line makes it drop what it parsed and then read the rest as a
+ * command of its own (the tail of a command line: the previous command's
+ * "eval" again, or the tail of the command's text). Only the slave side
+ * flushes the slave's queue; TIOCGPTPEER opens it without a path.
+ */
+static void
+session_drop_input(struct session *s)
+{
+	int fd;
+
+	evbuffer_drain(s->wbuf, evbuffer_get_length(s->wbuf));
+	event_del(&s->ev_write);
+	fd = ioctl(s->fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd < 0) {
+		log_debug("session %s: TIOCGPTPEER: %s", s->name,
+		    strerror(errno));
+		return;
+	}
+	tcflush(fd, TCIFLUSH);
+	close(fd);
+}
+
+/*
  * Kill every process of the session now. swerexd-reaper does it on SIGTERM
  * and exits once its whole tree is gone; without it, sweep bash's session.
  */
@@ -1265,6 +1291,7 @@ session_interrupt(struct server *srv, struct req *r,
 	}
 	w->intr_timeout = timeout;
 	w->intr_left = n_retry > 0 ? n_retry - 1 : 0;
+	session_drop_input(s);
 	session_signal_fg(s, SIGINT);
 	server_timer_add(&s->ev_timer, timeout);
 }

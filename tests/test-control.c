@@ -509,6 +509,50 @@ interrupt_and_drain(struct event_base *base, struct swerex_client *ce,
 	harness_reply_clear(&ir);
 }
 
+/*
+ * An interrupt that lands while bash is still reading a command line (it
+ * reads a byte at a time) must not leave the rest of the line to run as a
+ * command of its own: the previous command's eval ran again, so its output
+ * showed up in the next observation. Lines of growing length, interrupted
+ * as soon as they are sent, catch bash at different points of the line.
+ */
+HTEST(interrupt_mid_command_line)
+{
+	struct swerex_client *c = harness_client(h), *ce;
+	struct harness_reply run = { 0 };
+	struct event_base *base;
+	char old[32], want[32], *cmd;
+	size_t i, pad;
+
+	REQUIRE(harness_create(c, "mid") == 0);
+	base = event_base_new();
+	REQUIRE(base != NULL);
+	ce = harness_connect_base(h, base);
+	REQUIRE(ce != NULL);
+	REQUIRE((cmd = malloc(4200)) != NULL);
+	for (i = 0; i < 40 && !tap_failed_now; i++) {
+		snprintf(old, sizeof old, "echo old-%zu", i);
+		snprintf(want, sizeof want, "old-%zu\n", i);
+		CHECK_RUN(c, "mid", old, want, 0);
+		pad = (i % 8) * 500;
+		memcpy(cmd, ": ", 2);
+		memset(cmd + 2, 'x', pad);
+		snprintf(cmd + 2 + pad, 64, "; sleep 30; echo late-%zu", i);
+		REQUIRE(submit_run(ce, "mid", cmd, -1, &run) != 0);
+		interrupt_and_drain(base, ce, "mid", &run);
+		harness_reply_clear(&run);
+		memset(&run, 0, sizeof run);
+		/* Nothing of the interrupted line, nor the old command, runs. */
+		CHECK_RUN(c, "mid", "echo back", "back\n", 0);
+		if (tap_failed_now)
+			printf("# failed at round %zu (%zu bytes of padding)\n", i,
+			    pad);
+	}
+	free(cmd);
+	swerex_client_free(ce);
+	event_base_free(base);
+}
+
 HTEST(no_head_of_line_blocking_one_connection)
 {
 	struct swerex_client *c = harness_client(h), *ce;
@@ -861,6 +905,7 @@ TAP_MAIN(
 	TAP_T(interrupt_program_ignoring_sigint),
 	TAP_T(exit_kills_session),
 	TAP_T(bash_killed_from_outside),
+	TAP_T(interrupt_mid_command_line),
 	TAP_T(no_head_of_line_blocking_one_connection),
 	TAP_T(no_head_of_line_blocking_two_connections),
 	TAP_T(sessions_outlive_their_client),
