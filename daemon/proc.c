@@ -2,8 +2,6 @@
  * Processes: clean spawn attributes, signalling what a session leader left
  * behind, and finding swerexd-reaper, the parent of each session's bash.
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,7 +14,24 @@
 
 #include "log.h"
 #include "proc.h"
+#include "procscan.h"
 #include "reaper.h"
+
+/* What proc_kill_tree() is after, for procscan_each(). */
+struct proc_tree {
+	pid_t sid;
+	int sig;
+};
+
+/* Signal one process if it is in the session. */
+static void
+proc_kill_one(const struct procscan_stat *st, void *arg)
+{
+	struct proc_tree *t = arg;
+
+	if (st->sid == t->sid)
+		kill(st->pid, t->sig);
+}
 
 /*
  * Signal every process in the session sid (and its process group): the
@@ -26,42 +41,14 @@
 void
 proc_kill_tree(pid_t sid, int sig)
 {
-	char path[64], buf[512], *p;
-	struct dirent *de;
-	DIR *d;
-	ssize_t n;
-	int fd;
-	long pid, psid;
+	struct proc_tree t = { sid, sig };
 
 	/* kill(-0) or kill(-1) would reach the daemon's group or everyone. */
 	if (sid <= 1)
 		return;
 	if (kill(-sid, sig) < 0 && errno != ESRCH)
 		log_debug("kill(-%ld): %s", (long)sid, strerror(errno));
-	d = opendir("/proc");
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		pid = strtol(de->d_name, NULL, 10);
-		snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		p = strrchr(buf, ')');
-		/* After ") ": state ppid pgrp session */
-		if (p == NULL || sscanf(p + 2, "%*c %*d %*d %ld", &psid) != 1)
-			continue;
-		if (psid == sid)
-			kill((pid_t)pid, sig);
-	}
-	closedir(d);
+	procscan_each(proc_kill_one, &t);
 }
 
 

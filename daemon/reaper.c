@@ -24,7 +24,6 @@
  * exits quietly if swerexd closes it without sending any.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -38,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "procscan.h"
 #include "reaper.h"
 
 /* How long to wait for a SIGCHLD between two sweeps of the tree. */
@@ -92,44 +92,26 @@ reaper_spawn(const char *tty, char **argv)
 	_exit(127);
 }
 
+/* SIGKILL one process if it is our child (procscan_each callback). */
+static void
+reaper_kill_if_child(const struct procscan_stat *st, void *arg)
+{
+	int *found = arg;
+
+	if (st->ppid == getpid()) {
+		kill(st->pid, SIGKILL);
+		(*found)++;
+	}
+}
+
 /* Send SIGKILL to every child of ours found in /proc (the slow way). */
 static int
 reaper_scan_children(void)
 {
-	char path[64], buf[512], *p;
-	long pid, ppid, self = (long)getpid();
-	struct dirent *de;
-	ssize_t n;
-	int fd, found = 0;
-	DIR *d;
+	int found = 0;
 
-	d = opendir("/proc");
-	if (d == NULL) {
+	if (procscan_each(reaper_kill_if_child, &found) < 0)
 		reaper_warn("/proc");
-		return 0;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		pid = strtol(de->d_name, NULL, 10);
-		snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		/* After the command name in parentheses: state ppid. */
-		p = strrchr(buf, ')');
-		if (p == NULL || sscanf(p + 2, "%*c %ld", &ppid) != 1 ||
-		    ppid != self)
-			continue;
-		kill((pid_t)pid, SIGKILL);
-		found++;
-	}
-	closedir(d);
 	return found;
 }
 
