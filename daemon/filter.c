@@ -89,18 +89,22 @@ filter_clean(struct filter *f, const char *p, size_t n, char *dst)
 				f->ncr++;
 			continue;
 		}
-		if (f->ncr > 0 && c != '\n') {
-			/* A lone carriage return is kept: progress bars use it. */
-			memset(d, '\r', f->ncr);
-			d += f->ncr;
-		}
-		f->ncr = 0;
+		/*
+		 * Escapes and bells print nothing: carriage returns before
+		 * them still wait for what comes next ("\r\e[K\n" is "\n").
+		 */
 		if (c == 0x1b) {
 			f->esc = FILTER_ESC_START;
 			continue;
 		}
 		if (c == 0x07)
 			continue;
+		if (f->ncr > 0 && c != '\n') {
+			/* A lone carriage return is kept: progress bars use it. */
+			memset(d, '\r', f->ncr);
+			d += f->ncr;
+		}
+		f->ncr = 0;
 		*d++ = (char)c;
 	}
 	return (size_t)(d - dst);

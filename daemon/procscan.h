@@ -11,6 +11,7 @@ struct procscan_stat {
 	pid_t ppid, pgrp, sid;
 };
 
+int procscan_stat(pid_t pid, struct procscan_stat *st);
 int procscan_each(void (*fn)(const struct procscan_stat *st, void *arg),
 		  void *arg);
 

@@ -38,6 +38,7 @@
 #include "filter.h"
 #include "log.h"
 #include "proc.h"
+#include "procscan.h"
 #include "reaper.h"
 #include "server.h"
 #include "session.h"
@@ -48,6 +49,9 @@
 #define SESSION_INTR_TIMEOUT 0.2
 #define SESSION_INTR_RETRY 3
 #define SESSION_KILL_WAIT 2.0      /* after SIGKILL of a job, wait for the prompt */
+/* While bash may be parsing a command line, hold SIGINT back this long. */
+#define SESSION_INTR_DEFER_TICK 0.002
+#define SESSION_INTR_DEFER_MAX 150
 #define SESSION_READ_SIZE 65536
 #define SESSION_READS_PER_EVENT 4  /* then yield to other sessions */
 /*
@@ -92,6 +96,7 @@ struct session_waiter {
 	bool quit;
 	bool syntax_check;      /* a wrapped command: flag 2 means syntax error */
 	unsigned intr_left;
+	unsigned intr_defer;    /* checks left before SIGINT regardless */
 	double intr_timeout;
 	bool killed;
 };
@@ -672,12 +677,10 @@ session_signal_fg(struct session *s, int sig)
 }
 
 /*
- * Throw away input the terminal holds unread, as a typed ^C does. bash
- * reads its commands a byte at a time: a SIGINT that finds it halfway
- * through a line makes it drop what it parsed and then read the rest as a
- * command of its own (the tail of a command line: the previous command's
- * "eval" again, or the tail of the command's text). Only the slave side
- * flushes the slave's queue; TIOCGPTPEER opens it without a path.
+ * Throw away input the terminal holds unread, as a typed ^C does: a
+ * command line bash has not read yet must not run once the interrupt is
+ * answered, nor input a program was sent and never read. Only the slave
+ * side flushes the slave's queue; TIOCGPTPEER opens it without a path.
  */
 static void
 session_drop_input(struct session *s)
@@ -695,6 +698,45 @@ session_drop_input(struct session *s)
 	}
 	tcflush(fd, TCIFLUSH);
 	close(fd);
+}
+
+/*
+ * Whether bash may be parsing a command line: it holds the terminal and
+ * is running (not blocked reading a line, nor waiting for a job). A SIGINT
+ * then would make it drop the command parsed so far and run the rest of
+ * its input line as a command of its own.
+ */
+static bool
+session_bash_parsing(struct session *s)
+{
+	struct procscan_stat st;
+	pid_t bash = session_bash_pid(s);
+
+	if (bash <= 1 || tcgetpgrp(s->fd) != bash ||
+	    procscan_stat(bash, &st) < 0)
+		return false;
+	return st.state == 'R';
+}
+
+/*
+ * Send an interrupt's first SIGINT, once bash is not halfway through a
+ * command line (checked every tick, for a bounded time: a builtin loop
+ * keeps bash running too), after the unread input was thrown away.
+ */
+static void
+session_intr_fire(struct session *s)
+{
+	struct session_waiter *w = &s->w;
+
+	if (w->intr_defer > 0 && session_bash_parsing(s)) {
+		w->intr_defer--;
+		server_timer_add(&s->ev_timer, SESSION_INTR_DEFER_TICK);
+		return;
+	}
+	w->intr_defer = 0;
+	session_drop_input(s);
+	session_signal_fg(s, SIGINT);
+	server_timer_add(&s->ev_timer, w->intr_timeout);
 }
 
 /*
@@ -744,7 +786,9 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		    "timeout after %s seconds while running command", t);
 		break;
 	case SESSION_WAIT_INTERRUPT:
-		if (w->intr_left > 0) {
+		if (w->intr_defer > 0)
+			session_intr_fire(s);
+		else if (w->intr_left > 0) {
 			w->intr_left--;
 			session_signal_fg(s, SIGINT);
 			server_timer_add(&s->ev_timer, w->intr_timeout);
@@ -1291,9 +1335,8 @@ session_interrupt(struct server *srv, struct req *r,
 	}
 	w->intr_timeout = timeout;
 	w->intr_left = n_retry > 0 ? n_retry - 1 : 0;
-	session_drop_input(s);
-	session_signal_fg(s, SIGINT);
-	server_timer_add(&s->ev_timer, timeout);
+	w->intr_defer = SESSION_INTR_DEFER_MAX;
+	session_intr_fire(s);
 }
 
 /* Handle CloseSessionRequest: SIGHUP now, SIGKILL after the grace period. */
