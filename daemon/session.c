@@ -1506,6 +1506,7 @@ session_interrupt(struct server *srv, struct req *r,
 	w->carried = s->cap.total;
 	if (!s->busy) {
 		/* Nothing runs: answer with what is there and the last status. */
+		s->unseen = false;
 		if (session_observe(s, s->cap.len, 0, &obs) == 0) {
 			session_set_exit(&obs, s->last_status);
 			session_answer(s, &obs);
