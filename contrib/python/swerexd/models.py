@@ -90,10 +90,11 @@ class BashAction:
     NoOutputTimeoutError is raised (e.observation: the output so far) while
     the command keeps running. wait (swerexd): send no command, wait for the
     one still running (its exit code and check as a run's); on a session at
-    its prompt, answer at once with what is pending and the last exit code.
+    its prompt, answer at once with what is pending and the last exit code
+    (command stays required, as in SWE-ReX: pass command="").
     """
 
-    command: str = ""
+    command: str
     session: str = "default"
     timeout: Optional[float] = None
     is_interactive_command: bool = False

@@ -26,8 +26,8 @@ async def test_no_output_timeout_then_wait(url, name, tmp_path):
         states = {s.name: s.state for s in await rt.list_sessions()}
         assert states[name] == "running"
         go.touch()
-        obs = await rt.run_in_session(BashAction(session=name, wait=True, check="silent",
-                                                 timeout=30))
+        obs = await rt.run_in_session(BashAction(command="", session=name, wait=True,
+                                                 check="silent", timeout=30))
         assert obs.output == "end\n"
         assert obs.exit_code == 3
 
@@ -45,7 +45,7 @@ async def test_wait_on_idle_session(url, name):
     async with Runtime(url) as rt:
         await rt.create_session(CreateBashSessionRequest(session=name))
         await rt.run_in_session(BashAction(command="(exit 2)", session=name, check="silent"))
-        obs = await rt.run_in_session(BashAction(session=name, wait=True))
+        obs = await rt.run_in_session(BashAction(command="", session=name, wait=True))
         assert obs.output == "" and obs.exit_code == 2
 
 
@@ -86,4 +86,4 @@ def test_sync_resize_and_wait(url, name):
         rt.create_session(CreateBashSessionRequest(session=name))
         rt.resize(name, 20, 70)
         assert rt.run_in_session(BashAction(command="stty size", session=name)).output == "20 70\n"
-        assert rt.run_in_session(BashAction(session=name, wait=True)).exit_code == 0
+        assert rt.run_in_session(BashAction(command="", session=name, wait=True)).exit_code == 0
