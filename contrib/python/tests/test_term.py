@@ -35,9 +35,11 @@ async def test_no_output_timeout_then_wait(url, name, tmp_path):
 async def test_steady_output_is_not_cut(url, name):
     async with Runtime(url) as rt:
         await rt.create_session(CreateBashSessionRequest(session=name))
+        # Pauses without a fork each ("read -t" on the idle terminal): a
+        # loaded machine stretches them less than sleep(1)'s.
         obs = await rt.run_in_session(BashAction(
-            command="for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 0.1; done",
-            session=name, no_output_timeout=0.5))
+            command="for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; read -t 0.1; done; true",
+            session=name, no_output_timeout=1.0))
         assert obs.output.split() == [str(i) for i in range(1, 11)]
 
 
