@@ -86,6 +86,7 @@ static const char usage_main[] =
 "  session list              list the sessions\n"
 "  run COMMAND...            run a command in a session\n"
 "  interrupt                 interrupt the command running in a session\n"
+"  resize SESSION ROWS COLS  set the terminal size of a session\n"
 "  exec -- ARGV...           run a one-off command outside the sessions\n"
 "  read PATH                 print a file of the daemon's host\n"
 "  write PATH                replace a file of the daemon's host with stdin\n"
@@ -152,6 +153,8 @@ static const char usage_alive[] =
 static const char usage_session[] =
 "usage: swerex [-S PATH_OR_URL] [--json] session create [-s NAME]\n"
 "                [--startup-source FILE]... [--startup-timeout SECONDS]\n"
+"                [--rows N] [--cols N] [--env NAME=VALUE]... [--cwd DIR]\n"
+"                [--inherit-env]\n"
 "       swerex [-S PATH_OR_URL] [--json] session close [-s NAME]\n"
 "       swerex [-S PATH_OR_URL] [--json] session list\n"
 "\n"
@@ -163,9 +166,14 @@ static const char usage_session[] =
 static const char usage_session_create[] =
 "usage: swerex [-S PATH_OR_URL] [--json] session create [-s NAME]\n"
 "                [--startup-source FILE]... [--startup-timeout SECONDS]\n"
+"                [--rows N] [--cols N] [--env NAME=VALUE]... [--cwd DIR]\n"
+"                [--inherit-env]\n"
 "\n"
 "Start a bash session and print what its startup files printed, as is.\n"
 "With --json print {\"session\": NAME, \"output\": STRING}.\n"
+"The session's environment is clean: PATH, HOME, USER, LOGNAME, SHELL,\n"
+"LANG, LC_* and TZ from the daemon, then the --env variables, then\n"
+"TERM=xterm unless --env sets TERM.\n"
 "\n"
 "Options:\n"
 "  -s, --session NAME           session name (default: \"default\")\n"
@@ -174,6 +182,14 @@ static const char usage_session_create[] =
 "      --startup-timeout SECONDS\n"
 "                               how long the startup may take (default: the\n"
 "                               daemon's, 10 seconds)\n"
+"      --rows N                 terminal rows, 1 to 10000 (default: 50)\n"
+"      --cols N                 terminal columns, 1 to 10000 (default: 200)\n"
+"      --env NAME=VALUE         set a variable in the session; may be given\n"
+"                               more than once (not PS1, PROMPT_COMMAND or\n"
+"                               SWEREX_SESSION, which swerexd sets itself)\n"
+"      --cwd DIR                bash's directory (default: the daemon's)\n"
+"      --inherit-env            start from the daemon's whole environment\n"
+"                               instead of a clean one\n"
 "  -h, --help                   print this help and exit\n"
 "\n"
 "Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
@@ -207,16 +223,28 @@ static const char usage_session_list[] =
 
 static const char usage_run[] =
 "usage: swerex [-S PATH_OR_URL] [--json] run [-s SESSION] [-t SECONDS]\n"
-"                [--check raise|silent|ignore] [--stream] [--interactive]\n"
-"                [--quit] [-e STRING]... [--error-msg MSG] [--] COMMAND...\n"
+"                [--no-output-timeout SECONDS] [--check raise|silent|ignore]\n"
+"                [--stream] [--interactive] [--quit] [-e STRING]...\n"
+"                [--error-msg MSG] [--] COMMAND...\n"
+"       swerex [-S PATH_OR_URL] [--json] run --wait [-s SESSION] [OPTIONS]\n"
 "\n"
 "Run COMMAND in a session and print its output exactly, byte for byte. The\n"
 "words of COMMAND are joined with spaces; a single \"-\" reads the whole\n"
 "command from stdin. Put \"--\" before a COMMAND that starts with \"-\".\n"
+"With --wait, send no command: wait for the one still running (after\n"
+"NO_OUTPUT_TIMEOUT, a timeout or an --expect match) and print what it\n"
+"printed since; on a session at its prompt, print what is pending and\n"
+"exit with the last exit code at once.\n"
 "\n"
 "Options:\n"
 "  -s, --session SESSION  session to run in (default: \"default\")\n"
 "  -t, --timeout SECONDS  give up after SECONDS (default: wait for ever)\n"
+"      --no-output-timeout SECONDS\n"
+"                         give up when nothing is printed for SECONDS\n"
+"                         (NO_OUTPUT_TIMEOUT); the command keeps running:\n"
+"                         wait for it with --wait, type with --interactive\n"
+"                         or interrupt it\n"
+"      --wait             wait for the running command instead of sending one\n"
 "      --check raise|silent|ignore\n"
 "                         raise (default): a non-zero exit code is an error;\n"
 "                         silent: it is reported but is no error;\n"
@@ -243,7 +271,7 @@ static const char usage_run[] =
 "  1    any other error (partial output, if any, is printed first)\n"
 "  2    bad usage\n"
 "  3    the daemon cannot be reached or the connection was lost\n"
-"  124  the command timed out (COMMAND_TIMEOUT)\n"
+"  124  the command timed out (COMMAND_TIMEOUT or NO_OUTPUT_TIMEOUT)\n"
 "A command's own exit code may coincide with 1, 2, 3 or 124; use\n"
 "--check silent or --json to tell them apart.\n";
 
@@ -267,6 +295,19 @@ static const char usage_interrupt[] =
 "Exit status: as \"swerex run\": the exit code collected after the interrupt\n"
 "(0 when none), 1 on an error, 2 on bad usage, 3 if the daemon cannot be\n"
 "reached or the connection is lost, 124 on COMMAND_TIMEOUT.\n";
+
+static const char usage_resize[] =
+"usage: swerex [-S PATH_OR_URL] [--json] resize SESSION ROWS COLS\n"
+"\n"
+"Set the terminal size of a session (1 to 10000 rows and columns); the\n"
+"program in its foreground gets SIGWINCH. Allowed while a command runs.\n"
+"With --json print {\"session\", \"rows\", \"cols\"}.\n"
+"\n"
+"Options:\n"
+"  -h, --help  print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
+"cannot be reached or the connection is lost.\n";
 
 static const char usage_exec[] =
 "usage: swerex [-S PATH_OR_URL] [--json] exec [--shell] [--cwd DIR]\n"
@@ -670,6 +711,7 @@ error_status(const struct swerex_error *err)
 	case SWEREX_ERR_UNAUTHENTICATED:
 		return EXIT_CONNECTION;
 	case SWEREX_ERR_COMMAND_TIMEOUT:
+	case SWEREX_ERR_NO_OUTPUT_TIMEOUT:
 		return EXIT_TIMEOUT;
 	default:
 		return EXIT_ERROR;
@@ -894,24 +936,33 @@ cmd_session_create(int argc, char **argv)
 		{ "session", required_argument, NULL, 's' },
 		{ "startup-source", required_argument, NULL, 'f' },
 		{ "startup-timeout", required_argument, NULL, 'T' },
+		{ "rows", required_argument, NULL, 'r' },
+		{ "cols", required_argument, NULL, 'c' },
+		{ "env", required_argument, NULL, 'E' },
+		{ "cwd", required_argument, NULL, 'C' },
+		{ "inherit-env", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct swerex_create_opts	 opts;
 	struct swerex_client		*c = NULL;
 	struct swerex_error		*err = NULL;
-	const char			**sources;
+	const char			**sources, **env;
 	char				*output = NULL;
 	size_t				 output_len = 0;
 	int				 ch, status = 0;
 
 	memset(&opts, 0, sizeof opts);
 	sources = calloc((size_t)argc + 1, sizeof *sources);
-	if (sources == NULL) {
+	env = calloc((size_t)argc + 1, sizeof *env);
+	if (sources == NULL || env == NULL) {
 		cli_warnx("out of memory");
+		free(sources);
+		free(env);
 		return EXIT_ERROR;
 	}
 	opts.startup_source = sources;
+	opts.env = env;
 	while ((ch = getopt_long(argc, argv, "+s:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -926,6 +977,30 @@ cmd_session_create(int argc, char **argv)
 				    "bad --startup-timeout: %s", optarg);
 				goto out;
 			}
+			break;
+		case 'r':
+		case 'c':
+			if (parse_count(optarg, ch == 'r' ? &opts.rows :
+			    &opts.cols) != 0) {
+				status = cli_usage_error(usage_session_create,
+				    "bad --%s: %s", ch == 'r' ? "rows" : "cols",
+				    optarg);
+				goto out;
+			}
+			break;
+		case 'E':
+			if (strchr(optarg, '=') == NULL || *optarg == '=') {
+				status = cli_usage_error(usage_session_create,
+				    "bad --env: %s (want NAME=VALUE)", optarg);
+				goto out;
+			}
+			env[opts.n_env++] = optarg;
+			break;
+		case 'C':
+			opts.cwd = optarg;
+			break;
+		case 'I':
+			opts.inherit_env = true;
 			break;
 		case 'h':
 			status = cli_help(usage_session_create);
@@ -961,6 +1036,7 @@ out:
 	swerex_error_free(err);
 	swerex_client_free(c);
 	free(sources);
+	free(env);
 	return status;
 }
 
@@ -1324,6 +1400,8 @@ cmd_run(int argc, char **argv)
 		{ "quit", no_argument, NULL, 'q' },
 		{ "expect", required_argument, NULL, 'e' },
 		{ "error-msg", required_argument, NULL, 'm' },
+		{ "no-output-timeout", required_argument, NULL, 'N' },
+		{ "wait", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1388,6 +1466,18 @@ cmd_run(int argc, char **argv)
 		case 'm':
 			opts.error_msg = optarg;
 			break;
+		case 'N':
+			if (parse_seconds(optarg, &opts.no_output_timeout) != 0 ||
+			    opts.no_output_timeout == 0) {
+				status = cli_usage_error(usage_run,
+				    "bad --no-output-timeout: %s (want seconds "
+				    "> 0)", optarg);
+				goto out;
+			}
+			break;
+		case 'W':
+			opts.wait = true;
+			break;
 		case 'h':
 			status = cli_help(usage_run);
 			goto out;
@@ -1398,8 +1488,12 @@ cmd_run(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (argc == 0) {
+	if (argc == 0 && !opts.wait) {
 		status = cli_usage_error(usage_run, "missing COMMAND");
+		goto out;
+	}
+	if (argc > 0 && opts.wait) {
+		status = cli_usage_error(usage_run, "--wait takes no COMMAND");
 		goto out;
 	}
 	if (streaming && cli.json) {
@@ -1408,7 +1502,9 @@ cmd_run(int argc, char **argv)
 		goto out;
 	}
 
-	if (argc == 1 && strcmp(argv[0], "-") == 0) {
+	if (opts.wait) {
+		/* No command: the one still running is waited for. */
+	} else if (argc == 1 && strcmp(argv[0], "-") == 0) {
 		if ((command = read_stdin()) == NULL) {
 			status = EXIT_ERROR;
 			goto out;
@@ -1438,6 +1534,47 @@ out:
 	swerex_client_free(c);
 	free(command);
 	free(expect);
+	return status;
+}
+
+/* Set the terminal size of a session. */
+static int
+cmd_resize(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct swerex_client		*c = NULL;
+	struct swerex_error		*err = NULL;
+	unsigned			 rows, cols;
+	int				 ch, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'h':
+			return cli_help(usage_resize);
+		default:
+			return cli_usage_error(usage_resize, NULL);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 3)
+		return cli_usage_error(usage_resize, "want SESSION ROWS COLS");
+	if (parse_count(argv[1], &rows) != 0 || parse_count(argv[2], &cols) != 0)
+		return cli_usage_error(usage_resize, "bad size: %s %s", argv[1],
+		    argv[2]);
+	if (cli_connect(&c, &err) != 0 ||
+	    swerex_resize(c, argv[0], rows, cols, &err) != 0)
+		status = error_report(err);
+	else if (cli.json) {
+		fputs("{\"session\": ", stdout);
+		json_string(*argv[0] != '\0' ? argv[0] : "default");
+		printf(", \"rows\": %u, \"cols\": %u}\n", rows, cols);
+	}
+	swerex_error_free(err);
+	swerex_client_free(c);
 	return status;
 }
 
@@ -2086,6 +2223,7 @@ main(int argc, char **argv)
 		{ "run", cmd_run },
 		{ "interrupt", cmd_interrupt },
 		{ "exec", cmd_exec },
+		{ "resize", cmd_resize },
 		{ "read", cmd_read },
 		{ "write", cmd_write },
 		{ "upload", cmd_upload },
@@ -2100,9 +2238,10 @@ main(int argc, char **argv)
 	static char			 write_name[] = "swerex write";
 	static char			 upload_name[] = "swerex upload";
 	static char			 download_name[] = "swerex download";
+	static char			 resize_name[] = "swerex resize";
 	static char			*names[] = {
 		alive_name, session_name, run_name, interrupt_name, exec_name,
-		read_name, write_name, upload_name, download_name
+		resize_name, read_name, write_name, upload_name, download_name
 	};
 	static char			 main_name[] = "swerex";
 	const char			*url;

@@ -791,6 +791,9 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 	case SWEREX__V1__REQUEST__BODY_DOWNLOAD:
 		file_download(c->srv, r, m->download);
 		break;
+	case SWEREX__V1__REQUEST__BODY_RESIZE:
+		session_resize(c->srv, r, m->resize);
+		break;
 	case SWEREX__V1__REQUEST__BODY_PING:
 		pong.payload = m->ping->payload;
 		resp.body_case = SWEREX__V1__RESPONSE__BODY_PONG;

@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -64,6 +65,9 @@
 #define SESSION_READ_MORE 4000
 #define SESSION_ROWS 50
 #define SESSION_COLS 200
+#define SESSION_SIZE_MAX 10000     /* rows or columns of a terminal */
+/* PATH of a clean session environment when the daemon has none. */
+#define SESSION_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 extern char **environ;
 
@@ -99,6 +103,7 @@ struct session_waiter {
 	unsigned intr_defer;    /* checks left before SIGINT regardless */
 	double intr_timeout;
 	bool killed;
+	double quiet;           /* no_output_timeout in seconds; 0: none */
 };
 
 struct session {
@@ -122,7 +127,9 @@ struct session {
 	int last_status;
 	double created;
 	char *last_command;
+	bool unseen;            /* a command ended with no request waiting */
 	struct termios tio;
+	struct timespec last_output; /* while a waiter has a no-output timeout */
 
 	struct filter filter;
 	struct capture cap;
@@ -131,6 +138,7 @@ struct session {
 	struct event ev_write;
 	struct event ev_timer;  /* startup, command timeout, interrupt retry */
 	struct event ev_kill;   /* SIGKILL after the close grace period */
+	struct event ev_quiet;  /* the waiter's no-output timeout */
 	struct session_waiter w;
 	struct req *close_req;
 };
@@ -247,6 +255,7 @@ session_waiter_clear(struct session *s)
 	free(w->command);
 	memset(w, 0, sizeof *w);
 	evtimer_del(&s->ev_timer);
+	evtimer_del(&s->ev_quiet);
 }
 
 /*
@@ -406,6 +415,8 @@ session_fail(struct session *s, Swerex__V1__ErrorKind kind,
 	else {
 		if (kind == SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT)
 			obs.failure_reason = "timeout";
+		else if (kind == SWEREX__V1__ERROR_KIND__NO_OUTPUT_TIMEOUT)
+			obs.failure_reason = "no_output_timeout";
 		conn_reply_error(s->w.req, kind, &obs, extra, fmt, arg);
 		free(obs.output.data);
 	}
@@ -469,6 +480,9 @@ session_output_cb(void *arg, const char *p, size_t n)
 	}
 	if (s->w.req == NULL)
 		return;
+	/* Only a note of the time: the no-output timer is re-armed when it fires. */
+	if (s->w.quiet > 0)
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &s->last_output);
 	if (s->w.stream) {
 		conn_chunk(s->w.req, SWEREX__V1__OUTPUT_STREAM__OUTPUT_STREAM_TERMINAL,
 		    p, n);
@@ -539,8 +553,11 @@ session_marker_cb(void *arg, int status, int kind)
 			return 0;
 		}
 	}
-	if (s->state == SESSION_RUNNING)
+	if (s->state == SESSION_RUNNING) {
 		s->state = SESSION_IDLE;
+		/* A later wait answers for it as its run would have. */
+		s->unseen = s->w.req == NULL;
+	}
 	if (s->w.req != NULL)
 		session_complete(s, s->cap.len, 0, status, kind, NULL);
 	return 0;
@@ -810,6 +827,47 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Seconds from a monotonic time to now. */
+static double
+session_since(const struct timespec *then)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	return (double)(now.tv_sec - then->tv_sec) +
+	    (double)(now.tv_nsec - then->tv_nsec) / 1e9;
+}
+
+/*
+ * Fire the no-output timer. Output does not re-arm it (that would cost a
+ * timer operation per pty read); it only notes the time, and the timer, once
+ * it fires, sleeps again for whatever is left since the last output. The
+ * command keeps running: the client may wait again, type or interrupt.
+ */
+static void
+session_quiet_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct session_waiter *w = &s->w;
+	char t[32];
+	const char *extra[3] = { "timeout", t, NULL };
+	double left;
+
+	session_catch_up(s);
+	if (w->req == NULL || w->type != SESSION_WAIT_RUN || w->quiet <= 0)
+		return;
+	/* A throttled pty is not quiet: its reader is behind, not the program. */
+	left = s->throttled ? w->quiet : w->quiet - session_since(&s->last_output);
+	if (left > 0) {
+		server_timer_add(&s->ev_quiet, left);
+		return;
+	}
+	snprintf(t, sizeof t, "%g", w->quiet);
+	session_fail(s, SWEREX__V1__ERROR_KIND__NO_OUTPUT_TIMEOUT, extra,
+	    "no output for %s seconds; the command is still running (wait for "
+	    "it, send it input or interrupt it)", t);
+}
+
 /* Send SIGKILL to whatever is left after the close grace period. */
 static void
 session_kill_cb(evutil_socket_t fd, short what, void *arg)
@@ -837,34 +895,123 @@ session_token(char *out)
 	return 0;
 }
 
-/* Build bash's environment: the daemon's, with the marker prompt and TERM. */
+/* Whether environ entry e sets the variable named name. */
+static bool
+session_env_is(const char *e, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncmp(e, name, n) == 0 && e[n] == '=';
+}
+
+/* Whether a clean environment keeps the daemon's entry e. */
+static bool
+session_env_clean(const char *e)
+{
+	static const char *const keep[] = { "PATH", "HOME", "USER", "LOGNAME",
+	    "SHELL", "LANG", "TZ", NULL };
+	size_t i;
+
+	for (i = 0; keep[i] != NULL; i++)
+		if (session_env_is(e, keep[i]))
+			return true;
+	return strncmp(e, "LC_", 3) == 0;
+}
+
+/* Whether the request's env sets the variable of environ entry e. */
+static bool
+session_env_given(const Swerex__V1__CreateSessionRequest *m, const char *e)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_env; i++)
+		if (session_env_is(e, m->env[i]->key))
+			return true;
+	return false;
+}
+
+/* Free an environment from session_environ(). */
+static void
+session_environ_free(char **env)
+{
+	size_t i;
+
+	for (i = 0; env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* Add a copy of "name=value" to an environment being built. */
+static int
+session_environ_add(char **env, size_t *k, const char *name,
+		    const char *value)
+{
+	if (asprintf(&env[*k], "%s=%s", name, value) < 0) {
+		env[*k] = NULL;
+		return -1;
+	}
+	(*k)++;
+	return 0;
+}
+
+/*
+ * Build bash's environment: a clean one (a few of the daemon's variables),
+ * or the daemon's whole one with inherit_env; then the request's env; then
+ * what the daemon sets itself: the marker prompt, the session's name and
+ * TERM (unless the request names another).
+ */
 static char **
-session_environ(const char *token, const char *name)
+session_environ(const char *token, const char *name,
+		const Swerex__V1__CreateSessionRequest *m)
 {
 	size_t n = 0, i, k = 0;
-	char **env;
+	bool path = false, term = false;
+	char **env, *prompt = NULL;
 
 	while (environ[n])
 		n++;
-	env = calloc(n + 4, sizeof *env);
+	env = calloc(n + m->n_env + 6, sizeof *env);
 	if (env == NULL)
 		return NULL;
-	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "PS1=", 4) != 0 &&
-		    strncmp(environ[i], "PROMPT_COMMAND=", 15) != 0 &&
-		    strncmp(environ[i], "TERM=", 5) != 0 &&
-		    strncmp(environ[i], "SWEREX_SESSION=", 15) != 0)
-			env[k++] = environ[i];
-	if (asprintf(&env[k++], "PROMPT_COMMAND=" FILTER_PROMPT_COMMAND,
-	    token) < 0 ||
-	    asprintf(&env[k++], "SWEREX_SESSION=%s", name) < 0) {
-		free(env);
-		return NULL;
+	for (i = 0; i < n; i++) {
+		const char *e = environ[i];
+
+		if ((!m->inherit_env && !session_env_clean(e)) ||
+		    session_env_is(e, "PS1") ||
+		    session_env_is(e, "PROMPT_COMMAND") ||
+		    session_env_is(e, "TERM") ||
+		    session_env_is(e, "SWEREX_SESSION") ||
+		    session_env_given(m, e))
+			continue;
+		path |= session_env_is(e, "PATH");
+		if ((env[k] = strdup(e)) == NULL)
+			goto fail;
+		k++;
 	}
-	env[k++] = "PS1=";
-	env[k++] = "TERM=xterm";
-	env[k] = NULL;
+	for (i = 0; i < m->n_env; i++) {
+		path |= strcmp(m->env[i]->key, "PATH") == 0;
+		term |= strcmp(m->env[i]->key, "TERM") == 0;
+		if (session_environ_add(env, &k, m->env[i]->key,
+		    m->env[i]->value) < 0)
+			goto fail;
+	}
+	if (asprintf(&prompt, FILTER_PROMPT_COMMAND, token) < 0) {
+		prompt = NULL;
+		goto fail;
+	}
+	if ((!path && session_environ_add(env, &k, "PATH", SESSION_PATH) < 0) ||
+	    session_environ_add(env, &k, "SWEREX_SESSION", name) < 0 ||
+	    session_environ_add(env, &k, "PS1", "") < 0 ||
+	    (!term && session_environ_add(env, &k, "TERM", "xterm") < 0) ||
+	    session_environ_add(env, &k, "PROMPT_COMMAND", prompt) < 0)
+		goto fail;
+	free(prompt);
 	return env;
+
+fail:
+	free(prompt);
+	session_environ_free(env);
+	return NULL;
 }
 
 /*
@@ -873,16 +1020,19 @@ session_environ(const char *token, const char *name)
  * terminal itself; we learn its pid from the terminal).
  */
 static int
-session_spawn(struct session *s, bool *at_pty)
+session_spawn(struct session *s, const Swerex__V1__CreateSessionRequest *m,
+	      bool *at_pty)
 {
 	static char *argv[] = { "bash", "--norc", "--noprofile", "--noediting",
 	    "-i", NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	struct winsize ws = { .ws_row = SESSION_ROWS, .ws_col = SESSION_COLS };
+	struct winsize ws = {
+		.ws_row = m->rows > 0 ? m->rows : SESSION_ROWS,
+		.ws_col = m->cols > 0 ? m->cols : SESSION_COLS,
+	};
 	char slave[128], token[FILTER_TOKEN_LEN + 1], ppid[24], **env;
 	char *rargv[3 + sizeof argv / sizeof argv[0]];
-	size_t n;
 	int fd, r;
 
 	*at_pty = true;
@@ -905,7 +1055,7 @@ session_spawn(struct session *s, bool *at_pty)
 
 	memcpy(token, s->filter.prefix + 4, FILTER_TOKEN_LEN);
 	token[FILTER_TOKEN_LEN] = '\0';
-	env = session_environ(token, s->name);
+	env = session_environ(token, s->name, m);
 	if (env == NULL) {
 		close(fd);
 		return -ENOMEM;
@@ -913,6 +1063,9 @@ session_spawn(struct session *s, bool *at_pty)
 
 	proc_spawnattr_init(&attr);
 	posix_spawn_file_actions_init(&fa);
+	/* Checked by session_create(); bash inherits it from swerexd-reaper. */
+	if (*m->cwd != '\0')
+		posix_spawn_file_actions_addchdir_np(&fa, m->cwd);
 	if (s->srv->reaper != NULL) {
 		/* It keeps our stdio (for its diagnostics) and nothing else. */
 		snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
@@ -937,12 +1090,7 @@ session_spawn(struct session *s, bool *at_pty)
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
-	/* The two strings session_environ() allocated sit before PS1 and TERM. */
-	for (n = 0; env[n] != NULL; n++)
-		;
-	free(env[n - 4]);
-	free(env[n - 3]);
-	free(env);
+	session_environ_free(env);
 	if (r != 0) {
 		close(fd);
 		return -r;
@@ -954,7 +1102,8 @@ session_spawn(struct session *s, bool *at_pty)
 
 /* Allocate a session and start its bash. */
 static struct session *
-session_new(struct server *srv, const char *name, int *err, bool *at_pty)
+session_new(struct server *srv, const Swerex__V1__CreateSessionRequest *m,
+	    const char *name, int *err, bool *at_pty)
 {
 	struct session *s;
 	char token[FILTER_TOKEN_LEN + 1];
@@ -973,7 +1122,7 @@ session_new(struct server *srv, const char *name, int *err, bool *at_pty)
 		goto fail;
 	filter_init(&s->filter, token);
 	capture_init(&s->cap, srv->cfg.max_output);
-	if ((r = session_spawn(s, at_pty)) < 0)
+	if ((r = session_spawn(s, m, at_pty)) < 0)
 		goto fail;
 	clock_gettime(CLOCK_REALTIME, &now);
 	s->created = (double)now.tv_sec + now.tv_nsec / 1e9;
@@ -983,6 +1132,7 @@ session_new(struct server *srv, const char *name, int *err, bool *at_pty)
 	    session_write_cb, s);
 	evtimer_assign(&s->ev_timer, srv->base, session_timer_cb, s);
 	evtimer_assign(&s->ev_kill, srv->base, session_kill_cb, s);
+	evtimer_assign(&s->ev_quiet, srv->base, session_quiet_cb, s);
 	event_add(&s->ev_read, NULL);
 	return s;
 
@@ -1112,6 +1262,64 @@ session_send_setup(struct session *s, char **files, size_t n)
 	evbuffer_free(b);
 }
 
+/* Check an environment variable name from a request; NULL if usable. */
+static const char *
+session_bad_env_name(const char *name)
+{
+	const char *p;
+
+	if (strcmp(name, "PS1") == 0 || strcmp(name, "PROMPT_COMMAND") == 0 ||
+	    strcmp(name, "SWEREX_SESSION") == 0)
+		return "is set by swerexd itself (it finds the end of each "
+		    "command by its prompt)";
+	if (!(*name == '_' || (*name >= 'A' && *name <= 'Z') ||
+	    (*name >= 'a' && *name <= 'z')))
+		return "is not a shell variable name";
+	for (p = name + 1; *p; p++)
+		if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return "is not a shell variable name";
+	return NULL;
+}
+
+/*
+ * Check a new session's terminal size, environment and directory before
+ * anything is spawned; answer the request and return false if one is bad.
+ */
+static bool
+session_options_ok(struct req *r, const Swerex__V1__CreateSessionRequest *m)
+{
+	const char *bad;
+	struct stat st;
+	size_t i;
+
+	if (m->rows > SESSION_SIZE_MAX || m->cols > SESSION_SIZE_MAX) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "terminal size %ux%u: rows and cols must be 1 to %d "
+		    "(0: the default, %dx%d)", m->rows, m->cols,
+		    SESSION_SIZE_MAX, SESSION_ROWS, SESSION_COLS);
+		return false;
+	}
+	for (i = 0; i < m->n_env; i++)
+		if ((bad = session_bad_env_name(m->env[i]->key)) != NULL) {
+			conn_reply_error(r,
+			    SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL, NULL,
+			    "env: '%.200s' %s", m->env[i]->key, bad);
+			return false;
+		}
+	if (*m->cwd != '\0') {
+		if (stat(m->cwd, &st) < 0) {
+			conn_reply_errno(r, errno, m->cwd, "cwd");
+			return false;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			conn_reply_errno(r, ENOTDIR, m->cwd, "cwd");
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Handle CreateSessionRequest. */
 void
 session_create(struct server *srv, struct req *r,
@@ -1138,6 +1346,8 @@ session_create(struct server *srv, struct req *r,
 		}
 		timeout = m->startup_timeout;
 	}
+	if (!session_options_ok(r, m))
+		return;
 	if (session_find(srv, name) != NULL) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_EXISTS, NULL,
 		    NULL, "session '%s' already exists", name);
@@ -1160,7 +1370,7 @@ session_create(struct server *srv, struct req *r,
 			return;
 		}
 	}
-	s = session_new(srv, name, &err, &at_pty);
+	s = session_new(srv, m, name, &err, &at_pty);
 	if (s == NULL) {
 		session_start_error(r, -err, at_pty);
 		return;
@@ -1219,7 +1429,33 @@ session_set_expect(struct session_waiter *w, char **expect, size_t n)
 	return 0;
 }
 
-/* Handle BashAction: a command, or input for the program that is running. */
+/*
+ * Answer a wait on a session at its prompt at once: with what it printed
+ * since the last observation and its last exit status, treated as the run
+ * would have been if that command ended with no request waiting for it.
+ */
+static void
+session_wait_idle(struct session *s)
+{
+	Swerex__V1__BashObservation obs;
+
+	if (s->unseen) {
+		s->unseen = false;
+		session_complete(s, s->cap.len, 0, s->last_status, 0, NULL);
+		return;
+	}
+	if (session_observe(s, s->cap.len, 0, &obs) < 0) {
+		session_fail(s, SWEREX__V1__ERROR_KIND__INTERNAL, NULL, "%s",
+		    "out of memory");
+		return;
+	}
+	session_set_exit(&obs, s->last_status);
+	session_answer(s, &obs);
+	free(obs.output.data);
+	session_waiter_clear(s);
+}
+
+/* Handle BashAction: a command, input for the program that is running, or a wait. */
 void
 session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 {
@@ -1234,13 +1470,26 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 		    NULL, "timeout must be a number >= 0");
 		return;
 	}
+	if (m->has_no_output_timeout_case ==
+	    SWEREX__V1__BASH_ACTION__HAS_NO_OUTPUT_TIMEOUT_NO_OUTPUT_TIMEOUT &&
+	    !(isfinite(m->no_output_timeout) && m->no_output_timeout > 0)) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "no_output_timeout must be a number > 0");
+		return;
+	}
+	if (m->wait && (interactive || len > 0)) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "wait sends no command: leave command empty and "
+		    "is_interactive_command unset");
+		return;
+	}
 	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
 		return;
 	session_catch_up(s);
-	if (s->w.req != NULL || (s->busy && !interactive)) {
+	if (s->w.req != NULL || (s->busy && !interactive && !m->wait)) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__SESSION_BUSY, NULL, NULL,
-		    "session '%.256s' is running a command; send input with "
-		    "is_interactive_command or interrupt it", s->name);
+		    "session '%.256s' is running a command; wait for it, send "
+		    "input with is_interactive_command or interrupt it", s->name);
 		return;
 	}
 	w = &s->w;
@@ -1250,7 +1499,8 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	w->carried = s->cap.total;
 	w->scan = 0;
 	if ((m->error_msg && (w->error_msg = strdup(m->error_msg)) == NULL) ||
-	    (w->command = strndup(m->command, 4096)) == NULL ||
+	    (w->command = strndup(m->wait && s->last_command ? s->last_command :
+	    m->command, 4096)) == NULL ||
 	    (!w->quit && session_set_expect(w, m->expect, m->n_expect) < 0)) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INTERNAL, NULL, NULL,
 		    "out of memory");
@@ -1261,11 +1511,23 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	capture_set_limit(&s->cap,
 	    m->has_max_output_case == SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT_MAX_OUTPUT &&
 	    m->max_output > 0 ? m->max_output : srv->cfg.max_output);
+	if (m->wait && !s->busy) {
+		session_wait_idle(s);
+		return;
+	}
 	if (m->has_timeout_case == SWEREX__V1__BASH_ACTION__HAS_TIMEOUT_TIMEOUT) {
 		w->intr_timeout = m->timeout;
 		server_timer_add(&s->ev_timer, m->timeout);
 	}
-	if (interactive) {
+	if (m->has_no_output_timeout_case ==
+	    SWEREX__V1__BASH_ACTION__HAS_NO_OUTPUT_TIMEOUT_NO_OUTPUT_TIMEOUT) {
+		w->quiet = m->no_output_timeout;
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &s->last_output);
+		server_timer_add(&s->ev_quiet, w->quiet);
+	}
+	if (m->wait) {
+		/* The command runs on; its prompt or output ends the wait. */
+	} else if (interactive) {
 		/* Input as typed: the program running sees it on its terminal. */
 		session_write(s, m->command, len);
 		session_write(s, "\n", 1);
@@ -1273,6 +1535,7 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	} else {
 		free(s->last_command);
 		s->last_command = strndup(m->command, 4096);
+		s->unseen = false;
 		session_reset_tty(s);
 		w->syntax_check = true;
 		session_send_command(s, m->command, len, true);
@@ -1318,6 +1581,7 @@ session_interrupt(struct server *srv, struct req *r,
 	w->carried = s->cap.total;
 	if (!s->busy) {
 		/* Nothing runs: answer with what is there and the last status. */
+		s->unseen = false;
 		if (session_observe(s, s->cap.len, 0, &obs) == 0) {
 			session_set_exit(&obs, s->last_status);
 			session_answer(s, &obs);
@@ -1337,6 +1601,40 @@ session_interrupt(struct server *srv, struct req *r,
 	w->intr_left = n_retry > 0 ? n_retry - 1 : 0;
 	w->intr_defer = SESSION_INTR_DEFER_MAX;
 	session_intr_fire(s);
+}
+
+/*
+ * Handle ResizeRequest: set the terminal's size. The kernel sends SIGWINCH
+ * to the terminal's foreground process group when the size changes, so a
+ * running program learns of it as in a terminal emulator.
+ */
+void
+session_resize(struct server *srv, struct req *r,
+	       const Swerex__V1__ResizeRequest *m)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__ResizeResponse rr = SWEREX__V1__RESIZE_RESPONSE__INIT;
+	struct winsize ws = { .ws_row = m->rows, .ws_col = m->cols };
+	struct session *s;
+
+	if (m->rows < 1 || m->rows > SESSION_SIZE_MAX || m->cols < 1 ||
+	    m->cols > SESSION_SIZE_MAX) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "terminal size %ux%u: rows and cols must be 1 to %d",
+		    m->rows, m->cols, SESSION_SIZE_MAX);
+		return;
+	}
+	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
+		return;
+	if (ioctl(s->fd, TIOCSWINSZ, &ws) < 0) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INTERNAL, NULL, NULL,
+		    "cannot resize the terminal of session '%.256s': %s",
+		    s->name, strerror(errno));
+		return;
+	}
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_RESIZE;
+	resp.resize = &rr;
+	conn_reply(r, &resp);
 }
 
 /* Handle CloseSessionRequest: SIGHUP now, SIGKILL after the grace period. */

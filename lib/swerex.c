@@ -241,6 +241,9 @@ reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
 	case SWEREX__V1__RESPONSE__BODY_CLOSE_SESSION:
 		r->type = SWEREX_REPLY_SESSION_CLOSED;
 		break;
+	case SWEREX__V1__RESPONSE__BODY_RESIZE:
+		r->type = SWEREX_REPLY_RESIZED;
+		break;
 	case SWEREX__V1__RESPONSE__BODY_LIST_SESSIONS:
 		r->type = SWEREX_REPLY_SESSIONS;
 		if (convert_sessions(resp->list_sessions, &cr->sessions,
@@ -1751,6 +1754,64 @@ client_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb,
 	return client_submit(c, &req, cb, arg, w, err);
 }
 
+/*
+ * Fill the env entries of a CreateSessionRequest from "NAME=value" strings,
+ * as exec_env_build() does for an ExecuteRequest (the generated entry types
+ * differ). Return 0, or -1 with *err set.
+ */
+static int
+session_env_build(const char *const *env, size_t n,
+    Swerex__V1__CreateSessionRequest__EnvEntry **entriesp,
+    Swerex__V1__CreateSessionRequest__EnvEntry ***ptrsp, char **namesp,
+    struct swerex_error **err)
+{
+	Swerex__V1__CreateSessionRequest__EnvEntry *entries, **ptrs;
+	const char *eq;
+	char *names, *p;
+	size_t i, size = 0;
+
+	if (n == 0)
+		return 0;
+	if (strings_check(env, n) != 0) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "NULL entry in env");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		eq = strchr(env[i], '=');
+		if (eq == NULL || eq == env[i]) {
+			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
+			    "env entry \"%s\" is not NAME=value", env[i]);
+			return -1;
+		}
+		size += (size_t)(eq - env[i]) + 1;
+	}
+	entries = calloc(n, sizeof *entries);
+	ptrs = calloc(n, sizeof *ptrs);
+	names = malloc(size);
+	if (entries == NULL || ptrs == NULL || names == NULL) {
+		free(entries);
+		free(ptrs);
+		free(names);
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return -1;
+	}
+	p = names;
+	for (i = 0; i < n; i++) {
+		eq = strchr(env[i], '=');
+		swerex__v1__create_session_request__env_entry__init(&entries[i]);
+		memcpy(p, env[i], (size_t)(eq - env[i]));
+		p[eq - env[i]] = '\0';
+		entries[i].key = p;
+		entries[i].value = (char *)(eq + 1);
+		ptrs[i] = &entries[i];
+		p += (eq - env[i]) + 1;
+	}
+	*entriesp = entries;
+	*ptrsp = ptrs;
+	*namesp = names;
+	return 0;
+}
+
 /* Build and queue a CreateSession request. */
 static uint64_t
 client_submit_create_session(struct swerex_client *c,
@@ -1760,6 +1821,9 @@ client_submit_create_session(struct swerex_client *c,
 	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
 	Swerex__V1__CreateSessionRequest body =
 	    SWEREX__V1__CREATE_SESSION_REQUEST__INIT;
+	Swerex__V1__CreateSessionRequest__EnvEntry *entries = NULL, **ptrs = NULL;
+	char *names = NULL;
+	uint64_t id;
 
 	if (opts != NULL) {
 		if (strings_check(opts->startup_source,
@@ -1776,10 +1840,23 @@ client_submit_create_session(struct swerex_client *c,
 			    SWEREX__V1__CREATE_SESSION_REQUEST__HAS_STARTUP_TIMEOUT_STARTUP_TIMEOUT;
 			body.startup_timeout = opts->startup_timeout;
 		}
+		body.rows = opts->rows;
+		body.cols = opts->cols;
+		body.cwd = (char *)(opts->cwd != NULL ? opts->cwd : "");
+		body.inherit_env = opts->inherit_env;
+		if (session_env_build(opts->env, opts->n_env, &entries, &ptrs,
+		    &names, err) != 0)
+			return 0;
+		body.n_env = opts->n_env;
+		body.env = ptrs;
 	}
 	req.body_case = SWEREX__V1__REQUEST__BODY_CREATE_SESSION;
 	req.create_session = &body;
-	return client_submit(c, &req, cb, arg, w, err);
+	id = client_submit(c, &req, cb, arg, w, err);
+	free(entries);
+	free(ptrs);
+	free(names);
+	return id;
 }
 
 /* Build and queue a BashAction request. */
@@ -1791,7 +1868,7 @@ client_submit_run(struct swerex_client *c, const struct swerex_run_opts *opts,
 	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
 	Swerex__V1__BashAction body = SWEREX__V1__BASH_ACTION__INIT;
 
-	if (opts == NULL || opts->command == NULL) {
+	if (opts == NULL || (opts->command == NULL && !opts->wait)) {
 		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no command");
 		return 0;
 	}
@@ -1805,7 +1882,7 @@ client_submit_run(struct swerex_client *c, const struct swerex_run_opts *opts,
 		    (int)opts->check);
 		return 0;
 	}
-	body.command = (char *)opts->command;
+	body.command = (char *)(opts->command != NULL ? opts->command : "");
 	body.session = session_name(opts->session);
 	if (opts->has_timeout) {
 		body.has_timeout_case =
@@ -1825,6 +1902,12 @@ client_submit_run(struct swerex_client *c, const struct swerex_run_opts *opts,
 		    SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT_MAX_OUTPUT;
 		body.max_output = opts->max_output;
 	}
+	if (opts->no_output_timeout > 0) {
+		body.has_no_output_timeout_case =
+		    SWEREX__V1__BASH_ACTION__HAS_NO_OUTPUT_TIMEOUT_NO_OUTPUT_TIMEOUT;
+		body.no_output_timeout = opts->no_output_timeout;
+	}
+	body.wait = opts->wait;
 	req.body_case = SWEREX__V1__REQUEST__BODY_RUN;
 	req.run = &body;
 	return client_submit(c, &req, cb, arg, w, err);
@@ -2438,4 +2521,51 @@ swerex_write_file(struct swerex_client *c, const char *path, const void *data,
 		return -1;
 	return wait_result(&w, (enum swerex_reply_type)CLIENT_REPLY_WRITE_FILE,
 	    err);
+}
+
+/* Build and queue a Resize request. */
+static uint64_t
+client_submit_resize(struct swerex_client *c, const char *session,
+    unsigned rows, unsigned cols, swerex_reply_cb cb, void *arg,
+    struct client_wait *w, struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__ResizeRequest body = SWEREX__V1__RESIZE_REQUEST__INIT;
+
+	body.session = session_name(session);
+	body.rows = rows;
+	body.cols = cols;
+	req.body_case = SWEREX__V1__REQUEST__BODY_RESIZE;
+	req.resize = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Queue a Resize request. */
+uint64_t
+swerex_submit_resize(struct swerex_client *c, const char *session,
+    unsigned rows, unsigned cols, swerex_reply_cb cb, void *arg,
+    struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_resize(c, session, rows, cols, cb, arg, NULL, err);
+}
+
+/* Set a session's terminal size, blocking. */
+int
+swerex_resize(struct swerex_client *c, const char *session, unsigned rows,
+    unsigned cols, struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_resize(c, session, rows, cols, NULL, NULL, &w, err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	return wait_result(&w, SWEREX_REPLY_RESIZED, err);
 }

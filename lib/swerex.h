@@ -77,6 +77,9 @@ enum swerex_error_kind {
 	SWEREX_ERR_NO_SPACE = 20,
 	SWEREX_ERR_FILE_ERROR = 21,      /* other I/O errors; extra "errno" */
 	SWEREX_ERR_UNAUTHENTICATED = 22, /* missing or wrong token */
+	/* no_output_timeout passed: the command runs on; the observation
+	 * holds what it printed so far */
+	SWEREX_ERR_NO_OUTPUT_TIMEOUT = 23,
 	SWEREX_ERR_CONNECT = 100,      /* could not reach the daemon */
 	SWEREX_ERR_DISCONNECTED = 101, /* connection lost with the request pending */
 	SWEREX_ERR_BAD_ARGUMENT = 102, /* rejected by the library before sending */
@@ -161,6 +164,19 @@ struct swerex_create_opts {
 	const char *const *startup_source;
 	size_t n_startup_source;
 	double startup_timeout;       /* seconds; <= 0 = daemon default */
+	/* Terminal size, 1 to 10000 each; 0 = the default (50 rows, 200 cols). */
+	unsigned rows;
+	unsigned cols;
+	/* "NAME=value" strings added to the session's environment. NAME must
+	 * be a shell variable name; PS1, PROMPT_COMMAND and SWEREX_SESSION are
+	 * swerexd's own and refused (SWEREX_ERR_INVALID_REQUEST). */
+	const char *const *env;
+	size_t n_env;
+	const char *cwd;              /* bash's directory; NULL or "" = the daemon's */
+	/* Start from the daemon's whole environment. Without it the session
+	 * gets only PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_* and TZ from
+	 * the daemon, then env, then TERM=xterm (env may set another). */
+	bool inherit_env;
 };
 
 /* Options of swerex_run(); zero-initialise, then set. */
@@ -179,6 +195,16 @@ struct swerex_run_opts {
 	/* Streaming: when set, output chunks are delivered here as they arrive. */
 	void (*on_chunk)(const char *data, size_t len, void *arg);
 	void *chunk_arg;
+	/* Seconds without output after which the run fails with
+	 * SWEREX_ERR_NO_OUTPUT_TIMEOUT (the output so far in err->observation)
+	 * while the command keeps running; <= 0 = none. */
+	double no_output_timeout;
+	/* Send no command (command may be NULL): wait for the one still
+	 * running (after SWEREX_ERR_NO_OUTPUT_TIMEOUT, a timeout or an expect
+	 * match); its end gives its exit code and check handling as a run
+	 * would. On a session at its prompt, answer at once with the output
+	 * since the last observation and the last exit status. */
+	bool wait;
 };
 
 /* Options of swerex_execute(); zero-initialise, then set. */
@@ -379,6 +405,7 @@ enum swerex_reply_type {
 	SWEREX_REPLY_SESSIONS,
 	SWEREX_REPLY_EXEC,           /* final reply of swerex_submit_execute */
 	SWEREX_REPLY_EXEC_CHUNK,     /* more replies follow; stream in `stream` */
+	SWEREX_REPLY_RESIZED,        /* final reply of swerex_submit_resize */
 };
 
 /* A reply; everything in it is borrowed for the callback's duration. */
@@ -433,6 +460,17 @@ SWEREX_API uint64_t swerex_submit_execute(struct swerex_client *c,
 					  const struct swerex_exec_opts *opts,
 					  bool stream, swerex_reply_cb cb,
 					  void *arg, struct swerex_error **err);
+/*
+ * Set a session's terminal size (1 to 10000 rows and columns); the program
+ * in its foreground gets SIGWINCH. Allowed while a command runs.
+ */
+SWEREX_API int swerex_resize(struct swerex_client *c, const char *session,
+			     unsigned rows, unsigned cols,
+			     struct swerex_error **err);
+SWEREX_API uint64_t swerex_submit_resize(struct swerex_client *c,
+					 const char *session, unsigned rows,
+					 unsigned cols, swerex_reply_cb cb,
+					 void *arg, struct swerex_error **err);
 /* Number of requests still waiting for their final reply. */
 SWEREX_API size_t swerex_pending(const struct swerex_client *c);
 

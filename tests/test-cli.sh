@@ -173,6 +173,32 @@ t_interrupt() {
 	rc_is 0 && out_is 'back\n'
 }
 
+t_term_create() {
+	cli session create -s term --rows 20 --cols 70 --env GREET='hi there' \
+	    --cwd "$dir"
+	rc_is 0 || return 1
+	cli run -s term 'stty size; echo "$GREET"; pwd -P'
+	rc_is 0 && out_is "20 70\\nhi there\\n$(cd "$dir" && pwd -P)\\n"
+}
+
+t_term_resize() {
+	cli resize term 30 90
+	rc_is 0 || return 1
+	cli run -s term 'stty size'
+	rc_is 0 && out_is '30 90\n' || return 1
+	cli resize term 0 90
+	rc_is 1 && err_kind INVALID_REQUEST
+}
+
+t_term_no_output() {
+	cli run -s term --no-output-timeout 0.3 \
+	    "echo a; while [ ! -e '$dir/go' ]; do sleep 0.05; done; echo b"
+	rc_is 124 && out_is 'a\n' && err_kind NO_OUTPUT_TIMEOUT || return 1
+	: >"$dir/go"
+	cli run -s term --wait -t 30
+	rc_is 0 && out_is 'b\n'
+}
+
 t_run_stream() {
 	cli run --stream 'printf a; sleep 0.2; printf "b\\n"; (exit 3)'
 	rc_is 3 && out_is 'ab\n' && err_kind NON_ZERO_EXIT_CODE
@@ -407,8 +433,8 @@ t_session_close_again() {
 t_help() {
 	local args
 	for args in "" "alive" "session" "session create" "session close" \
-	    "session list" "run" "interrupt" "exec" "read" "write" "upload" \
-	    "download"; do
+	    "session list" "run" "interrupt" "resize" "exec" "read" "write" \
+	    "upload" "download"; do
 		# shellcheck disable=SC2086
 		"$SWEREX_CLI" $args --help >"$dir/out" 2>"$dir/err"
 		rc=$?
@@ -428,7 +454,8 @@ t_usage() {
 	    "alive extra" "session list extra" "exec" "exec --env NOEQ -- true" \
 	    "exec -t x -- true" "--json exec --stream -- true" "read" "read a b" \
 	    "read --length -1 a" "write" "write --mode 9 a" "upload a" \
-	    "download a b c"; do
+	    "download a b c" "resize a 1" "resize a x 2" "run --wait true" \
+	    "run --no-output-timeout 0 true" "session create --rows x"; do
 		# shellcheck disable=SC2086
 		"$SWEREX_CLI" -S "$url" $args >"$dir/out" 2>"$dir/err"
 		rc=$?
@@ -511,6 +538,9 @@ tests=(
 	"t_run_raise_output:run prints output of a failed command"
 	"t_run_timeout:run -t exits 124 on timeout"
 	"t_interrupt:interrupt frees the session"
+	"t_term_create:session create --rows --cols --env --cwd"
+	"t_term_resize:resize, and a bad size refused"
+	"t_term_no_output:run --no-output-timeout exits 124, run --wait"
 	"t_run_stream:run --stream"
 	"t_run_json:run --json"
 	"t_run_json_error:run --json on NON_ZERO_EXIT_CODE"

@@ -173,14 +173,21 @@ t_env_ready() {
 }
 
 t_env_session() {
-	cli session create
+	# The daemon's environment (LD_LIBRARY_PATH) reaches the session only
+	# when asked for: sessions start from a clean one by default.
+	cli session create --inherit-env
 	rc_is 0 || return 1
 	cli run 'cd /tmp; x=5'
 	rc_is 0 && out_is '' || return 1
 	cli run 'echo $x; pwd; echo "[$LD_LIBRARY_PATH]"'
 	rc_is 0 && out_is '5\n/tmp\n[/nonexistent]\n' || return 1
 	cli run --check silent 'false'
-	rc_is 1
+	rc_is 1 || return 1
+	# A clean session: no LD_LIBRARY_PATH, and a PATH although swerexd has none.
+	cli session create -s clean
+	rc_is 0 || return 1
+	cli run -s clean 'echo "$PATH|${LD_LIBRARY_PATH-unset}"'
+	rc_is 0 && out_is '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|unset\n'
 }
 
 t_env_exec() {

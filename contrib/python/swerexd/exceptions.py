@@ -24,7 +24,7 @@ __all__ = [
     "RemoteIsADirectoryError", "RemoteNotADirectoryError",
     "RemotePermissionError", "NoSpaceError", "RemoteFileError",
     "UnauthenticatedError", "SwerexConnectionError", "DisconnectedError",
-    "error_class",
+    "NoOutputTimeoutError", "error_class",
 ]
 
 
@@ -142,6 +142,14 @@ class UnauthenticatedError(SwerexException, PermissionError):
     kind = "UNAUTHENTICATED"
 
 
+class NoOutputTimeoutError(CommandTimeoutError):
+    """Nothing was printed for no_output_timeout seconds. The command keeps
+    running: wait for it (BashAction(wait=True)), send it input or interrupt
+    it. e.observation holds what it printed so far."""
+
+    kind = "NO_OUTPUT_TIMEOUT"
+
+
 class SwerexConnectionError(SwerexException, ConnectionError):
     """The daemon could not be reached."""
 
@@ -162,6 +170,7 @@ _BY_KIND = {cls.kind: cls for cls in (
     ResourceExhaustedError, InternalError, ProtocolError,
     RemoteFileNotFoundError, RemoteIsADirectoryError, RemoteNotADirectoryError,
     RemotePermissionError, NoSpaceError, RemoteFileError, UnauthenticatedError,
+    NoOutputTimeoutError,
 )}
 
 

@@ -46,12 +46,23 @@ class CreateBashSessionRequest:
     startup_timeout: seconds for the rc and startup_source files. SWE-ReX's
     default is 1.0; here None leaves it to the daemon (10 s), since many
     sessions started at once on a busy machine can take longer than 1 s.
+
+    swerexd adds: rows and cols (terminal size, 1 to 10000; 0 is the default
+    50x200); env (variables added to the session's environment; PS1,
+    PROMPT_COMMAND and SWEREX_SESSION are refused); cwd (bash's directory,
+    "" the daemon's); inherit_env (start from the daemon's whole environment
+    instead of a clean one: PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ).
     """
 
     startup_source: list[str] = field(default_factory=list)
     session: str = "default"
     session_type: Literal["bash"] = "bash"
     startup_timeout: Optional[float] = None
+    rows: int = 0
+    cols: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = ""
+    inherit_env: bool = False
 
 
 CreateSessionRequest = CreateBashSessionRequest
@@ -75,6 +86,12 @@ class BashAction:
     check: "raise" (a non-zero exit raises NonZeroExitCodeError), "silent"
     (the observation carries the exit code) or "ignore" (no exit code).
     max_output (swerexd): output cap in bytes; None is the daemon's default.
+    no_output_timeout (swerexd): seconds without output after which
+    NoOutputTimeoutError is raised (e.observation: the output so far) while
+    the command keeps running. wait (swerexd): send no command, wait for the
+    one still running (its exit code and check as a run's); on a session at
+    its prompt, answer at once with what is pending and the last exit code
+    (command stays required, as in SWE-ReX: pass command="").
     """
 
     command: str
@@ -87,6 +104,8 @@ class BashAction:
     expect: list[str] = field(default_factory=list)
     action_type: Literal["bash"] = "bash"
     max_output: Optional[int] = None
+    no_output_timeout: Optional[float] = None
+    wait: bool = False
 
 
 @dataclass

@@ -47,6 +47,9 @@ def _bash_action(action: BashAction, stream: bool = False) -> Any:
         m.timeout = float(action.timeout)
     if action.max_output is not None:
         m.max_output = int(action.max_output)
+    if action.no_output_timeout is not None:
+        m.no_output_timeout = float(action.no_output_timeout)
+    m.wait = action.wait
     return m
 
 
@@ -160,11 +163,19 @@ class Runtime:
     async def create_session(self, request: CreateBashSessionRequest) -> CreateBashSessionResponse:
         """Start a bash session; SessionExistsError if the name is taken."""
         m = pb.CreateSessionRequest(session=request.session,
-                                    startup_source=list(request.startup_source))
+                                    startup_source=list(request.startup_source),
+                                    rows=request.rows, cols=request.cols,
+                                    env=dict(request.env), cwd=request.cwd,
+                                    inherit_env=request.inherit_env)
         if request.startup_timeout is not None:
             m.startup_timeout = float(request.startup_timeout)
         r = await self._conn.request("create_session", m)
         return CreateBashSessionResponse(output=decode(r.output))
+
+    async def resize(self, session: str, rows: int, cols: int) -> None:
+        """Set a session's terminal size (1 to 10000 each); the program in
+        its foreground gets SIGWINCH. Allowed while a command runs."""
+        await self._conn.request("resize", pb.ResizeRequest(session=session, rows=rows, cols=cols))
 
     async def run_in_session(self, action: Union[BashAction, BashInterruptAction]) -> BashObservation:
         """Run a command in a session, or interrupt what runs there.

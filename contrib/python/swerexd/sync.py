@@ -75,6 +75,9 @@ class SyncRuntime:
     def run_in_session(self, action: Union[BashAction, BashInterruptAction]) -> BashObservation:
         return self._call(self.runtime.run_in_session(action))
 
+    def resize(self, session: str, rows: int, cols: int) -> None:
+        self._call(self.runtime.resize(session, rows, cols))
+
     def close_session(self, request: CloseBashSessionRequest) -> CloseBashSessionResponse:
         return self._call(self.runtime.close_session(request))
 
