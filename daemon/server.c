@@ -559,6 +559,7 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->execs);
 	TAILQ_INIT(&srv->uploads);
 	TAILQ_INIT(&srv->downloads);
+	TAILQ_INIT(&srv->attaches);
 	TAILQ_INIT(&srv->idents);
 	/* A mask inherited from whoever started us would hide SIGCHLD or SIGTERM. */
 	sigemptyset(&none);

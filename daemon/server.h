@@ -94,6 +94,9 @@ struct server {
 	size_t n_idents;
 	size_t ident_bytes;
 
+	/* Owned by attach.c: live attachments to sessions. */
+	TAILQ_HEAD(, attach) attaches;
+
 	/* Owned by file.c: transfers in progress. */
 	TAILQ_HEAD(, file_upload) uploads;
 	TAILQ_HEAD(, file_download) downloads;
