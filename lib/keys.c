@@ -85,10 +85,10 @@ swerex_key_bytes(const char *name, char out[SWEREX_KEY_MAX])
 		memcpy(out + meta, keys_table[i].bytes, n);
 		return (int)n + meta;
 	}
-	/* M- before a plain character: ESC and the character (M-x). */
-	if (meta && name[1] == '\0') {
-		out[1] = name[0];
-		return 2;
+	/* A single character is itself (M-x: ESC and the character). */
+	if (name[0] != '\0' && name[1] == '\0') {
+		out[meta] = name[0];
+		return meta + 1;
 	}
 	return -1;
 }

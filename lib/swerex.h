@@ -473,8 +473,8 @@ SWEREX_API uint64_t swerex_submit_send_input(struct swerex_client *c,
  * C-[ (Escape), C-\, C-], C-^, C-_, Escape / Esc, Enter (CR), Tab, BTab,
  * Space, BSpace / Backspace (DEL), Up, Down, Left, Right, Home, End,
  * PageUp / PgUp / PPage, PageDown / PgDn / NPage, Insert / IC,
- * Delete / DC, F1 .. F12; "M-" before any of them (M-x, M-Up) prefixes
- * Escape. Names are case-sensitive except the letter after C-. Writes at
+ * Delete / DC, F1 .. F12, and a single character as itself; "M-" before
+ * any of them (M-x, M-Up) prefixes Escape. Names are case-sensitive except the letter after C-. Writes at
  * most SWEREX_KEY_MAX bytes to out and returns how many (a key may be a
  * NUL byte), or -1 for an unknown name.
  */

@@ -7,9 +7,13 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -379,6 +383,8 @@ TEST(key_names)
 	CHECK_INT(swerex_key_bytes("M-x", k), 2);
 	CHECK(memcmp(k, "\033x", 2) == 0);
 	CHECK_INT(swerex_key_bytes("M-Up", k), 4);
+	CHECK_INT(swerex_key_bytes("q", k), 1);
+	CHECK_INT(k[0], 'q');
 	CHECK_INT(swerex_key_bytes("Nonsense", k), -1);
 	CHECK_INT(swerex_key_bytes("C-", k), -1);
 	CHECK_INT(swerex_key_bytes("C-ab", k), -1);
@@ -666,6 +672,201 @@ HTEST(attach_never_reading_does_not_slow)
 	CHECK_RUN(agent, "flood", "echo done", "done\n", 0);
 }
 
+/* The CLI under a pty of our own, and what it printed. */
+struct tty {
+	pid_t pid;
+	int master;
+	char buf[65536];
+	size_t len;
+};
+
+/* Start `swerex attach` with extra arguments on a new pty; false if not. */
+static bool
+tty_start(struct tty *t, struct harness *h, const char *session,
+	  const char *opt)
+{
+	const char *cli = getenv("SWEREX_CLI");
+	struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+
+	memset(t, 0, sizeof *t);
+	t->master = -1;
+	if (cli == NULL)
+		return false;
+	t->pid = forkpty(&t->master, NULL, NULL, &ws);
+	if (t->pid < 0)
+		return false;
+	if (t->pid == 0) {
+		if (opt != NULL)
+			execl(cli, "swerex", "-S", harness_url(h), "attach", opt,
+			    session, (char *)NULL);
+		else
+			execl(cli, "swerex", "-S", harness_url(h), "attach",
+			    session, (char *)NULL);
+		_exit(127);
+	}
+	return true;
+}
+
+/* Read the pty until it showed needle; false on EOF or after 20 s. */
+static bool
+tty_until(struct tty *t, const char *needle)
+{
+	double deadline = harness_now() + 20;
+	struct pollfd pfd = { t->master, POLLIN, 0 };
+	ssize_t n;
+
+	while (!memmem(t->buf, t->len, needle, strlen(needle))) {
+		if (harness_now() > deadline ||
+		    poll(&pfd, 1, 200) < 0 || t->len == sizeof t->buf)
+			break;
+		if (!(pfd.revents & (POLLIN | POLLHUP)))
+			continue;
+		n = read(t->master, t->buf + t->len, sizeof t->buf - t->len);
+		if (n <= 0)
+			break;
+		t->len += (size_t)n;
+	}
+	if (memmem(t->buf, t->len, needle, strlen(needle)))
+		return true;
+	printf("# the attached terminal did not show \"%s\"\n", needle);
+	tap_show("shown", t->buf, t->len);
+	return false;
+}
+
+/* Tell whether the pty is in raw mode (no line editing, no echo). */
+static bool
+tty_raw(const struct tty *t)
+{
+	struct termios tio;
+
+	return tcgetattr(t->master, &tio) == 0 &&
+	    !(tio.c_lflag & (ICANON | ECHO | ISIG));
+}
+
+/* Tell whether the pty is back in its cooked, echoing mode. */
+static bool
+tty_cooked(const struct tty *t)
+{
+	struct termios tio;
+
+	return tcgetattr(t->master, &tio) == 0 &&
+	    (tio.c_lflag & ICANON) && (tio.c_lflag & ECHO) &&
+	    (tio.c_lflag & ISIG);
+}
+
+/* Wait (bounded) for the CLI to exit; its wait status, or -1. */
+static int
+tty_wait(struct tty *t)
+{
+	double deadline = harness_now() + 20;
+	char buf[4096];
+	int status;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(t->pid, &status, WNOHANG);
+		if (r == t->pid)
+			break;
+		if (harness_now() > deadline) {
+			kill(t->pid, SIGKILL);
+			waitpid(t->pid, &status, 0);
+			status = -1;
+			break;
+		}
+		/* Drain the pty meanwhile; a full one would block the CLI. */
+		struct pollfd pfd = { t->master, POLLIN, 0 };
+		if (poll(&pfd, 1, 50) > 0 && read(t->master, buf, sizeof buf) <= 0)
+			poll(NULL, 0, 20);	/* pty closed: only the exit is left */
+	}
+	t->pid = 0;
+	return status;
+}
+
+/* Kill what is left and close the pty. */
+static void
+tty_close(struct tty *t)
+{
+	if (t->pid > 0) {
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
+	}
+	if (t->master >= 0)
+		close(t->master);
+}
+
+/*
+ * `swerex attach` on a terminal: raw mode, the scrollback and live output
+ * shown, typed keys ignored when read-only, C-] detaches, and the terminal
+ * is back in its modes when it says so.
+ */
+HTEST(cli_attach_on_a_terminal)
+{
+	struct swerex_client *agent = harness_client(h);
+	struct tty t;
+	int status;
+
+	if (getenv("SWEREX_CLI") == NULL)
+		SKIP("SWEREX_CLI not set");
+	REQUIRE(harness_create(agent, "tty") == 0);
+	CHECK_RUN(agent, "tty", "echo from-before", "from-before\n", 0);
+	REQUIRE(tty_start(&t, h, "tty", NULL));
+	CHECK(tty_until(&t, "from-before\r\n"));
+	CHECK(tty_until(&t, "read-only"));
+	CHECK(tty_raw(&t));
+	/* Read-only: this key must not reach the session (it would be refused
+	 * anyway, bash being at its prompt; the CLI does not even send it). */
+	CHECK(write(t.master, "x", 1) == 1);
+	CHECK_RUN(agent, "tty", "echo live-line", "live-line\n", 0);
+	CHECK(tty_until(&t, "live-line\r\n"));
+	CHECK(write(t.master, "\035", 1) == 1);
+	CHECK(tty_until(&t, "[swerex: detached]"));
+	CHECK(tty_cooked(&t));
+	status = tty_wait(&t);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(memmem(t.buf, t.len, "@swx", 4) == NULL);
+	tty_close(&t);
+	CHECK_RUN(agent, "tty", "echo after", "after\n", 0);
+}
+
+/*
+ * `swerex attach --write`: typed keys reach the program the agent's command
+ * runs; SIGTERM ends the CLI with the terminal restored.
+ */
+HTEST(cli_attach_write_and_signal)
+{
+	struct event_base *base = event_base_new();
+	struct swerex_client *c = harness_connect_base(h, base);
+	struct harness_reply run = { 0 };
+	struct tty t;
+	int status;
+
+	if (getenv("SWEREX_CLI") == NULL)
+		SKIP("SWEREX_CLI not set");
+	REQUIRE(c != NULL);
+	REQUIRE(harness_create(c, "rw") == 0);
+	REQUIRE(tty_start(&t, h, "rw", "--write"));
+	CHECK(tty_until(&t, "keys go to its program"));
+	REQUIRE(submit_run(c, "rw", "read -n1 k; echo \"typed [$k]\"", &run));
+	/* The run is in place once a request after it is answered. */
+	CHECK(swerex_send_input(c, "rw", "", 0, NULL, NULL) == 0);
+	CHECK(write(t.master, "q", 1) == 1);
+	CHECK(harness_drive_until(base, reply_done, &run, HARNESS_TIMEOUT));
+	REQUIRE(run.type == SWEREX_REPLY_OBSERVATION);
+	CHECK(harness_contains(run.observation->output,
+	    run.observation->output_len, "typed [q]"));
+	CHECK(tty_until(&t, "typed [q]\r\n"));
+	CHECK(tty_raw(&t));
+	kill(t.pid, SIGTERM);
+	status = tty_wait(&t);
+	CHECK(status != -1 && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 128 + SIGTERM);
+	CHECK(tty_cooked(&t));
+	tty_close(&t);
+	harness_reply_clear(&run);
+	swerex_client_free(c);
+	event_base_free(base);
+}
+
 TAP_MAIN(
 	TAP_T(key_names),
 	TAP_T(input_read_one_key),
@@ -679,4 +880,6 @@ TAP_MAIN(
 	TAP_T(attach_two_and_detach),
 	TAP_T(attach_errors_and_client_loss),
 	TAP_T(attach_never_reading_does_not_slow),
+	TAP_T(cli_attach_on_a_terminal),
+	TAP_T(cli_attach_write_and_signal),
 )
