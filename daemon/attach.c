@@ -12,7 +12,8 @@
  * throttled), and a short notice says so once the connection has drained.
  *
  * The ring costs nothing until a session prints, and grows by doubling from
- * 1 KiB up to ATTACH_RING_MAX: a thousand quiet sessions stay cheap.
+ * 1 KiB up to --scrollback (16 KiB by default): a thousand quiet sessions
+ * stay cheap; --scrollback 0 keeps none at all.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,7 +46,8 @@ struct attach {
 /* A session's recent output and its attachments; owned by the session. */
 struct attach_hub {
 	char *ring;
-	size_t size;            /* allocated, at most ATTACH_RING_MAX */
+	size_t size;            /* allocated, at most keep */
+	size_t keep;            /* --scrollback */
 	size_t head;            /* where the next byte goes */
 	size_t len;             /* bytes held, ending just before head */
 	bool wrapped;           /* bytes were lost off the ring's start */
@@ -55,7 +57,7 @@ struct attach_hub {
 
 /* Make a session's hub on first use; NULL if memory ran out. */
 static struct attach_hub *
-attach_hub_get(struct attach_hub **hubp)
+attach_hub_get(struct attach_hub **hubp, size_t keep)
 {
 	struct attach_hub *hub = *hubp;
 
@@ -63,6 +65,7 @@ attach_hub_get(struct attach_hub **hubp)
 		return hub;
 	if ((hub = calloc(1, sizeof *hub)) == NULL)
 		return NULL;
+	hub->keep = keep;
 	TAILQ_INIT(&hub->list);
 	*hubp = hub;
 	return hub;
@@ -75,10 +78,10 @@ attach_ring_grow(struct attach_hub *hub, size_t want)
 	size_t size = hub->size ? hub->size : ATTACH_RING_MIN, first;
 	char *p;
 
-	while (size < want && size < ATTACH_RING_MAX)
+	while (size < want && size < hub->keep)
 		size *= 2;
-	if (size > ATTACH_RING_MAX)
-		size = ATTACH_RING_MAX;
+	if (size > hub->keep)
+		size = hub->keep;
 	if (size <= hub->size)
 		return 0;
 	if ((p = malloc(size)) == NULL)
@@ -103,6 +106,8 @@ attach_ring_add(struct attach_hub *hub, const char *p, size_t n)
 {
 	size_t k;
 
+	if (hub->keep == 0)
+		return;
 	if (hub->len + n > hub->size && attach_ring_grow(hub, hub->len + n) < 0 &&
 	    hub->size == 0)
 		return;
@@ -226,14 +231,15 @@ attach_send(struct attach *a, const char *p, size_t n)
 
 /* Record raw terminal output and pass it to the session's attachments. */
 void
-attach_output(struct attach_hub **hubp, const char *p, size_t n)
+attach_output(struct attach_hub **hubp, const char *p, size_t n, size_t keep)
 {
 	struct attach_hub *hub;
 	struct attach *a, *next;
 
-	if (n == 0)
+	/* Without a ring, a hub is made only when someone attaches. */
+	if (n == 0 || (*hubp == NULL && keep == 0))
 		return;
-	if ((hub = attach_hub_get(hubp)) == NULL) {
+	if ((hub = attach_hub_get(hubp, keep)) == NULL) {
 		log_error("out of memory for a session's recent output");
 		return;
 	}
@@ -252,9 +258,9 @@ attach_add(struct server *srv, struct attach_hub **hubp, struct req *r,
 {
 	struct attach_hub *hub;
 	struct attach *a;
-	size_t want = ATTACH_RING_MAX;
+	size_t want = srv->cfg.scrollback;
 
-	if ((hub = attach_hub_get(hubp)) == NULL ||
+	if ((hub = attach_hub_get(hubp, srv->cfg.scrollback)) == NULL ||
 	    (a = calloc(1, sizeof *a)) == NULL) {
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
 		    NULL, NULL, "out of memory");
@@ -262,8 +268,7 @@ attach_add(struct server *srv, struct attach_hub **hubp, struct req *r,
 	}
 	if (m->has_scrollback_case ==
 	    SWEREX__V1__ATTACH_REQUEST__HAS_SCROLLBACK_SCROLLBACK)
-		want = m->scrollback < ATTACH_RING_MAX ? m->scrollback :
-		    ATTACH_RING_MAX;
+		want = m->scrollback < want ? m->scrollback : want;
 	a->srv = srv;
 	a->hub = hub;
 	a->req = r;

@@ -10,10 +10,13 @@ struct attach_hub;
 struct req;
 struct server;
 
-/* Bytes of recent terminal output a session keeps for new attachments. */
+/* Bytes of recent terminal output a session keeps by default (--scrollback),
+ * and the most it may be set to. */
 #define ATTACH_RING_MAX (16u * 1024)
+#define ATTACH_RING_LIMIT (1024u * 1024)
 
-void attach_output(struct attach_hub **hubp, const char *p, size_t n);
+void attach_output(struct attach_hub **hubp, const char *p, size_t n,
+		   size_t keep);
 void attach_add(struct server *srv, struct attach_hub **hubp, struct req *r,
 		const Swerex__V1__AttachRequest *m, const char *session);
 void attach_end(struct attach_hub **hubp, const char *reason);

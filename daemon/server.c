@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "attach.h"
 #include "auth.h"
 #include "conn.h"
 #include "exec.h"
@@ -70,6 +71,7 @@ server_config_defaults(struct server_config *cfg)
 	cfg->auth_timeout = 10;
 	cfg->resume_timeout = 120;
 	cfg->stuck_timeout = 60;
+	cfg->scrollback = ATTACH_RING_MAX;
 }
 
 /*

@@ -27,6 +27,7 @@ struct server_config {
 	size_t max_conns;
 	size_t max_frame;
 	size_t max_output;
+	size_t scrollback;       /* bytes of raw output kept per session */
 	double kill_grace;       /* seconds between SIGHUP and SIGKILL */
 	int ready_fd;
 	/* Remote access (TCP listeners). */

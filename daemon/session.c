@@ -486,7 +486,7 @@ session_raw_cb(void *arg, const char *p, size_t n)
 {
 	struct session *s = arg;
 
-	attach_output(&s->attach, p, n);
+	attach_output(&s->attach, p, n, s->srv->cfg.scrollback);
 }
 
 /* Send the setup script, sourced rc files and startup files included. */

@@ -270,11 +270,26 @@ HTEST(input_python_repl)
 	CHECK_RUN(c, "py", "echo back", "back\n", 0);
 }
 
-/* C-c sent as input stops `sleep 30`: the run ends at once with 130. */
+/* Tell whether a streamed run printed "started" (its job is in front). */
+static bool
+run_started(void *arg)
+{
+	struct harness_reply *r = arg;
+
+	return r->done || (r->data != NULL && strstr(r->data, "started"));
+}
+
+/*
+ * C-c sent as input stops `sleep 30`: the run ends at once with 130. It is
+ * sent once the job, in the foreground, printed: typed earlier, C-c would
+ * reach bash itself (while it reads the line, it flushes it; while it forks
+ * the job, the job is not interrupted), as on any terminal.
+ */
 HTEST(input_ctrl_c_interrupts)
 {
 	struct event_base *base = event_base_new();
 	struct swerex_client *c = harness_connect_base(h, base);
+	struct swerex_run_opts o = { 0 };
 	struct harness_reply run = { 0 };
 	char key[SWEREX_KEY_MAX];
 	double t0;
@@ -284,8 +299,13 @@ HTEST(input_ctrl_c_interrupts)
 	REQUIRE(harness_create(c, "cc") == 0);
 	n = swerex_key_bytes("C-c", key);
 	REQUIRE(n == 1 && key[0] == 3);
-	REQUIRE(submit_run(c, "cc", "sleep 30", &run));
+	o.session = "cc";
+	o.command = "sh -c 'echo started; exec sleep 30'";
+	o.check = SWEREX_CHECK_SILENT;
+	REQUIRE(swerex_submit_run(c, &o, true, harness_reply_cb, &run, NULL));
 	t0 = harness_now();
+	REQUIRE(harness_drive_until(base, run_started, &run, HARNESS_TIMEOUT));
+	REQUIRE(!run.done);
 	REQUIRE(send_input(c, "cc", key, 1));
 	CHECK(harness_drive_until(base, reply_done, &run, 10));
 	REQUIRE(run.type == SWEREX_REPLY_OBSERVATION);
@@ -298,34 +318,101 @@ HTEST(input_ctrl_c_interrupts)
 }
 
 /*
- * The timed-out case: a run gave up on `sleep 30` (the session stays busy),
- * C-c stops it, and the following interrupt finds nothing running and
- * reports the 130 the C-c left.
+ * Wait (bounded) until a session is back at its prompt: list_sessions says
+ * idle. Polled: the daemon announces nothing when a command ends unasked.
+ */
+static bool
+wait_idle(struct swerex_client *c, const char *session)
+{
+	double deadline = harness_now() + HARNESS_TIMEOUT;
+	struct swerex_session_info *info = NULL;
+	struct swerex_error *err = NULL;
+	bool idle = false;
+	size_t i, n = 0;
+
+	while (!idle && harness_now() < deadline) {
+		if (swerex_list_sessions(c, &info, &n, &err) != 0) {
+			harness_show_error("list_sessions", err);
+			swerex_error_free(err);
+			return false;
+		}
+		for (i = 0; i < n; i++)
+			if (strcmp(info[i].name, session) == 0 &&
+			    info[i].state == SWEREX_SESSION_IDLE)
+				idle = true;
+		swerex_sessions_free(info, n);
+		if (!idle)
+			poll(NULL, 0, 20);
+	}
+	if (!idle)
+		printf("# session %s did not come back to its prompt\n", session);
+	return idle;
+}
+
+/* Interrupt a session that is idle: its answer carries the last status. */
+static int
+last_status(struct swerex_client *c, const char *session)
+{
+	struct swerex_interrupt_opts io = { 0 };
+	struct swerex_observation *obs = NULL;
+	struct swerex_error *err = NULL;
+	int code = -1;
+
+	io.session = session;
+	if (swerex_interrupt(c, &io, &obs, &err) != 0) {
+		harness_show_error("interrupt", err);
+		swerex_error_free(err);
+		return -1;
+	}
+	if (obs->has_exit_code)
+		code = obs->exit_code;
+	swerex_observation_free(obs);
+	return code;
+}
+
+/*
+ * The timed-out case: a run gave up on `sleep 30` (the session stays
+ * busy); C-c sent as input brings bash back to its prompt, and the
+ * following interrupt, with nothing left to signal, reports the 130.
  */
 HTEST(input_ctrl_c_after_timeout)
 {
 	struct swerex_client *c = harness_client(h);
-	struct swerex_interrupt_opts io = { 0 };
 	struct swerex_observation *obs = NULL;
 	struct swerex_error *err = NULL;
 
 	REQUIRE(harness_create(c, "cct") == 0);
-	obs = harness_run(c, "cct", "sleep 30", 0.3, SWEREX_CHECK_SILENT, &err);
+	obs = harness_run(c, "cct", "sleep 30", 0.5, SWEREX_CHECK_SILENT, &err);
 	REQUIRE(obs == NULL && err != NULL);
 	CHECK_INT(err->kind, SWEREX_ERR_COMMAND_TIMEOUT);
 	swerex_error_free(err);
 	REQUIRE(send_input(c, "cct", "\003", 1));
-	io.session = "cct";
-	io.timeout = 1;
-	if (swerex_interrupt(c, &io, &obs, &err) != 0) {
-		harness_show_error("interrupt", err);
-		swerex_error_free(err);
-		REQUIRE(0);
-	}
-	CHECK(obs->has_exit_code);
-	CHECK_INT(obs->exit_code, 130);
-	swerex_observation_free(obs);
+	REQUIRE(wait_idle(c, "cct"));
+	CHECK_INT(last_status(c, "cct"), 130);
 	CHECK_RUN(c, "cct", "echo ok", "ok\n", 0);
+}
+
+/* A pager a run timed out on quits on the "q" sent to it. */
+HTEST(input_quits_less)
+{
+	struct swerex_client *c = harness_client(h);
+	struct swerex_observation *obs = NULL;
+	struct swerex_error *err = NULL;
+
+	if (access("/usr/bin/less", X_OK) != 0)
+		SKIP("no /usr/bin/less");
+	REQUIRE(harness_create(c, "pager") == 0);
+	obs = harness_run(c, "pager", "seq 1000 | less", 0.5,
+	    SWEREX_CHECK_SILENT, &err);
+	REQUIRE(obs == NULL && err != NULL);
+	CHECK_INT(err->kind, SWEREX_ERR_COMMAND_TIMEOUT);
+	CHECK(err->observation != NULL && harness_contains(
+	    err->observation->output, err->observation->output_len, "\n2\n"));
+	swerex_error_free(err);
+	REQUIRE(send_input(c, "pager", "q", 1));
+	REQUIRE(wait_idle(c, "pager"));
+	CHECK_INT(last_status(c, "pager"), 0);
+	CHECK_RUN(c, "pager", "echo after-less", "after-less\n", 0);
 }
 
 /* Refusals: no such session, bash at its prompt, too much at once. */
@@ -482,6 +569,30 @@ HTEST(attach_scrollback_option)
 	CHECK_STR(tail.reason, "session ended");
 	watch_clear(&none);
 	watch_clear(&tail);
+	swerex_client_free(c);
+	event_base_free(base);
+}
+
+static const char *const no_scrollback[] = { "--scrollback", "0", NULL };
+
+/* With --scrollback 0 nothing is kept: an attachment sees live output only. */
+HTEST_ARGS(attach_without_scrollback, no_scrollback)
+{
+	struct event_base *base = event_base_new();
+	struct swerex_client *c = harness_connect_base(h, base);
+	struct watch w = { 0 };
+
+	REQUIRE(c != NULL);
+	REQUIRE(harness_create(c, "nosb") == 0);
+	CHECK_RUN(c, "nosb", "echo old-line", "old-line\n", 0);
+	REQUIRE(attach(c, "nosb", &w));
+	CHECK_RUN(c, "nosb", "echo new-line", "new-line\n", 0);
+	CHECK(watch_until(base, &w, "new-line\r\n"));
+	CHECK(memmem(w.buf, w.len, "old-line", 8) == NULL);
+	harness_close(c, "nosb");
+	harness_drive_until(base, watch_ended, &w, HARNESS_TIMEOUT);
+	CHECK_STR(w.reason, "session ended");
+	watch_clear(&w);
 	swerex_client_free(c);
 	event_base_free(base);
 }
@@ -874,9 +985,11 @@ TAP_MAIN(
 	TAP_T(input_python_repl),
 	TAP_T(input_ctrl_c_interrupts),
 	TAP_T(input_ctrl_c_after_timeout),
+	TAP_T(input_quits_less),
 	TAP_T(input_refused),
 	TAP_T(attach_scrollback_then_live),
 	TAP_T(attach_scrollback_option),
+	TAP_T(attach_without_scrollback),
 	TAP_T(attach_two_and_detach),
 	TAP_T(attach_errors_and_client_loss),
 	TAP_T(attach_never_reading_does_not_slow),

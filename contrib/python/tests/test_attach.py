@@ -27,8 +27,9 @@ async def test_send_input_answers_a_prompt(url, name):
         run = asyncio.ensure_future(rt.run_in_session(BashAction(
             command='read -n1 k; read line; echo "k=[$k] line=[$line]"',
             session=name, timeout=30)))
-        # The run goes out first on the connection: the session is busy
-        # by the time the input arrives.
+        # Not a wait: one yield lets the task write its request (it does
+        # so before its first suspension), so the run goes out first on the
+        # connection and the session is busy when the input arrives.
         await asyncio.sleep(0)
         assert await rt.send_input(name, "y") == 1
         assert await rt.send_input(name, "two words", keys=["Enter"]) == 10
@@ -42,12 +43,14 @@ async def test_send_input_answers_a_prompt(url, name):
 async def test_ctrl_c_interrupts(url, name):
     async with Runtime(url) as rt:
         await rt.create_session(CreateBashSessionRequest(session=name))
-        run = asyncio.ensure_future(rt.run_in_session(BashAction(
-            command="sleep 30", session=name, check="silent")))
-        await asyncio.sleep(0)
-        await rt.send_input(name, keys=["C-c"])
-        obs = await asyncio.wait_for(run, 10)
-        assert obs.exit_code == 130
+        # C-c once the job, in the foreground, printed: typed earlier it
+        # would reach bash itself, as on any terminal.
+        s = rt.stream(BashAction(command="sh -c 'echo started; exec sleep 30'",
+                                 session=name, check="silent"))
+        async for chunk in s:
+            if "started" in chunk:
+                await rt.send_input(name, keys=["C-c"])
+        assert s.observation.exit_code == 130
         await rt.close_session(CloseBashSessionRequest(session=name))
 
 
