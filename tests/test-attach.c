@@ -978,6 +978,36 @@ HTEST(cli_attach_write_and_signal)
 	event_base_free(base);
 }
 
+/*
+ * The daemon dies under an attached terminal: the CLI says the connection
+ * was lost, exits 3 and leaves the terminal as it found it.
+ */
+TEST(cli_attach_daemon_lost)
+{
+	struct harness *h;
+	struct tty t;
+	int status;
+
+	if (getenv("SWEREX_CLI") == NULL)
+		SKIP("SWEREX_CLI not set");
+	h = harness_start(NULL);
+	REQUIRE(h != NULL);
+	if (harness_create(harness_client(h), "lost") != 0 ||
+	    !tty_start(&t, h, "lost", NULL)) {
+		harness_free(h);
+		REQUIRE(0);
+	}
+	CHECK(tty_until(&t, "read-only"));
+	CHECK(tty_raw(&t));
+	harness_kill(h);
+	CHECK(tty_until(&t, "DISCONNECTED"));
+	status = tty_wait(&t);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 3);
+	CHECK(tty_cooked(&t));
+	tty_close(&t);
+	harness_free(h);
+}
+
 TAP_MAIN(
 	TAP_T(key_names),
 	TAP_T(input_read_one_key),
@@ -995,4 +1025,5 @@ TAP_MAIN(
 	TAP_T(attach_never_reading_does_not_slow),
 	TAP_T(cli_attach_on_a_terminal),
 	TAP_T(cli_attach_write_and_signal),
+	TAP_T(cli_attach_daemon_lost),
 )
