@@ -439,6 +439,41 @@ HTEST(input_refused)
 	CHECK_RUN(c, "idle", "echo still", "still\n", 0);
 }
 
+/*
+ * Input a program does not read piles up to a bound: then RESOURCE_EXHAUSTED
+ * (limit=input) instead of memory without end. The terminal is raw, so the
+ * kernel stops taking it (a canonical one drops a line's excess instead).
+ */
+HTEST(input_bounded)
+{
+	struct swerex_client *c = harness_client(h);
+	struct swerex_observation *obs;
+	struct swerex_error *err = NULL;
+	char *chunk;
+	int i, refused = -1;
+
+	REQUIRE(harness_create(c, "full") == 0);
+	obs = harness_run(c, "full", "stty raw -echo; sleep 60", 0.5,
+	    SWEREX_CHECK_SILENT, &err);
+	REQUIRE(obs == NULL && err != NULL);
+	swerex_error_free(err);
+	err = NULL;
+	chunk = malloc(65536);
+	REQUIRE(chunk != NULL);
+	memset(chunk, 'x', 65536);
+	for (i = 0; i < 16 && refused < 0; i++)
+		if (swerex_send_input(c, "full", chunk, 65536, NULL, &err) != 0)
+			refused = i;
+	free(chunk);
+	printf("# refused after %d chunks of 64 KiB\n", refused);
+	CHECK(refused >= 3 && refused <= 8);
+	CHECK(err != NULL && err->kind == SWEREX_ERR_RESOURCE_EXHAUSTED);
+	CHECK_STR(swerex_error_extra(err, "limit"), "input");
+	swerex_error_free(err);
+	/* The junk would be read as commands later: the session goes. */
+	CHECK(harness_close(c, "full") == 0);
+}
+
 /* Key names give the bytes a terminal sends. */
 TEST(key_names)
 {
@@ -1017,6 +1052,7 @@ TAP_MAIN(
 	TAP_T(input_ctrl_c_after_timeout),
 	TAP_T(input_quits_less),
 	TAP_T(input_refused),
+	TAP_T(input_bounded),
 	TAP_T(attach_scrollback_then_live),
 	TAP_T(attach_scrollback_option),
 	TAP_T(attach_without_scrollback),
