@@ -4,13 +4,17 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "swerex.h"
 
@@ -29,6 +33,8 @@
 #define PROGRESS_MIN (4u * 1024 * 1024)
 
 #define CLIENT_NAME "swerex"
+/* Bytes typed at once under swerex attach --write (the daemon's own cap). */
+#define ATTACH_INPUT_MAX 65536
 
 /* Global options, set before the subcommand. */
 static struct {
@@ -92,6 +98,8 @@ static const char usage_main[] =
 "  write PATH                replace a file of the daemon's host with stdin\n"
 "  upload SRC DST            copy a local file or tree to the daemon's host\n"
 "  download SRC DST          copy a file or tree from the daemon's host\n"
+"  input SESSION ARG...      type text or keys into a session's program\n"
+"  attach SESSION            watch a session's terminal live\n"
 "\n"
 "Options:\n"
 "  -S, --socket URL          the daemon: \"unix:/path\" or a path,\n"
@@ -423,6 +431,56 @@ static const char usage_download[] =
 "\n"
 "Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
 "cannot be reached or the connection is lost.\n";
+
+static const char usage_input[] =
+"usage: swerex [-S PATH_OR_URL] [--json] input [--keys] SESSION ARG...\n"
+"\n"
+"Type into the program a command runs in SESSION (less, top, a y/n prompt,\n"
+"a REPL), exactly as typed: the ARGs are sent one after another, with no\n"
+"space between them and no newline added. With --keys each ARG is a key\n"
+"name, tmux send-keys style: C-a .. C-z, C-[ / Escape, C-], Enter, Tab,\n"
+"BTab, Space, BSpace, Up, Down, Left, Right, Home, End, PageUp, PageDown,\n"
+"Insert, Delete, F1 .. F12, a single character as itself, and M- before\n"
+"any of them (M-x). The output\n"
+"goes to whichever request waits on the session (or to its next run).\n"
+"The daemon refuses input while bash is at its prompt (use \"swerex run\")\n"
+"and more than 64 KiB at once. With --json print {\"bytes_written\"}.\n"
+"\n"
+"Options:\n"
+"  -k, --keys  the ARGs are key names\n"
+"  -h, --help  print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error, 2 on bad usage or an unknown\n"
+"key name, 3 if the daemon cannot be reached or the connection is lost.\n";
+
+static const char usage_attach[] =
+"usage: swerex [-S PATH_OR_URL] attach [-w] [-d KEY] [--scrollback BYTES]\n"
+"                SESSION\n"
+"\n"
+"Watch SESSION live in this terminal, like tmux attach: first its recent\n"
+"output, then everything its terminal prints, escape sequences and all,\n"
+"while the agent's requests go on as before. The terminal is put in raw\n"
+"mode and restored on exit (detach, the session's end, the daemon's loss,\n"
+"SIGTERM, SIGHUP). Read-only by default: typed keys other than the detach\n"
+"key are ignored. The detach key (default C-], as in telnet) detaches.\n"
+"When stdin is not a terminal, output is streamed until the session ends\n"
+"or SIGINT (C-c) detaches; stdin is not read. Output this client does not\n"
+"read fast enough is skipped by the daemon (\"[swerex: output skipped]\"),\n"
+"never slowing the session.\n"
+"\n"
+"Options:\n"
+"  -w, --write             forward typed keys to the session's program (as\n"
+"                          \"swerex input\"; refused while bash is at its\n"
+"                          prompt)\n"
+"  -d, --detach-key KEY    key that detaches, a one-byte key name such as\n"
+"                          C-] or C-q (default: C-])\n"
+"      --scrollback BYTES  recent output shown first (default: the daemon's\n"
+"                          16 KiB; 0: none)\n"
+"  -h, --help              print this help and exit\n"
+"\n"
+"Exit status: 0 when detached or the session ended, 1 on an error (e.g. no\n"
+"such session), 2 on bad usage, 3 if the daemon cannot be reached or the\n"
+"connection is lost; 128+N after signal N.\n";
 
 /* Print a message prefixed "swerex: " on stderr. */
 static void __attribute__((format(printf, 1, 2)))
@@ -790,15 +848,17 @@ parse_count(const char *s, unsigned *out)
 	return 0;
 }
 
-/* Connect to the daemon; return 0, or -1 with *err set. */
+/* Connect to the daemon (on base, if not NULL); 0, or -1 with *err set. */
 static int
-cli_connect(struct swerex_client **c, struct swerex_error **err)
+cli_connect_on(struct event_base *base, struct swerex_client **c,
+    struct swerex_error **err)
 {
 	struct swerex_connect_opts o;
 
 	*c = NULL;
 	*err = NULL;
 	swerex_connect_opts_init(&o);
+	o.base = base;
 	o.url = cli.url;
 	o.client_name = CLIENT_NAME;
 	o.ca_file = cli.ca;
@@ -811,6 +871,13 @@ cli_connect(struct swerex_client **c, struct swerex_error **err)
 	if (swerex_connect_with(&o, c, err) == 0)
 		return 0;
 	return -1;
+}
+
+/* Connect to the daemon; return 0, or -1 with *err set. */
+static int
+cli_connect(struct swerex_client **c, struct swerex_error **err)
+{
+	return cli_connect_on(NULL, c, err);
 }
 
 /* Write the output of an observation not already printed by --stream. */
@@ -2199,6 +2266,401 @@ cmd_download(int argc, char **argv)
 	return cli_transfer(argc, argv, false);
 }
 
+/* Type text or keys into a session's program. */
+static int
+cmd_input(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "keys", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct swerex_client	*c = NULL;
+	struct swerex_error	*err = NULL;
+	const char		*session;
+	char			*buf = NULL, key[SWEREX_KEY_MAX];
+	size_t			 len = 0, size = 0, n;
+	uint64_t		 written = 0;
+	bool			 keys = false;
+	int			 ch, i, k, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "+kh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+			keys = true;
+			break;
+		case 'h':
+			return cli_help(usage_input);
+		default:
+			return cli_usage_error(usage_input, NULL);
+		}
+	}
+	if (argc - optind < 2)
+		return cli_usage_error(usage_input, argc == optind ?
+		    "missing SESSION" : "missing input");
+	session = argv[optind++];
+	for (i = optind; i < argc; i++)
+		size += keys ? SWEREX_KEY_MAX : strlen(argv[i]);
+	if ((buf = malloc(size + 1)) == NULL) {
+		cli_warnx("out of memory");
+		return EXIT_ERROR;
+	}
+	for (i = optind; i < argc; i++) {
+		if (!keys) {
+			n = strlen(argv[i]);
+			memcpy(buf + len, argv[i], n);
+			len += n;
+			continue;
+		}
+		if ((k = swerex_key_bytes(argv[i], key)) < 0) {
+			status = cli_usage_error(usage_input,
+			    "unknown key name: %s", argv[i]);
+			goto out;
+		}
+		memcpy(buf + len, key, (size_t)k);
+		len += (size_t)k;
+	}
+	if (cli_connect(&c, &err) != 0 ||
+	    swerex_send_input(c, session, buf, len, &written, &err) != 0) {
+		status = error_report(err);
+		goto out;
+	}
+	if (cli.json)
+		printf("{\"bytes_written\": %llu}\n",
+		    (unsigned long long)written);
+
+out:
+	swerex_error_free(err);
+	swerex_client_free(c);
+	free(buf);
+	return status;
+}
+
+/* State of swerex attach. */
+struct attach_cli {
+	struct event_base	*base;
+	struct swerex_client	*c;
+	const char		*session;
+	uint64_t		 id;
+	bool			 tty;		/* stdin is a terminal, now raw */
+	bool			 write;
+	unsigned char		 detach_key;
+	bool			 detaching;
+	bool			 ended;
+	bool			 refused_shown;	/* a refused input was reported */
+	char			 reason[64];
+	struct swerex_error	*error;
+	int			 signal;	/* that ended it, or 0 */
+	struct event		*ev_stdin;
+	struct event		*ev_sig[4];
+};
+
+/* The terminal's modes before raw mode; restored at every exit. */
+static struct termios	attach_saved;
+static bool		attach_raw;
+
+/* Put the terminal back as it was. */
+static void
+attach_restore(void)
+{
+	if (attach_raw) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &attach_saved);
+		attach_raw = false;
+	}
+}
+
+/* Put stdin's terminal in raw mode; 0, or -1 (reported). */
+static int
+attach_make_raw(void)
+{
+	struct termios t;
+
+	if (tcgetattr(STDIN_FILENO, &attach_saved) < 0) {
+		cli_warnx("cannot read the terminal's modes: %s",
+		    strerror(errno));
+		return -1;
+	}
+	t = attach_saved;
+	cfmakeraw(&t);
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0) {
+		cli_warnx("cannot set the terminal's modes: %s",
+		    strerror(errno));
+		return -1;
+	}
+	attach_raw = true;
+	atexit(attach_restore);
+	return 0;
+}
+
+/* Write all of a buffer to a file descriptor. */
+static void
+attach_write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Print a notice on stderr, on a line of its own in a raw terminal. */
+static void __attribute__((format(printf, 2, 3)))
+attach_notice(const struct attach_cli *a, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof buf)
+		n = sizeof buf - 1;
+	attach_write_all(STDERR_FILENO, a->tty ? "\r\n[swerex: " : "[swerex: ",
+	    a->tty ? 11 : 9);
+	attach_write_all(STDERR_FILENO, buf, (size_t)n);
+	attach_write_all(STDERR_FILENO, a->tty ? "]\r\n" : "]\n",
+	    a->tty ? 3 : 2);
+}
+
+/* Show the session's terminal output. */
+static void
+attach_chunk(struct swerex_client *c, uint64_t id, const char *data,
+    size_t len, void *arg)
+{
+	(void)c;
+	(void)id;
+	(void)arg;
+	attach_write_all(STDOUT_FILENO, data, len);
+}
+
+/* The attachment ended: leave the loop. */
+static void
+attach_end(struct swerex_client *c, uint64_t id, const char *reason,
+    const struct swerex_error *error, void *arg)
+{
+	struct attach_cli *a = arg;
+
+	(void)c;
+	(void)id;
+	if (a->ended)
+		return;		/* already over: the client is being freed */
+	a->ended = true;
+	if (reason != NULL)
+		snprintf(a->reason, sizeof a->reason, "%s", reason);
+	else if (error != NULL)
+		a->error = swerex_error_dup(error);
+	event_base_loopbreak(a->base);
+}
+
+/* Report a refused input once (bash at its prompt, usually). */
+static void
+attach_input_reply(struct swerex_client *c, const struct swerex_reply *reply,
+    void *arg)
+{
+	struct attach_cli *a = arg;
+
+	(void)c;
+	if (reply->type != SWEREX_REPLY_ERROR || a->refused_shown || a->ended)
+		return;
+	a->refused_shown = true;
+	attach_notice(a, "input refused: %s", reply->error->message);
+}
+
+/* Ask the daemon to end the attachment; the end arrives as usual. */
+static void
+attach_detach(struct attach_cli *a)
+{
+	struct swerex_error *err = NULL;
+
+	if (a->detaching || a->ended)
+		return;
+	a->detaching = true;
+	if (swerex_submit_detach(a->c, a->id, NULL, NULL, &err) == 0) {
+		a->error = err;
+		event_base_loopbreak(a->base);
+	}
+}
+
+/* Forward typed bytes (with --write) up to the detach key. */
+static void
+attach_stdin_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct attach_cli *a = arg;
+	char buf[4096], *k;
+	ssize_t n;
+	size_t len;
+
+	(void)what;
+	n = read(fd, buf, sizeof buf);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		/* The terminal went away: nobody is watching any more. */
+		event_del(a->ev_stdin);
+		attach_detach(a);
+		return;
+	}
+	len = (size_t)n;
+	k = memchr(buf, a->detach_key, len);
+	if (k != NULL)
+		len = (size_t)(k - buf);
+	if (a->write && len > 0 && !a->detaching &&
+	    swerex_submit_send_input(a->c, a->session, buf, len,
+	    attach_input_reply, a, NULL) == 0)
+		attach_notice(a, "cannot send input");
+	if (k != NULL)
+		attach_detach(a);
+}
+
+/* A signal: detach on SIGINT, otherwise leave at once. */
+static void
+attach_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct attach_cli *a = arg;
+
+	(void)what;
+	if (sig == SIGINT && !a->tty && !a->detaching) {
+		attach_detach(a);
+		return;
+	}
+	a->signal = (int)sig;
+	event_base_loopbreak(a->base);
+}
+
+/* Watch a session's terminal live. */
+static int
+cmd_attach(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "write", no_argument, NULL, 'w' },
+		{ "detach-key", required_argument, NULL, 'd' },
+		{ "scrollback", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const int		 sigs[4] = { SIGINT, SIGTERM, SIGHUP,
+	    SIGQUIT };
+	struct attach_cli		 a;
+	struct swerex_attach_opts	 o;
+	struct swerex_error		*err = NULL;
+	const char			*key_name = "C-]";
+	char				 key[SWEREX_KEY_MAX];
+	int				 ch, i, status = 0;
+
+	memset(&a, 0, sizeof a);
+	memset(&o, 0, sizeof o);
+	while ((ch = getopt_long(argc, argv, "+wd:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'w':
+			a.write = true;
+			break;
+		case 'd':
+			key_name = optarg;
+			break;
+		case 'b':
+			if (parse_u64(optarg, &o.scrollback) != 0)
+				return cli_usage_error(usage_attach,
+				    "bad --scrollback: %s", optarg);
+			o.has_scrollback = true;
+			break;
+		case 'h':
+			return cli_help(usage_attach);
+		default:
+			return cli_usage_error(usage_attach, NULL);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(usage_attach, argc == optind ?
+		    "missing SESSION" : "unexpected argument: %s",
+		    argv[optind + 1 < argc ? optind + 1 : optind]);
+	a.session = argv[optind];
+	if (swerex_key_bytes(key_name, key) != 1)
+		return cli_usage_error(usage_attach, "bad --detach-key: %s "
+		    "(want a one-byte key such as C-] or C-q)", key_name);
+	a.detach_key = (unsigned char)key[0];
+	o.read_write = a.write;
+	a.tty = isatty(STDIN_FILENO);
+
+	if ((a.base = event_base_new()) == NULL) {
+		cli_warnx("out of memory");
+		return EXIT_ERROR;
+	}
+	if (cli_connect_on(a.base, &a.c, &err) != 0) {
+		status = error_report(err);
+		goto out;
+	}
+	for (i = 0; i < 4; i++) {
+		a.ev_sig[i] = evsignal_new(a.base, sigs[i], attach_signal_cb,
+		    &a);
+		if (a.ev_sig[i] == NULL || evsignal_add(a.ev_sig[i], NULL) < 0) {
+			cli_warnx("cannot watch signals");
+			status = EXIT_ERROR;
+			goto out;
+		}
+	}
+	a.id = swerex_submit_attach(a.c, a.session, &o, attach_chunk,
+	    attach_end, &a, &err);
+	if (a.id == 0) {
+		status = error_report(err);
+		goto out;
+	}
+	if (a.tty) {
+		if (attach_make_raw() < 0) {
+			status = EXIT_ERROR;
+			goto out;
+		}
+		a.ev_stdin = event_new(a.base, STDIN_FILENO,
+		    EV_READ | EV_PERSIST, attach_stdin_cb, &a);
+		if (a.ev_stdin == NULL || event_add(a.ev_stdin, NULL) < 0) {
+			status = EXIT_ERROR;
+			goto out;
+		}
+		attach_notice(&a, "attached to %s, %s; %s detaches", a.session,
+		    a.write ? "keys go to its program" :
+		    "read-only: typed keys are ignored (--write to type)",
+		    key_name);
+	}
+	while (!a.ended && a.signal == 0 && a.error == NULL)
+		if (event_base_loop(a.base, EVLOOP_ONCE) < 0)
+			break;
+	attach_restore();
+	if (a.signal != 0) {
+		status = 128 + a.signal;
+	} else if (a.error != NULL) {
+		if (a.tty)
+			fputs("\r\n", stderr);
+		status = error_report(a.error);
+	} else if (a.ended) {
+		if (a.tty)
+			fputs("\r\n", stderr);
+		fprintf(stderr, "[swerex: %s]\n", a.reason);
+	}
+
+out:
+	attach_restore();
+	swerex_error_free(err);
+	swerex_error_free(a.error);
+	/* The client first: it may still call back into a (DISCONNECTED). */
+	a.ended = true;
+	swerex_client_free(a.c);
+	if (a.ev_stdin != NULL)
+		event_free(a.ev_stdin);
+	for (i = 0; i < 4; i++)
+		if (a.ev_sig[i] != NULL)
+			event_free(a.ev_sig[i]);
+	event_base_free(a.base);
+	return status;
+}
+
 /* Parse the global options and run the subcommand. */
 int
 main(int argc, char **argv)
@@ -2228,6 +2690,8 @@ main(int argc, char **argv)
 		{ "write", cmd_write },
 		{ "upload", cmd_upload },
 		{ "download", cmd_download },
+		{ "input", cmd_input },
+		{ "attach", cmd_attach },
 	};
 	static char			 alive_name[] = "swerex alive";
 	static char			 session_name[] = "swerex session";
@@ -2239,9 +2703,12 @@ main(int argc, char **argv)
 	static char			 upload_name[] = "swerex upload";
 	static char			 download_name[] = "swerex download";
 	static char			 resize_name[] = "swerex resize";
+	static char			 input_name[] = "swerex input";
+	static char			 attach_name[] = "swerex attach";
 	static char			*names[] = {
 		alive_name, session_name, run_name, interrupt_name, exec_name,
-		resize_name, read_name, write_name, upload_name, download_name
+		resize_name, read_name, write_name, upload_name, download_name,
+		input_name, attach_name
 	};
 	static char			 main_name[] = "swerex";
 	const char			*url;

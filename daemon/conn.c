@@ -30,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "attach.h"
 #include "auth.h"
 #include "check.h"
 #include "conn.h"
@@ -726,12 +727,13 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 	}
 	r->conn = c;
 	r->id = m->id;
-	/* Transfers hold per-connection state and stream what a retry could
-	 * not get again: they end with their connection. */
+	/* Transfers and attachments hold per-connection state and stream what
+	 * a retry could not get again: they end with their connection. */
 	r->no_park = m->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN ||
 	    m->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_DATA ||
 	    m->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_END ||
-	    m->body_case == SWEREX__V1__REQUEST__BODY_DOWNLOAD;
+	    m->body_case == SWEREX__V1__REQUEST__BODY_DOWNLOAD ||
+	    m->body_case == SWEREX__V1__REQUEST__BODY_ATTACH;
 	TAILQ_INSERT_TAIL(&c->reqs, r, entry);
 
 	if (!c->hello && m->body_case != SWEREX__V1__REQUEST__BODY_HELLO) {
@@ -799,6 +801,15 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 		resp.body_case = SWEREX__V1__RESPONSE__BODY_PONG;
 		resp.pong = &pong;
 		conn_reply(r, &resp);
+		break;
+	case SWEREX__V1__REQUEST__BODY_SEND_INPUT:
+		session_send_input(c->srv, r, m->send_input);
+		break;
+	case SWEREX__V1__REQUEST__BODY_ATTACH:
+		session_attach(c->srv, r, m->attach);
+		break;
+	case SWEREX__V1__REQUEST__BODY_DETACH:
+		attach_detach(c->srv, r, m->detach);
 		break;
 	default:
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,

@@ -118,6 +118,8 @@ filter_emit(struct filter *f, const char *p, size_t n, filter_output_cb out,
 	char buf[4096 + FILTER_CR_MAX];
 	size_t chunk, w;
 
+	if (f->raw != NULL && n > 0)
+		f->raw(arg, p, n);
 	while (n > 0) {
 		chunk = n < 4096 ? n : 4096;
 		w = filter_clean(f, p, chunk, buf);

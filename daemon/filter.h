@@ -65,6 +65,9 @@ struct filter {
 	unsigned ndigits;
 	enum filter_esc esc;
 	size_t ncr;                    /* carriage returns waiting for their \n */
+	/* If set: every byte that is not a marker, uncleaned, before out sees
+	 * it (what a terminal attached to the session should show). */
+	filter_output_cb raw;
 };
 
 void filter_init(struct filter *f, const char *token);

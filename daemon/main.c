@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "log.h"
 #include "reaper.h"
 #include "server.h"
@@ -49,6 +50,9 @@ static const char usage_text[] =
 "      --max-frame BYTES    largest request frame accepted (default 16777216)\n"
 "      --max-output BYTES   default output cap per command; above it the head\n"
 "                           and tail are kept (default 67108864)\n"
+"      --scrollback BYTES   recent raw terminal output each session keeps\n"
+"                           for new attachments, allocated once it prints\n"
+"                           (default 16384, at most 1048576; 0: none)\n"
 "      --kill-grace SECONDS time between SIGHUP and SIGKILL when a session\n"
 "                           is closed (default 1)\n"
 "      --ready-fd N         once serving, write a line LISTEN=ADDR per\n"
@@ -119,7 +123,8 @@ main(int argc, char **argv)
 	enum { O_MAX_SESSIONS = 256, O_MAX_CONNS, O_MAX_FRAME, O_MAX_OUTPUT,
 	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
 	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
-	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT };
+	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT,
+	    O_SCROLLBACK };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -140,6 +145,7 @@ main(int argc, char **argv)
 		{ "auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT },
 		{ "resume-timeout", required_argument, NULL, O_RESUME_TIMEOUT },
 		{ "stuck-timeout", required_argument, NULL, O_STUCK_TIMEOUT },
+		{ "scrollback", required_argument, NULL, O_SCROLLBACK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -178,6 +184,14 @@ main(int argc, char **argv)
 			break;
 		case O_MAX_OUTPUT:
 			srv.cfg.max_output = main_size("--max-output", optarg, 1024);
+			break;
+		case O_SCROLLBACK:
+			srv.cfg.scrollback = main_size("--scrollback", optarg, 0);
+			if (srv.cfg.scrollback > ATTACH_RING_LIMIT) {
+				fprintf(stderr, "swerexd: --scrollback: at most "
+				    "%u\n", ATTACH_RING_LIMIT);
+				return 2;
+			}
 			break;
 		case O_KILL_GRACE:
 			srv.cfg.kill_grace = strtod(optarg, &end);

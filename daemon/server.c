@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "attach.h"
 #include "auth.h"
 #include "conn.h"
 #include "exec.h"
@@ -71,6 +72,7 @@ server_config_defaults(struct server_config *cfg)
 	cfg->auth_timeout = 10;
 	cfg->resume_timeout = 120;
 	cfg->stuck_timeout = 60;
+	cfg->scrollback = ATTACH_RING_MAX;
 }
 
 /*
@@ -562,6 +564,7 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->execs);
 	TAILQ_INIT(&srv->uploads);
 	TAILQ_INIT(&srv->downloads);
+	TAILQ_INIT(&srv->attaches);
 	TAILQ_INIT(&srv->idents);
 	/* A mask inherited from whoever started us would hide SIGCHLD or SIGTERM. */
 	sigemptyset(&none);

@@ -28,6 +28,7 @@ struct server_config {
 	size_t max_conns;
 	size_t max_frame;
 	size_t max_output;
+	size_t scrollback;       /* bytes of raw output kept per session */
 	double kill_grace;       /* seconds between SIGHUP and SIGKILL */
 	int ready_fd;
 	/* Remote access (TCP listeners). */
@@ -100,6 +101,9 @@ struct server {
 	TAILQ_HEAD(, ident) idents;
 	size_t n_idents;
 	size_t ident_bytes;
+
+	/* Owned by attach.c: live attachments to sessions. */
+	TAILQ_HEAD(, attach) attaches;
 
 	/* Owned by file.c: transfers in progress. */
 	TAILQ_HEAD(, file_upload) uploads;

@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "attach.h"
 #include "capture.h"
 #include "conn.h"
 #include "filter.h"
@@ -68,6 +69,10 @@
 #define SESSION_SIZE_MAX 10000     /* rows or columns of a terminal */
 /* PATH of a clean session environment when the daemon has none. */
 #define SESSION_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* SendInput: bytes per request, and input queued for the terminal before
+ * more is refused (a program that reads nothing must not grow it). */
+#define SESSION_INPUT_MAX 65536
+#define SESSION_INPUT_PENDING (256 * 1024)
 
 extern char **environ;
 
@@ -141,6 +146,7 @@ struct session {
 	struct event ev_quiet;  /* the waiter's no-output timeout */
 	struct session_waiter w;
 	struct req *close_req;
+	struct attach_hub *attach;  /* recent raw output, its watchers (attach.c) */
 };
 
 static void session_read_cb(evutil_socket_t, short, void *);
@@ -494,6 +500,15 @@ session_output_cb(void *arg, const char *p, size_t n)
 	}
 	if (s->w.n_expect > 0)
 		session_match(s);
+}
+
+/* Receive raw terminal output (markers left out) for the attachments. */
+static void
+session_raw_cb(void *arg, const char *p, size_t n)
+{
+	struct session *s = arg;
+
+	attach_output(&s->attach, p, n, s->srv->cfg.scrollback);
 }
 
 /* Send the setup script, sourced rc files and startup files included. */
@@ -1121,6 +1136,7 @@ session_new(struct server *srv, const Swerex__V1__CreateSessionRequest *m,
 	if ((r = session_token(token)) < 0)
 		goto fail;
 	filter_init(&s->filter, token);
+	s->filter.raw = session_raw_cb;
 	capture_init(&s->cap, srv->cfg.max_output);
 	if ((r = session_spawn(s, m, at_pty)) < 0)
 		goto fail;
@@ -1699,6 +1715,7 @@ session_dead(struct session *s)
 			session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_DIED, extra,
 			    "session '%.256s' has died", s->name);
 	}
+	attach_end(&s->attach, "session ended");
 	if (starting)
 		session_unname(s);
 	if (!s->named)
@@ -1764,6 +1781,7 @@ session_free(struct session *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	session_waiter_clear(s);
+	attach_end(&s->attach, "session ended");
 	capture_free(&s->cap);
 	evbuffer_free(s->wbuf);
 	free(s->last_command);
@@ -1846,4 +1864,66 @@ session_free_all(struct server *srv)
 		session_kill(s);
 		session_free(s);
 	}
+}
+
+/* Handle SendInputRequest: bytes for the running program, as typed. */
+void
+session_send_input(struct server *srv, struct req *r,
+		   const Swerex__V1__SendInputRequest *m)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__SendInputResponse sr = SWEREX__V1__SEND_INPUT_RESPONSE__INIT;
+	static const char *const extra[] = { "limit", "input", NULL };
+	struct session *s;
+
+	if (m->data.len > SESSION_INPUT_MAX) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "input of %zu bytes: at most %d per request",
+		    m->data.len, SESSION_INPUT_MAX);
+		return;
+	}
+	if ((s = session_lookup(srv, r, m->session)) == NULL || session_refuse(s, r))
+		return;
+	session_catch_up(s);
+	if (!s->busy) {
+		/*
+		 * Bash itself would read it: a line would run outside the
+		 * daemon's bookkeeping, a partial one would spoil the next
+		 * command.
+		 */
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
+		    NULL, "session '%.256s' is at its prompt: no program reads "
+		    "input; run a command instead", s->name);
+		return;
+	}
+	if (evbuffer_get_length(s->wbuf) + m->data.len > SESSION_INPUT_PENDING) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
+		    NULL, extra, "session '%.256s' has %zu bytes of input its "
+		    "program has not read yet", s->name,
+		    evbuffer_get_length(s->wbuf));
+		return;
+	}
+	/* Behind whatever the daemon queued before: the order is kept. */
+	session_write(s, (const char *)m->data.data, m->data.len);
+	session_flush(s);
+	sr.bytes_written = m->data.len;
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_SEND_INPUT;
+	resp.send_input = &sr;
+	conn_reply(r, &resp);
+}
+
+/* Handle AttachRequest: watch a session's terminal (attach.c). */
+void
+session_attach(struct server *srv, struct req *r,
+	       const Swerex__V1__AttachRequest *m)
+{
+	struct session *s;
+
+	if ((s = session_lookup(srv, r, m->session)) == NULL)
+		return;
+	if (s->state == SESSION_DEAD && session_refuse(s, r))
+		return;
+	/* What the terminal holds now belongs to the scrollback. */
+	session_catch_up(s);
+	attach_add(srv, &s->attach, r, m, s->name);
 }

@@ -19,6 +19,10 @@ void session_interrupt(struct server *srv, struct req *r,
 		       const Swerex__V1__BashInterruptAction *m);
 void session_resize(struct server *srv, struct req *r,
 		    const Swerex__V1__ResizeRequest *m);
+void session_send_input(struct server *srv, struct req *r,
+			const Swerex__V1__SendInputRequest *m);
+void session_attach(struct server *srv, struct req *r,
+		    const Swerex__V1__AttachRequest *m);
 void session_close(struct server *srv, struct req *r, const char *name);
 int session_list(struct server *srv, Swerex__V1__ListSessionsResponse *out);
 void session_list_free(Swerex__V1__ListSessionsResponse *out);

@@ -275,6 +275,18 @@ reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
 		r->type = (enum swerex_reply_type)CLIENT_REPLY_DOWNLOAD;
 		cr->resp = resp;
 		break;
+	case SWEREX__V1__RESPONSE__BODY_SEND_INPUT:
+		r->type = SWEREX_REPLY_INPUT_SENT;
+		r->len = (size_t)resp->send_input->bytes_written;
+		break;
+	case SWEREX__V1__RESPONSE__BODY_ATTACH:
+		r->type = SWEREX_REPLY_ATTACH_END;
+		r->message = resp->attach->reason != NULL ?
+		    resp->attach->reason : "";
+		break;
+	case SWEREX__V1__RESPONSE__BODY_DETACH:
+		r->type = SWEREX_REPLY_DETACHED;
+		break;
 	default:
 		r->type = SWEREX_REPLY_ERROR;
 		cr->error = error_new(SWEREX_ERR_PROTOCOL,
@@ -363,6 +375,9 @@ wait_finish(struct client_wait *w, struct client_reply *cr, int built)
 	case SWEREX_REPLY_EXEC:
 		w->exec_result = cr->exec_result;
 		cr->exec_result = NULL;
+		break;
+	case SWEREX_REPLY_INPUT_SENT:
+		w->bytes = r->len;
 		break;
 	case CLIENT_REPLY_READ_FILE:
 		rf = cr->resp->read_file;
@@ -2568,4 +2583,175 @@ swerex_resize(struct swerex_client *c, const char *session, unsigned rows,
 	if (id == 0 || client_wait(c, id, &w, err) != 0)
 		return -1;
 	return wait_result(&w, SWEREX_REPLY_RESIZED, err);
+}
+
+/* Build and queue a SendInput request. */
+static uint64_t
+client_submit_send_input(struct swerex_client *c, const char *session,
+    const void *data, size_t len, swerex_reply_cb cb, void *arg,
+    struct client_wait *w, struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__SendInputRequest body = SWEREX__V1__SEND_INPUT_REQUEST__INIT;
+
+	if (data == NULL && len > 0) {
+		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no input");
+		return 0;
+	}
+	body.session = session_name(session);
+	body.data.data = (uint8_t *)data;
+	body.data.len = len;
+	req.body_case = SWEREX__V1__REQUEST__BODY_SEND_INPUT;
+	req.send_input = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Queue a SendInput request. */
+uint64_t
+swerex_submit_send_input(struct swerex_client *c, const char *session,
+    const void *data, size_t len, swerex_reply_cb cb, void *arg,
+    struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_send_input(c, session, data, len, cb, arg, NULL,
+	    err);
+}
+
+/* Send input to a session's terminal, blocking. */
+int
+swerex_send_input(struct swerex_client *c, const char *session,
+    const void *data, size_t len, uint64_t *written,
+    struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (written != NULL)
+		*written = 0;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_send_input(c, session, data, len, NULL, NULL, &w,
+	    err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	if (wait_result(&w, SWEREX_REPLY_INPUT_SENT, err) != 0)
+		return -1;
+	if (written != NULL)
+		*written = w.bytes;
+	return 0;
+}
+
+/* The caller's callbacks of an attachment, until it ends. */
+struct client_watch {
+	swerex_attach_chunk_cb on_chunk;
+	swerex_attach_end_cb on_end;
+	void *arg;
+};
+
+/* Route an attachment's replies to its chunk and end callbacks. */
+static void
+client_watch_reply(struct swerex_client *c, const struct swerex_reply *r,
+    void *arg)
+{
+	struct client_watch *cw = arg;
+
+	if (r->type == SWEREX_REPLY_CHUNK) {
+		if (cw->on_chunk != NULL)
+			cw->on_chunk(c, r->id, r->data, r->len, cw->arg);
+		return;
+	}
+	if (cw->on_end != NULL) {
+		if (r->type == SWEREX_REPLY_ATTACH_END)
+			cw->on_end(c, r->id, r->message, NULL, cw->arg);
+		else if (r->type == SWEREX_REPLY_ERROR)
+			cw->on_end(c, r->id, NULL, r->error, cw->arg);
+		else
+			cw->on_end(c, r->id, NULL, &error_nomem, cw->arg);
+	}
+	free(cw);
+}
+
+/* Queue an AttachRequest; chunks and the end go to the callbacks. */
+uint64_t
+swerex_submit_attach(struct swerex_client *c, const char *session,
+    const struct swerex_attach_opts *opts, swerex_attach_chunk_cb on_chunk,
+    swerex_attach_end_cb on_end, void *arg, struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__AttachRequest body = SWEREX__V1__ATTACH_REQUEST__INIT;
+	struct client_watch *cw;
+	uint64_t id;
+
+	if (client_check(c, err) != 0)
+		return 0;
+	if ((cw = calloc(1, sizeof *cw)) == NULL) {
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return 0;
+	}
+	cw->on_chunk = on_chunk;
+	cw->on_end = on_end;
+	cw->arg = arg;
+	body.session = session_name(session);
+	if (opts != NULL) {
+		body.read_write = opts->read_write;
+		if (opts->has_scrollback) {
+			body.has_scrollback_case =
+			    SWEREX__V1__ATTACH_REQUEST__HAS_SCROLLBACK_SCROLLBACK;
+			body.scrollback = opts->scrollback;
+		}
+	}
+	req.body_case = SWEREX__V1__REQUEST__BODY_ATTACH;
+	req.attach = &body;
+	id = client_submit(c, &req, client_watch_reply, cw, NULL, err);
+	if (id == 0)
+		free(cw);
+	return id;
+}
+
+/* Build and queue a DetachRequest. */
+static uint64_t
+client_submit_detach(struct swerex_client *c, uint64_t attach_id,
+    swerex_reply_cb cb, void *arg, struct client_wait *w,
+    struct swerex_error **err)
+{
+	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
+	Swerex__V1__DetachRequest body = SWEREX__V1__DETACH_REQUEST__INIT;
+
+	body.attach_id = attach_id;
+	req.body_case = SWEREX__V1__REQUEST__BODY_DETACH;
+	req.detach = &body;
+	return client_submit(c, &req, cb, arg, w, err);
+}
+
+/* Queue a DetachRequest. */
+uint64_t
+swerex_submit_detach(struct swerex_client *c, uint64_t attach_id,
+    swerex_reply_cb cb, void *arg, struct swerex_error **err)
+{
+	if (client_check(c, err) != 0)
+		return 0;
+	return client_submit_detach(c, attach_id, cb, arg, NULL, err);
+}
+
+/* End an attachment, blocking. */
+int
+swerex_detach(struct swerex_client *c, uint64_t attach_id,
+    struct swerex_error **err)
+{
+	struct client_wait w;
+	uint64_t id;
+
+	if (err != NULL)
+		*err = NULL;
+	if (client_can_block(c, err) != 0)
+		return -1;
+	memset(&w, 0, sizeof w);
+	id = client_submit_detach(c, attach_id, NULL, NULL, &w, err);
+	if (id == 0 || client_wait(c, id, &w, err) != 0)
+		return -1;
+	return wait_result(&w, SWEREX_REPLY_DETACHED, err);
 }

@@ -406,6 +406,9 @@ enum swerex_reply_type {
 	SWEREX_REPLY_EXEC,           /* final reply of swerex_submit_execute */
 	SWEREX_REPLY_EXEC_CHUNK,     /* more replies follow; stream in `stream` */
 	SWEREX_REPLY_RESIZED,        /* final reply of swerex_submit_resize */
+	SWEREX_REPLY_INPUT_SENT,     /* swerex_submit_send_input: bytes in `len` */
+	SWEREX_REPLY_ATTACH_END,     /* an attachment ended: reason in `message` */
+	SWEREX_REPLY_DETACHED,       /* swerex_submit_detach */
 };
 
 /* A reply; everything in it is borrowed for the callback's duration. */
@@ -473,6 +476,102 @@ SWEREX_API uint64_t swerex_submit_resize(struct swerex_client *c,
 					 void *arg, struct swerex_error **err);
 /* Number of requests still waiting for their final reply. */
 SWEREX_API size_t swerex_pending(const struct swerex_client *c);
+
+/*
+ * Raw input and live attach.
+ *
+ * swerex_send_input() writes bytes to a session's terminal exactly as typed:
+ * no newline is added, control keys are their bytes (see swerex_key_bytes()).
+ * It is meant for the program a command is running (less, top, a y/n
+ * prompt, a REPL): the output goes to whichever request waits on the
+ * session, or stays for the session's next observation. The daemon refuses
+ * it with SWEREX_ERR_INVALID_REQUEST while bash sits at its prompt (input
+ * would run outside any request: use swerex_run()), or when data is longer
+ * than 64 KiB; with SWEREX_ERR_RESOURCE_EXHAUSTED (extra limit=input) when
+ * 256 KiB of earlier input still waits for the program to read it. The
+ * input is queued behind what the daemon itself wrote to the terminal, in
+ * order. On success *written (if not NULL) is the number of bytes accepted.
+ */
+SWEREX_API int swerex_send_input(struct swerex_client *c, const char *session,
+				 const void *data, size_t len,
+				 uint64_t *written, struct swerex_error **err);
+/* Queue a SendInput; the reply is SWEREX_REPLY_INPUT_SENT (len: bytes). */
+SWEREX_API uint64_t swerex_submit_send_input(struct swerex_client *c,
+					     const char *session,
+					     const void *data, size_t len,
+					     swerex_reply_cb cb, void *arg,
+					     struct swerex_error **err);
+
+/* Longest byte sequence swerex_key_bytes() writes. */
+#define SWEREX_KEY_MAX 16
+
+/*
+ * Turn a key name, tmux send-keys style, into the bytes a terminal sends
+ * for it (xterm): C-a .. C-z (also C-A, ^a), C-@ / C-Space (a NUL byte),
+ * C-[ (Escape), C-\, C-], C-^, C-_, Escape / Esc, Enter (CR), Tab, BTab,
+ * Space, BSpace / Backspace (DEL), Up, Down, Left, Right, Home, End,
+ * PageUp / PgUp / PPage, PageDown / PgDn / NPage, Insert / IC,
+ * Delete / DC, F1 .. F12, and a single character as itself; "M-" before
+ * any of them (M-x, M-Up) prefixes Escape. Names are case-sensitive except the letter after C-. Writes at
+ * most SWEREX_KEY_MAX bytes to out and returns how many (a key may be a
+ * NUL byte), or -1 for an unknown name.
+ */
+SWEREX_API int swerex_key_bytes(const char *name, char out[SWEREX_KEY_MAX]);
+
+/* Options of swerex_submit_attach(); zero-initialise, then set. */
+struct swerex_attach_opts {
+	/* Tell the daemon this attachment will send input (advisory: the
+	 * daemon logs it; swerex_send_input() works without it). */
+	bool read_write;
+	/* Bytes of recent terminal output sent first; used only when
+	 * has_scrollback (the default is the daemon's 16 KiB, its maximum;
+	 * 0 sends none). */
+	uint64_t scrollback;
+	bool has_scrollback;
+};
+
+/* Terminal bytes of an attachment, raw (escape sequences kept). */
+typedef void (*swerex_attach_chunk_cb)(struct swerex_client *c, uint64_t id,
+				       const char *data, size_t len,
+				       void *arg);
+/*
+ * End of an attachment: reason is the daemon's ("detached", "session
+ * ended") and error NULL, or reason NULL and error set (the session does
+ * not exist or is dead, or SWEREX_ERR_DISCONNECTED). Called exactly once.
+ */
+typedef void (*swerex_attach_end_cb)(struct swerex_client *c, uint64_t id,
+				     const char *reason,
+				     const struct swerex_error *error,
+				     void *arg);
+
+/*
+ * Watch a session's terminal live: on_chunk gets the recent output
+ * (scrollback) and then everything the terminal prints, raw, without the
+ * daemon's prompt markers, until swerex_submit_detach(), the session's end
+ * or the connection's end; then on_end. The agent's own requests on the
+ * session work as before. If this client's connection does not keep up,
+ * the daemon drops output for it (never slowing the session) and sends
+ * "\r\n[swerex: output skipped]\r\n" once it has caught up. Return the
+ * attachment's id, or 0 with *err set. An attachment is not resumed after
+ * a reconnect: it ends with SWEREX_ERR_DISCONNECTED once it delivered
+ * output.
+ */
+SWEREX_API uint64_t swerex_submit_attach(struct swerex_client *c,
+					 const char *session,
+					 const struct swerex_attach_opts *opts,
+					 swerex_attach_chunk_cb on_chunk,
+					 swerex_attach_end_cb on_end, void *arg,
+					 struct swerex_error **err);
+/*
+ * End an attachment made on this client: its on_end gets "detached"
+ * before this request's reply (SWEREX_REPLY_DETACHED).
+ */
+SWEREX_API uint64_t swerex_submit_detach(struct swerex_client *c,
+					 uint64_t attach_id, swerex_reply_cb cb,
+					 void *arg, struct swerex_error **err);
+/* End an attachment, blocking. */
+SWEREX_API int swerex_detach(struct swerex_client *c, uint64_t attach_id,
+			     struct swerex_error **err);
 
 /* Copies and frees. */
 SWEREX_API struct swerex_observation *swerex_observation_dup(const struct swerex_observation *o);

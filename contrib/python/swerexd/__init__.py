@@ -18,10 +18,12 @@ from .exceptions import __all__ as _exceptions_all
 from .local import LocalDaemon, find_swerexd, local
 from .models import *  # noqa: F401,F403
 from .models import __all__ as _models_all
+from .attach import Attachment, key_bytes
 from .runtime import Runtime, Stream
-from .sync import SyncRuntime, SyncStream
+from .sync import SyncAttachment, SyncRuntime, SyncStream
 
 __version__ = "0.1.0"
 
-__all__ = ["Runtime", "SyncRuntime", "Stream", "SyncStream", "local", "LocalDaemon",
+__all__ = ["Runtime", "SyncRuntime", "Stream", "SyncStream", "Attachment",
+           "SyncAttachment", "key_bytes", "local", "LocalDaemon",
            "find_swerexd", *_models_all, *_exceptions_all]

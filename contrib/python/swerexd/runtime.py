@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 from . import exceptions as exc
 from . import swerex_pb2 as pb
 from . import transfer
+from .attach import Attachment, input_bytes
 from .connection import Connection, command_response_from, decode, observation_from
 from .models import (
     BashAction, BashInterruptAction, BashObservation, CloseBashSessionRequest,
@@ -252,6 +253,23 @@ class Runtime:
         """Copy a file or directory tree from the daemon's host to
         target_path; a failed download leaves nothing behind."""
         return await transfer.download(self._conn, request.source_path, request.target_path)
+
+    async def send_input(self, session: str = "default", data: Union[bytes, str, None] = None,
+                         *, keys: Optional[list[str]] = None) -> int:
+        """Type into the program a command runs in session: data as is (no
+        newline added; str as UTF-8), then the named keys (tmux style:
+        "C-c", "Enter", "Up", ...). The output goes to whichever request
+        waits on the session. Refused (InvalidRequestError) while bash is at
+        its prompt or above 64 KiB; gives the bytes accepted."""
+        m = pb.SendInputRequest(session=session, data=input_bytes(data, keys))
+        return (await self._conn.request("send_input", m)).bytes_written
+
+    def attach(self, session: str = "default", *, scrollback: Optional[int] = None,
+               read_write: bool = False) -> Attachment:
+        """Watch session's terminal live: `async with rt.attach(s) as a:
+        async for data in a: ...` yields raw bytes (recent output first, up
+        to scrollback bytes, default 16 KiB) and detaches on exit."""
+        return Attachment(self._conn, session or "default", scrollback, read_write)
 
     async def close(self) -> CloseResponse:
         """Close the connection. Sessions live on in the daemon."""

@@ -23,7 +23,7 @@ from .models import (
 )
 from .runtime import Runtime
 
-__all__ = ["SyncRuntime", "SyncStream"]
+__all__ = ["SyncRuntime", "SyncStream", "SyncAttachment"]
 
 
 class SyncRuntime:
@@ -106,6 +106,18 @@ class SyncRuntime:
         """Iterate over a command's output as it is printed (see Runtime.stream)."""
         return SyncStream(self, action)
 
+    def send_input(self, session: str = "default", data: Union[bytes, str, None] = None,
+                   *, keys: Optional[list[str]] = None) -> int:
+        """Type into a session's program (see Runtime.send_input)."""
+        return self._call(self.runtime.send_input(session, data, keys=keys))
+
+    def attach(self, session: str = "default", *, scrollback: Optional[int] = None,
+               read_write: bool = False) -> "SyncAttachment":
+        """Watch a session's terminal (see Runtime.attach): iterate for
+        bytes; `with` or detach() ends it."""
+        return SyncAttachment(self, self.runtime.attach(
+            session, scrollback=scrollback, read_write=read_write))
+
     def close(self) -> CloseResponse:
         """Close the connection and stop the private loop."""
         if self._closed:
@@ -165,3 +177,55 @@ class SyncStream:
                 raise self._error
             raise StopIteration
         return item
+
+
+class SyncAttachment:
+    """An Attachment read from another thread: chunks pass through a queue."""
+
+    def __init__(self, sync: SyncRuntime, attachment: Any):
+        self._sync = sync
+        self._att = attachment
+        self._queue: queue.Queue = queue.Queue()
+        self._error: Optional[BaseException] = None
+        self._done = False
+        sync._call(attachment.start())
+        self._future = asyncio.run_coroutine_threadsafe(self._pump(), sync._loop)
+
+    async def _pump(self) -> None:
+        """Move the attachment's chunks to the queue, then its end."""
+        try:
+            async for chunk in self._att:
+                self._queue.put(chunk)
+        except BaseException as e:
+            self._error = e
+        finally:
+            self._queue.put(_END)
+
+    @property
+    def reason(self) -> Optional[str]:
+        return self._att.reason
+
+    def __enter__(self) -> "SyncAttachment":
+        return self
+
+    def __exit__(self, *a: Any) -> None:
+        self.detach()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            self._future.result()
+            if self._error is not None:
+                raise self._error
+            raise StopIteration
+        return item
+
+    def detach(self) -> None:
+        """End the attachment and wait for its end."""
+        self._sync._call(self._att.detach())
