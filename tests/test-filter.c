@@ -115,6 +115,23 @@ TEST(escapes_stripped)
 	}
 }
 
+/*
+ * Carriage returns before an escape or a bell wait for what comes next: a
+ * line that ends "\r\e[K\n" (a cleared progress line) is a plain "\n"; a
+ * progress bar's "\r\e[K50%" keeps its "\r".
+ */
+TEST(cr_across_escapes)
+{
+	static const char in[] = "a\r\033[K\nb\r\007\r\nc\r\033[2K50%\n";
+	struct sink s;
+	size_t step;
+
+	for (step = 0; step <= 3; step++) {
+		feed(&s, in, step);
+		CHECK_MEM(s.out, s.len, "a\nb\nc\r50%\n");
+	}
+}
+
 TAP_MAIN(TAP_T(marker_whole_and_split), TAP_T(fake_markers_are_output),
     TAP_T(at_sign_restarts_match), TAP_T(crlf_and_lone_cr),
-    TAP_T(escapes_stripped))
+    TAP_T(escapes_stripped), TAP_T(cr_across_escapes))
