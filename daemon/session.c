@@ -40,7 +40,6 @@
 #include "filter.h"
 #include "log.h"
 #include "proc.h"
-#include "procscan.h"
 #include "reaper.h"
 #include "server.h"
 #include "session.h"
@@ -51,9 +50,9 @@
 #define SESSION_INTR_TIMEOUT 0.2
 #define SESSION_INTR_RETRY 3
 #define SESSION_KILL_WAIT 2.0      /* after SIGKILL of a job, wait for the prompt */
-/* While bash may be parsing a command line, hold SIGINT back this long. */
+/* While bash may be reading a command line, hold SIGINT back this long. */
 #define SESSION_INTR_DEFER_TICK 0.002
-#define SESSION_INTR_DEFER_MAX 150
+#define SESSION_INTR_DEFER_MAX 250
 #define SESSION_READ_SIZE 65536
 #define SESSION_READS_PER_EVENT 4  /* then yield to other sessions */
 /*
@@ -709,64 +708,37 @@ session_signal_fg(struct session *s, int sig)
 }
 
 /*
- * Throw away input the terminal holds unread, as a typed ^C does: a
- * command line bash has not read yet must not run once the interrupt is
- * answered, nor input a program was sent and never read. Only the slave
- * side flushes the slave's queue; TIOCGPTPEER opens it without a path.
- */
-static void
-session_drop_input(struct session *s)
-{
-	int fd;
-
-	evbuffer_drain(s->wbuf, evbuffer_get_length(s->wbuf));
-	event_del(&s->ev_write);
-	fd = ioctl(s->fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK |
-	    O_CLOEXEC);
-	if (fd < 0) {
-		log_debug("session %s: TIOCGPTPEER: %s", s->name,
-		    strerror(errno));
-		return;
-	}
-	tcflush(fd, TCIFLUSH);
-	close(fd);
-}
-
-/*
- * Whether bash may be parsing a command line: it holds the terminal and
- * is running (not blocked reading a line, nor waiting for a job). A SIGINT
- * then would make it drop the command parsed so far and run the rest of
- * its input line as a command of its own.
+ * Whether bash itself holds the terminal while a command of ours runs: it
+ * may not have read or parsed the whole command line yet. A SIGINT then
+ * makes it drop what it parsed and run the rest of the line as a command
+ * of its own (the previous command's eval again, or the tail of the text),
+ * or, reaching it at its prompt before the line, answer the interrupt and
+ * run the line after. Once a program of the command holds the terminal,
+ * or bash has been at it for a while (a builtin loop), the line is done.
  */
 static bool
-session_bash_parsing(struct session *s)
+session_bash_holds_tty(struct session *s)
 {
-	struct procscan_stat st;
 	pid_t bash = session_bash_pid(s);
 
-	if (bash <= 1 || tcgetpgrp(s->fd) != bash ||
-	    procscan_stat(bash, &st) < 0)
-		return false;
-	return st.state == 'R';
+	return bash > 1 && tcgetpgrp(s->fd) == bash;
 }
 
 /*
- * Send an interrupt's first SIGINT, once bash is not halfway through a
- * command line (checked every tick, for a bounded time: a builtin loop
- * keeps bash running too), after the unread input was thrown away.
+ * Send an interrupt's first SIGINT once a program holds the terminal, or
+ * after SESSION_INTR_DEFER_MAX ticks of bash holding it (see above).
  */
 static void
 session_intr_fire(struct session *s)
 {
 	struct session_waiter *w = &s->w;
 
-	if (w->intr_defer > 0 && session_bash_parsing(s)) {
+	if (w->intr_defer > 0 && session_bash_holds_tty(s)) {
 		w->intr_defer--;
 		server_timer_add(&s->ev_timer, SESSION_INTR_DEFER_TICK);
 		return;
 	}
 	w->intr_defer = 0;
-	session_drop_input(s);
 	session_signal_fg(s, SIGINT);
 	server_timer_add(&s->ev_timer, w->intr_timeout);
 }
