@@ -51,6 +51,9 @@ static const char usage_text[] =
 "                           and tail are kept (default 67108864)\n"
 "      --kill-grace SECONDS time between SIGHUP and SIGKILL when a session\n"
 "                           is closed (default 1)\n"
+"      --history N          keep the last N commands of each session for\n"
+"                           HistoryRequest (swerex history); 0 keeps none\n"
+"                           (default 100, at most 100000)\n"
 "      --ready-fd N         once serving, write a line LISTEN=ADDR per\n"
 "                           listener, then READY=1, to fd N and close it\n"
 "      --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -119,7 +122,8 @@ main(int argc, char **argv)
 	enum { O_MAX_SESSIONS = 256, O_MAX_CONNS, O_MAX_FRAME, O_MAX_OUTPUT,
 	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
 	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
-	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT };
+	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT,
+	    O_HISTORY };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -140,6 +144,7 @@ main(int argc, char **argv)
 		{ "auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT },
 		{ "resume-timeout", required_argument, NULL, O_RESUME_TIMEOUT },
 		{ "stuck-timeout", required_argument, NULL, O_STUCK_TIMEOUT },
+		{ "history", required_argument, NULL, O_HISTORY },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -251,6 +256,14 @@ main(int argc, char **argv)
 		case O_STUCK_TIMEOUT:
 			srv.cfg.stuck_timeout = main_seconds("--stuck-timeout",
 			    optarg, 0.01, 86400);
+			break;
+		case O_HISTORY:
+			srv.cfg.history = main_size("--history", optarg, 0);
+			if (srv.cfg.history > 100000) {
+				fprintf(stderr, "swerexd: --history: at most "
+				    "100000\n");
+				return 2;
+			}
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -70,6 +70,7 @@ server_config_defaults(struct server_config *cfg)
 	cfg->auth_timeout = 10;
 	cfg->resume_timeout = 120;
 	cfg->stuck_timeout = 60;
+	cfg->history = 100;
 }
 
 /*
@@ -560,6 +561,7 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->uploads);
 	TAILQ_INIT(&srv->downloads);
 	TAILQ_INIT(&srv->idents);
+	stats_init(&srv->stats);
 	/* A mask inherited from whoever started us would hide SIGCHLD or SIGTERM. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -8,6 +8,8 @@
 
 #include <event2/event_struct.h>
 
+#include "stats.h"
+
 struct event_base;
 struct evconnlistener;
 struct event;
@@ -41,6 +43,7 @@ struct server_config {
 	double stuck_timeout;    /* seconds a peer may leave full output unread */
 	unsigned allow_uid[SERVER_MAX_UIDS];  /* Unix peers; none: any */
 	size_t n_allow_uid;
+	size_t history;          /* commands kept per session (0: none) */
 };
 
 /* What kind of peers a listener serves. */
@@ -93,6 +96,9 @@ struct server {
 	TAILQ_HEAD(, ident) idents;
 	size_t n_idents;
 	size_t ident_bytes;
+
+	/* Owned by stats.c: counters since start. */
+	struct stats stats;
 
 	/* Owned by file.c: transfers in progress. */
 	TAILQ_HEAD(, file_upload) uploads;
