@@ -1,9 +1,10 @@
 /*
  * Command history of a session: a ring of the last --history commands
  * (BashActions that sent a command). Interactive input (is_interactive_
- * command or _quit) is not an entry of its own: it feeds the command that
- * is running, and what its answers report (output bytes, the exit code once
- * the program ends) goes to that command's entry.
+ * command or _quit) sent while a command runs is not an entry of its own:
+ * it feeds that command, and what its answers report (output bytes, the
+ * exit code once the program ends) goes to the command's entry. Typed while
+ * bash waits at its prompt, it is a command, and an entry.
  *
  * An entry is open from its command's start until its end is known: an
  * answer with an exit code, the prompt coming back with nobody waiting (a

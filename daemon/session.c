@@ -1245,6 +1245,9 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 		server_timer_add(&s->ev_timer, m->timeout);
 	}
 	if (interactive) {
+		/* Typed at bash's own prompt, input is a command all the same. */
+		if (!s->busy)
+			history_begin(&s->hist, m->command, len);
 		/* Input as typed: the program running sees it on its terminal. */
 		session_write(s, m->command, len);
 		session_write(s, "\n", 1);

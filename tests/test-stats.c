@@ -517,7 +517,7 @@ HTEST(history_records_commands)
 	swerex_error_free(err);
 	err = NULL;
 	t = harness_now() - t;
-	/* Interactive input is no entry of its own: it feeds its command. */
+	/* Input to a running command is no entry: it feeds that command. */
 	obs = harness_run(c, "hist", "read -r x; echo \"got $x\"", 0.3,
 	    SWEREX_CHECK_SILENT, &err);
 	CHECK(obs == NULL && err != NULL &&
@@ -541,10 +541,16 @@ HTEST(history_records_commands)
 	CHECK(err != NULL && err->kind == SWEREX_ERR_BASH_INCORRECT_SYNTAX);
 	swerex_observation_free(obs);
 	swerex_error_free(err);
+	err = NULL;
+	/* Input typed at bash's own prompt runs as a command: an entry. */
+	ro.command = "echo typed";
+	CHECK(swerex_run(c, &ro, &obs, &err) == 0);
+	swerex_observation_free(obs);
+	swerex_error_free(err);
 
 	hi = get_history(c, "hist", -1);
-	CHECK_INT(hi->total, 5);
-	REQUIRE(hi->n_entries == 5);
+	CHECK_INT(hi->total, 6);
+	REQUIRE(hi->n_entries == 6);
 	CHECK_ENTRY(&hi->entries[0], 1, "echo one", 0, 4, "");
 	CHECK_ENTRY(&hi->entries[1], 2, "printf abc; (exit 3)", 3, 3, "");
 	CHECK_ENTRY(&hi->entries[2], 3, "sleep 30", 130, hi->entries[2].output_bytes,
@@ -554,20 +560,21 @@ HTEST(history_records_commands)
 	    "timeout");
 	CHECK(hi->entries[4].seq == 5 && hi->entries[4].has_exit_code &&
 	    strcmp(hi->entries[4].failure_reason, "syntax error") == 0);
+	CHECK_ENTRY(&hi->entries[5], 6, "echo typed", 0, 6, "");
 	CHECK(hi->entries[0].started <= hi->entries[1].started &&
 	    hi->entries[1].started <= hi->entries[2].started);
 	swerex_history_free(hi);
 
 	/* A limit gives the newest, still oldest first. */
 	hi = get_history(c, "hist", 2);
-	CHECK_INT(hi->total, 5);
+	CHECK_INT(hi->total, 6);
 	REQUIRE(hi->n_entries == 2);
-	CHECK_INT(hi->entries[0].seq, 4);
-	CHECK_INT(hi->entries[1].seq, 5);
+	CHECK_INT(hi->entries[0].seq, 5);
+	CHECK_INT(hi->entries[1].seq, 6);
 	swerex_history_free(hi);
 	hi = get_history(c, "hist", 0);
 	CHECK_INT(hi->n_entries, 0);
-	CHECK_INT(hi->total, 5);
+	CHECK_INT(hi->total, 6);
 	swerex_history_free(hi);
 }
 
