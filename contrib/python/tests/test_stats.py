@@ -19,8 +19,9 @@ async def test_stats_count_commands(url, name):
         after = await rt.stats(prometheus=True)
     assert after.commands - before.commands == 2
     assert after.sessions_created - before.sessions_created == 1
-    # create, 2 runs and the second stats request
-    assert after.requests - before.requests == 4
+    # create, 2 runs and the second stats request (other connections of
+    # this shared daemon may ping meanwhile: exact per connection, below)
+    assert after.requests - before.requests >= 4
     assert after.bytes_in > before.bytes_in and after.bytes_out > before.bytes_out
     assert after.command_latency_count == after.commands
     assert math.isinf(after.command_latency[-1].le)
