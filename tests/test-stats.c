@@ -194,6 +194,105 @@ HTEST(connections_listed_separately)
 	swerex_stats_free(s);
 }
 
+static char certs_dir[64];
+static char p_cert[128], p_key[128], p_ca[128], p_token[128], tls_token[256];
+static const char *tls_args[9];
+
+/* Remove the certificates at exit. */
+static void
+certs_cleanup(void)
+{
+	char cmd[128];
+
+	if (certs_dir[0] != '\0') {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs_dir);
+		if (system(cmd) != 0)
+			printf("# could not remove %s\n", certs_dir);
+	}
+}
+
+/* Make certificates and a token once (swerex-certs.sh); give the args. */
+static const char *const *
+tls_setup(void)
+{
+	const char *script = getenv("SWEREX_CERTS");
+	char cmd[512], tmpl[] = "/tmp/swerex-stats-XXXXXX", *d;
+	FILE *f;
+
+	if (certs_dir[0] != '\0')
+		return tls_args;
+	REQUIRE(script != NULL);
+	REQUIRE((d = mkdtemp(tmpl)) != NULL);
+	snprintf(certs_dir, sizeof certs_dir, "%s", d);
+	atexit(certs_cleanup);
+	snprintf(cmd, sizeof cmd, "%s %s/c >/dev/null 2>&1", script, d);
+	REQUIRE(system(cmd) == 0);
+	snprintf(p_cert, sizeof p_cert, "%s/c/server.pem", d);
+	snprintf(p_key, sizeof p_key, "%s/c/server.key", d);
+	snprintf(p_ca, sizeof p_ca, "%s/c/ca.pem", d);
+	snprintf(p_token, sizeof p_token, "%s/c/token", d);
+	REQUIRE((f = fopen(p_token, "r")) != NULL);
+	REQUIRE(fgets(tls_token, sizeof tls_token, f) != NULL);
+	fclose(f);
+	tls_token[strcspn(tls_token, "\n")] = '\0';
+	tls_args[0] = "--listen";
+	tls_args[1] = "tls://127.0.0.1:0";
+	tls_args[2] = "--tls-cert";
+	tls_args[3] = p_cert;
+	tls_args[4] = "--tls-key";
+	tls_args[5] = p_key;
+	tls_args[6] = "--token-file";
+	tls_args[7] = p_token;
+	tls_args[8] = NULL;
+	return tls_args;
+}
+
+HTEST_ARGS(tls_connection_counted, tls_setup())
+{
+	struct swerex_client *c = harness_client(h), *tc = NULL;
+	struct swerex_connect_opts o;
+	struct swerex_error *err = NULL;
+	struct swerex_stats *s;
+	const struct swerex_conn_stats *t;
+	uint64_t in = 0, out = 0;
+	char url[128];
+	size_t i;
+
+	swerex_connect_opts_init(&o);
+	REQUIRE(harness_listen(h, "tls://") != NULL);
+	snprintf(url, sizeof url, "%s", harness_listen(h, "tls://"));
+	o.url = url;
+	o.client_name = "tls-client";
+	o.ca_file = p_ca;
+	o.token = tls_token;
+	if (swerex_connect_with(&o, &tc, &err) != 0) {
+		harness_show_error("connect", err);
+		swerex_error_free(err);
+		REQUIRE(!"TLS connect failed");
+	}
+	s = get_stats(tc, false);
+	t = find_conn(s, "tls-client");
+	REQUIRE(t != NULL);
+	CHECK(strncmp(t->peer, "127.0.0.1:", 10) == 0);
+	CHECK_INT(t->requests, 2);
+	CHECK(t->bytes_in > 0 && t->bytes_out > 0);
+	swerex_stats_free(s);
+	/* Two open connections, none closed: the totals are their sums. */
+	s = get_stats(c, false);
+	CHECK_INT(s->n_connections, 2);
+	for (i = 0; i < s->n_connections; i++) {
+		in += s->connections[i].bytes_in;
+		out += s->connections[i].bytes_out;
+	}
+	CHECK_INT(s->bytes_in, in);
+	CHECK_INT(s->bytes_out, out);
+	t = find_conn(s, "tls-client");
+	/* The TLS client read its stats answer: written in full by now. */
+	CHECK(t != NULL && t->bytes_out > 100);
+	swerex_stats_free(s);
+	swerex_client_free(tc);
+}
+
 /* A metric family seen in HELP and TYPE lines. */
 struct family {
 	char name[128];
@@ -718,4 +817,5 @@ HTEST(submit_forms)
 TAP_MAIN(TAP_T(counts_follow_requests), TAP_T(connections_listed_separately),
 	 TAP_T(prometheus_text_is_valid), TAP_T(history_records_commands),
 	 TAP_T(history_ring_wraps), TAP_T(history_disabled),
-	 TAP_T(history_errors_and_death), TAP_T(submit_forms))
+	 TAP_T(history_errors_and_death), TAP_T(submit_forms),
+	 TAP_T(tls_connection_counted))
