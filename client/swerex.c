@@ -100,6 +100,8 @@ static const char usage_main[] =
 "  download SRC DST          copy a file or tree from the daemon's host\n"
 "  input SESSION ARG...      type text or keys into a session's program\n"
 "  attach SESSION            watch a session's terminal live\n"
+"  stats                     show the daemon's statistics\n"
+"  history [SESSION]         show the last commands of a session\n"
 "\n"
 "Options:\n"
 "  -S, --socket URL          the daemon: \"unix:/path\" or a path,\n"
@@ -481,6 +483,60 @@ static const char usage_attach[] =
 "Exit status: 0 when detached or the session ended, 1 on an error (e.g. no\n"
 "such session), 2 on bad usage, 3 if the daemon cannot be reached or the\n"
 "connection is lost; 128+N after signal N.\n";
+
+static const char usage_stats[] =
+"usage: swerex [-S PATH_OR_URL] [--json] stats [--json] [--prometheus]\n"
+"\n"
+"Show the daemon's statistics since it started: uptime, sessions by state\n"
+"and created, commands (BashActions answered), executes, requests, errors,\n"
+"bytes in and out (frame bytes, TLS overhead not included), the latency of\n"
+"commands (count, mean, and the bucket bounds that hold 50, 90 and 99 per\n"
+"cent of them) and each open connection (ID PEER CLIENT REQUESTS IN OUT\n"
+"CONNECTED). This swerex's own connection is one of them.\n"
+"With --json print {\"daemon_version\", \"uptime\", \"sessions\": {\"starting\",\n"
+"\"idle\", \"running\", \"dead\"}, \"sessions_created\", \"commands\",\n"
+"\"executes\", \"requests\", \"errors\", \"bytes_in\", \"bytes_out\",\n"
+"\"command_latency\": {\"buckets\": [{\"le\", \"count\"}], \"count\", \"sum\"},\n"
+"\"connections\": [{\"id\", \"peer\", \"client_name\", \"requests\",\n"
+"\"bytes_in\", \"bytes_out\", \"connected\"}]}; le is in seconds, \"+Inf\" for\n"
+"the last bucket, and counts are cumulative.\n"
+"\n"
+"Options:\n"
+"      --json        print JSON (as the global --json)\n"
+"      --prometheus  print the statistics in the Prometheus text exposition\n"
+"                    format instead (with --json: as \"prometheus\" in the\n"
+"                    JSON), e.g. for node_exporter's textfile collector\n"
+"  -h, --help        print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
+"cannot be reached or the connection is lost.\n";
+
+static const char usage_history[] =
+"usage: swerex [-S PATH_OR_URL] [--json] history [--json] [-n N] [SESSION]\n"
+"\n"
+"Show the last commands run in SESSION (default: \"default\"), oldest first,\n"
+"as a table: SEQ EXIT DURATION OUTPUT STARTED REASON COMMAND, where SEQ\n"
+"counts the session's commands from 1, EXIT is \"-\" until the command has\n"
+"ended with a known code, DURATION runs to its last answer, OUTPUT is the\n"
+"bytes it printed (before truncation), STARTED is ISO 8601 local time,\n"
+"REASON is why it did not end normally (timeout, interrupted, session\n"
+"died, syntax error, ...) and COMMAND is its first 4096 bytes, control\n"
+"characters escaped. Interactive input to a running command is not listed:\n"
+"it counts toward that command (typed at bash's own prompt, it is one).\n"
+"The daemon keeps its --history (default 100).\n"
+"With --json print {\"session\", \"total\", \"entries\": [{\"seq\",\n"
+"\"command\", \"exit_code\" (or null), \"started\", \"duration\",\n"
+"\"output_bytes\", \"failure_reason\"}]}.\n"
+"\n"
+"Options:\n"
+"  -n, --limit N       show at most the N newest commands\n"
+"  -s, --session NAME  the session (instead of SESSION)\n"
+"      --json          print JSON (as the global --json)\n"
+"  -h, --help          print this help and exit\n"
+"\n"
+"Exit status: 0 on success, 1 on an error (SESSION_DOES_NOT_EXIST for an\n"
+"unknown session), 2 on bad usage, 3 if the daemon cannot be reached or the\n"
+"connection is lost.\n";
 
 /* Print a message prefixed "swerex: " on stderr. */
 static void __attribute__((format(printf, 1, 2)))
@@ -2661,6 +2717,325 @@ out:
 	return status;
 }
 
+/* Print a bucket bound in seconds as JSON: a number, or "+Inf". */
+static void
+json_bound(double le)
+{
+	if (isinf(le))
+		fputs("\"+Inf\"", stdout);
+	else
+		printf("%g", le);
+}
+
+/* Print statistics as one JSON object. */
+static void
+stats_print_json(const struct swerex_stats *s, bool prometheus)
+{
+	const struct swerex_conn_stats	*cs;
+	size_t				 i;
+
+	fputs("{\"daemon_version\": ", stdout);
+	json_string(s->daemon_version);
+	fputs(", \"uptime\": ", stdout);
+	json_double(s->uptime);
+	printf(", \"sessions\": {\"starting\": %u, \"idle\": %u, "
+	    "\"running\": %u, \"dead\": %u}", s->sessions_starting,
+	    s->sessions_idle, s->sessions_running, s->sessions_dead);
+	printf(", \"sessions_created\": %llu, \"commands\": %llu, "
+	    "\"executes\": %llu, \"requests\": %llu, \"errors\": %llu, "
+	    "\"bytes_in\": %llu, \"bytes_out\": %llu",
+	    (unsigned long long)s->sessions_created,
+	    (unsigned long long)s->commands, (unsigned long long)s->executes,
+	    (unsigned long long)s->requests, (unsigned long long)s->errors,
+	    (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+	fputs(", \"command_latency\": {\"buckets\": [", stdout);
+	for (i = 0; i < s->n_latency; i++) {
+		fputs(i == 0 ? "{\"le\": " : ", {\"le\": ", stdout);
+		json_bound(s->latency[i].le);
+		printf(", \"count\": %llu}",
+		    (unsigned long long)s->latency[i].count);
+	}
+	printf("], \"count\": %llu, \"sum\": ",
+	    (unsigned long long)s->latency_count);
+	json_double(s->latency_sum);
+	fputs("}, \"connections\": [", stdout);
+	for (i = 0; i < s->n_connections; i++) {
+		cs = &s->connections[i];
+		printf("%s{\"id\": %llu, \"peer\": ", i == 0 ? "" : ", ",
+		    (unsigned long long)cs->id);
+		json_string(cs->peer);
+		fputs(", \"client_name\": ", stdout);
+		json_string(cs->client_name);
+		printf(", \"requests\": %llu, \"bytes_in\": %llu, "
+		    "\"bytes_out\": %llu, \"connected\": ",
+		    (unsigned long long)cs->requests,
+		    (unsigned long long)cs->bytes_in,
+		    (unsigned long long)cs->bytes_out);
+		json_double(cs->connected);
+		putchar('}');
+	}
+	putchar(']');
+	if (prometheus) {
+		fputs(", \"prometheus\": ", stdout);
+		json_string(s->prometheus);
+	}
+	fputs("}\n", stdout);
+}
+
+/* Give the smallest bucket bound holding the fraction q of the commands. */
+static double
+stats_quantile(const struct swerex_stats *s, double q)
+{
+	size_t	i;
+
+	for (i = 0; i < s->n_latency; i++)
+		if ((double)s->latency[i].count >= q * (double)s->latency_count)
+			return s->latency[i].le;
+	return INFINITY;
+}
+
+/* Print a latency bound for people: "<= 0.005 s", or "> 500 s". */
+static void
+stats_print_bound(const struct swerex_stats *s, const char *label, double q)
+{
+	double	le = stats_quantile(s, q);
+
+	if (isinf(le))
+		printf(", %s > %g s", label, s->n_latency > 1 ?
+		    s->latency[s->n_latency - 2].le : 0);
+	else
+		printf(", %s <= %g s", label, le);
+}
+
+/* Print statistics for people. */
+static void
+stats_print_text(const struct swerex_stats *s)
+{
+	const struct swerex_conn_stats	*cs;
+	char				 when[64];
+	unsigned long long		 up = (unsigned long long)s->uptime;
+	size_t				 i, peer_w = strlen("PEER"), w;
+	size_t				 name_w = strlen("CLIENT");
+
+	printf("swerexd %s, up %llud %02llu:%02llu:%02llu\n",
+	    s->daemon_version, up / 86400, up / 3600 % 24, up / 60 % 60,
+	    up % 60);
+	printf("sessions:    %u idle, %u running, %u starting, %u dead; "
+	    "%llu created\n", s->sessions_idle, s->sessions_running,
+	    s->sessions_starting, s->sessions_dead,
+	    (unsigned long long)s->sessions_created);
+	printf("requests:    %llu, %llu answered with an error\n",
+	    (unsigned long long)s->requests, (unsigned long long)s->errors);
+	printf("commands:    %llu; executes: %llu\n",
+	    (unsigned long long)s->commands, (unsigned long long)s->executes);
+	printf("bytes:       %llu in, %llu out\n",
+	    (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out);
+	printf("latency:     %llu commands", (unsigned long long)s->latency_count);
+	if (s->latency_count > 0) {
+		printf(", mean %.3f s", s->latency_sum /
+		    (double)s->latency_count);
+		stats_print_bound(s, "p50", 0.5);
+		stats_print_bound(s, "p90", 0.9);
+		stats_print_bound(s, "p99", 0.99);
+	}
+	printf("\nconnections: %zu\n", s->n_connections);
+	for (i = 0; i < s->n_connections; i++) {
+		if ((w = field_width(s->connections[i].peer)) > peer_w)
+			peer_w = w;
+		if ((w = field_width(s->connections[i].client_name)) > name_w)
+			name_w = w;
+	}
+	printf("  %6s  %-*s  %-*s  %8s  %12s  %12s  %s\n", "ID", (int)peer_w,
+	    "PEER", (int)name_w, "CLIENT", "REQUESTS", "IN", "OUT",
+	    "CONNECTED");
+	for (i = 0; i < s->n_connections; i++) {
+		cs = &s->connections[i];
+		printf("  %6llu  ", (unsigned long long)cs->id);
+		field_print(cs->peer, peer_w);
+		fputs("  ", stdout);
+		field_print(cs->client_name, name_w);
+		format_time(cs->connected, when, sizeof when);
+		printf("  %8llu  %12llu  %12llu  %s\n",
+		    (unsigned long long)cs->requests,
+		    (unsigned long long)cs->bytes_in,
+		    (unsigned long long)cs->bytes_out, when);
+	}
+}
+
+/* Show the daemon's statistics. */
+static int
+cmd_stats(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct swerex_client		*c = NULL;
+	struct swerex_error		*err = NULL;
+	struct swerex_stats		*st = NULL;
+	bool				 prometheus = false;
+	int				 ch, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			cli.json = true;
+			break;
+		case 'p':
+			prometheus = true;
+			break;
+		case 'h':
+			return cli_help(usage_stats);
+		default:
+			return cli_usage_error(usage_stats, NULL);
+		}
+	}
+	if (optind != argc)
+		return cli_usage_error(usage_stats, "unexpected argument: %s",
+		    argv[optind]);
+
+	if (cli_connect(&c, &err) != 0 ||
+	    swerex_stats(c, prometheus, &st, &err) != 0)
+		status = error_report(err);
+	else if (cli.json)
+		stats_print_json(st, prometheus);
+	else if (prometheus)
+		fputs(st->prometheus, stdout);
+	else
+		stats_print_text(st);
+	swerex_stats_free(st);
+	swerex_error_free(err);
+	swerex_client_free(c);
+	return status;
+}
+
+/* Print a history as one JSON object. */
+static void
+history_print_json(const char *session, const struct swerex_history *hi)
+{
+	const struct swerex_history_entry	*e;
+	size_t					 i;
+
+	fputs("{\"session\": ", stdout);
+	json_string(session);
+	printf(", \"total\": %llu, \"entries\": [",
+	    (unsigned long long)hi->total);
+	for (i = 0; i < hi->n_entries; i++) {
+		e = &hi->entries[i];
+		printf("%s{\"seq\": %llu, \"command\": ", i == 0 ? "" : ", ",
+		    (unsigned long long)e->seq);
+		json_string(e->command);
+		fputs(", \"exit_code\": ", stdout);
+		if (e->has_exit_code)
+			printf("%d", e->exit_code);
+		else
+			fputs("null", stdout);
+		fputs(", \"started\": ", stdout);
+		json_double(e->started);
+		fputs(", \"duration\": ", stdout);
+		json_double(e->duration);
+		printf(", \"output_bytes\": %llu, \"failure_reason\": ",
+		    (unsigned long long)e->output_bytes);
+		json_string(e->failure_reason);
+		putchar('}');
+	}
+	fputs("]}\n", stdout);
+}
+
+/* Print a history as a table. */
+static void
+history_print_table(const struct swerex_history *hi)
+{
+	const struct swerex_history_entry	*e;
+	char					 started[64], code[16];
+	size_t					 i, reason_w = strlen("REASON"), w;
+
+	for (i = 0; i < hi->n_entries; i++)
+		if ((w = field_width(hi->entries[i].failure_reason)) > reason_w)
+			reason_w = w;
+	printf("%6s  %4s  %9s  %10s  %-25s  %-*s  %s\n", "SEQ", "EXIT",
+	    "DURATION", "OUTPUT", "STARTED", (int)reason_w, "REASON",
+	    "COMMAND");
+	for (i = 0; i < hi->n_entries; i++) {
+		e = &hi->entries[i];
+		if (e->has_exit_code)
+			snprintf(code, sizeof code, "%d", e->exit_code);
+		else
+			snprintf(code, sizeof code, "-");
+		format_time(e->started, started, sizeof started);
+		printf("%6llu  %4s  %8.3fs  %10llu  %-25s  ",
+		    (unsigned long long)e->seq, code, e->duration,
+		    (unsigned long long)e->output_bytes, started);
+		field_print(*e->failure_reason != '\0' ? e->failure_reason :
+		    "-", reason_w);
+		fputs("  ", stdout);
+		field_print(e->command, 0);
+		putchar('\n');
+	}
+}
+
+/* Show the last commands of a session. */
+static int
+cmd_history(int argc, char **argv)
+{
+	static const struct option	 longopts[] = {
+		{ "limit", required_argument, NULL, 'n' },
+		{ "session", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct swerex_client		*c = NULL;
+	struct swerex_error		*err = NULL;
+	struct swerex_history		*hi = NULL;
+	const char			*session = NULL;
+	unsigned			 limit;
+	int64_t				 want = -1;
+	int				 ch, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "+n:s:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			if (parse_count(optarg, &limit) != 0)
+				return cli_usage_error(usage_history,
+				    "bad --limit: %s", optarg);
+			want = limit;
+			break;
+		case 's':
+			session = optarg;
+			break;
+		case 'j':
+			cli.json = true;
+			break;
+		case 'h':
+			return cli_help(usage_history);
+		default:
+			return cli_usage_error(usage_history, NULL);
+		}
+	}
+	if (optind < argc && session == NULL)
+		session = argv[optind++];
+	if (optind != argc)
+		return cli_usage_error(usage_history, "unexpected argument: %s",
+		    argv[optind]);
+	if (session == NULL || *session == '\0')
+		session = "default";
+
+	if (cli_connect(&c, &err) != 0 ||
+	    swerex_history(c, session, want, &hi, &err) != 0)
+		status = error_report(err);
+	else if (cli.json)
+		history_print_json(session, hi);
+	else
+		history_print_table(hi);
+	swerex_history_free(hi);
+	swerex_error_free(err);
+	swerex_client_free(c);
+	return status;
+}
+
 /* Parse the global options and run the subcommand. */
 int
 main(int argc, char **argv)
@@ -2692,6 +3067,8 @@ main(int argc, char **argv)
 		{ "download", cmd_download },
 		{ "input", cmd_input },
 		{ "attach", cmd_attach },
+		{ "stats", cmd_stats },
+		{ "history", cmd_history },
 	};
 	static char			 alive_name[] = "swerex alive";
 	static char			 session_name[] = "swerex session";
@@ -2705,10 +3082,12 @@ main(int argc, char **argv)
 	static char			 resize_name[] = "swerex resize";
 	static char			 input_name[] = "swerex input";
 	static char			 attach_name[] = "swerex attach";
+	static char			 stats_name[] = "swerex stats";
+	static char			 history_name[] = "swerex history";
 	static char			*names[] = {
 		alive_name, session_name, run_name, interrupt_name, exec_name,
 		resize_name, read_name, write_name, upload_name, download_name,
-		input_name, attach_name
+		input_name, attach_name, stats_name, history_name
 	};
 	static char			 main_name[] = "swerex";
 	const char			*url;

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "stats.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -86,6 +87,12 @@ struct conn {
 	struct ident *ident;      /* the client's identity, if it sent one */
 	unsigned id;
 	char peer[72];            /* "HOST:PORT" for TCP peers */
+	/* For StatsRequest: frame bytes, as in struct stats. */
+	uint64_t requests;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	double connected;         /* seconds since the epoch */
+	char client_name[64];     /* from the Hello, cut to fit */
 };
 
 static void conn_process(struct conn *c);
@@ -98,8 +105,12 @@ conn_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 {
 	struct conn *c = arg;
 
-	if (info->n_deleted > 0)
+	if (info->n_deleted > 0) {
 		event_base_gettimeofday_cached(c->srv->base, &c->drained_at);
+		/* What leaves the buffer went to the socket (or to TLS). */
+		c->bytes_out += info->n_deleted;
+		c->srv->stats.bytes_out += info->n_deleted;
+	}
 }
 
 /*
@@ -259,8 +270,12 @@ conn_free(struct conn *c)
 		event_del(&c->ev_read);
 		event_del(&c->ev_write);
 		/* Answers queued in this loop pass still go out if they can. */
-		if (evbuffer_get_length(c->out) > 0)
-			(void)evbuffer_write(c->out, c->fd);
+		if (evbuffer_get_length(c->out) > 0) {
+			int n = evbuffer_write(c->out, c->fd);
+
+			if (n > 0)
+				c->srv->stats.bytes_out += (uint64_t)n;
+		}
 		close(c->fd);
 	}
 	log_debug("connection %u closed", c->id);
@@ -400,6 +415,7 @@ conn_reply(struct req *r, Swerex__V1__Response *resp)
 
 	if (r == NULL)
 		return;
+	stats_answered(r, resp->body_case);
 	resp->id = r->id;
 	if ((c = r->conn) != NULL) {
 		/* Unlinked first: a failed write tears the connection down. */
@@ -653,6 +669,8 @@ conn_hello(struct conn *c, struct req *r, const Swerex__V1__Hello *m)
 		return;
 	}
 	c->hello = true;
+	stats_utf8_copy(c->client_name, sizeof c->client_name, m->client_name,
+	    strlen(m->client_name));
 	if (c->need_token) {
 		event_del(&c->ev_auth);
 		if (c->bev != NULL)
@@ -727,6 +745,7 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 	}
 	r->conn = c;
 	r->id = m->id;
+	stats_request(&c->srv->stats, r, m->body_case);
 	/* Transfers and attachments hold per-connection state and stream what
 	 * a retry could not get again: they end with their connection. */
 	r->no_park = m->body_case == SWEREX__V1__REQUEST__BODY_UPLOAD_BEGIN ||
@@ -811,6 +830,12 @@ conn_dispatch(struct conn *c, Swerex__V1__Request *m)
 	case SWEREX__V1__REQUEST__BODY_DETACH:
 		attach_detach(c->srv, r, m->detach);
 		break;
+	case SWEREX__V1__REQUEST__BODY_STATS:
+		stats_reply(c->srv, r, m->stats);
+		break;
+	case SWEREX__V1__REQUEST__BODY_HISTORY:
+		session_history(c->srv, r, m->history);
+		break;
 	default:
 		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST, NULL,
 		    NULL, "unknown or empty request (oneof case %d); this swerexd "
@@ -863,6 +888,7 @@ conn_refuse_nul(struct conn *c, const Swerex__V1__Request *m, const char *field)
 	}
 	r->conn = c;
 	r->id = m->id;
+	stats_request(&c->srv->stats, r, m->body_case);
 	TAILQ_INSERT_TAIL(&c->reqs, r, entry);
 	/* Before the Hello, nothing else is answered: close after this. */
 	if (!c->hello)
@@ -877,6 +903,7 @@ conn_process(struct conn *c)
 {
 	ProtobufCMessage *msg;
 	const char *nul;
+	size_t before;
 	int r, n = 0;
 
 	while (!c->closing && !c->dead && c->refused == NULL) {
@@ -892,6 +919,7 @@ conn_process(struct conn *c)
 			return;
 		}
 		nul = conn_nul_field(c);
+		before = evbuffer_get_length(c->in);
 		r = wire_take(c->in, conn_frame_limit(c),
 		    &swerex__v1__request__descriptor, &msg);
 		if (r == WIRE_AGAIN)
@@ -901,6 +929,11 @@ conn_process(struct conn *c)
 			    wire_strerror(r));
 			break;
 		}
+		before -= evbuffer_get_length(c->in);
+		c->bytes_in += before;
+		c->srv->stats.bytes_in += before;
+		c->requests++;
+		c->srv->stats.requests++;
 		if (nul != NULL)
 			conn_refuse_nul(c, (Swerex__V1__Request *)msg, nul);
 		else
@@ -1065,6 +1098,7 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 {
 	static unsigned next_id;
 	struct conn *c;
+	struct timeval now;
 	unsigned uid;
 
 	if (srv->n_conns >= srv->cfg.max_conns || srv->stopping) {
@@ -1085,6 +1119,8 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 	c->srv = srv;
 	c->fd = fd;
 	c->id = ++next_id;
+	event_base_gettimeofday_cached(srv->base, &now);
+	c->connected = (double)now.tv_sec + now.tv_usec / 1e6;
 	TAILQ_INIT(&c->reqs);
 	evutil_make_socket_nonblocking(fd);
 	if (t != SERVER_UNIX) {
@@ -1141,4 +1177,46 @@ conn_free_all(struct server *srv)
 
 	while ((c = TAILQ_FIRST(&srv->conns)) != NULL)
 		conn_free(c);
+}
+
+/*
+ * Describe up to max connections for StatsRequest. Strings are borrowed
+ * from the connections, or written to peer[i]; valid until the loop runs.
+ */
+size_t
+conn_stats(struct server *srv, Swerex__V1__ConnStats *cs,
+	   char (*peer)[CONN_PEER_LEN], size_t max)
+{
+	struct ucred cred;
+	socklen_t len;
+	struct conn *c;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &srv->conns, entry) {
+		if (n == max)
+			break;
+		swerex__v1__conn_stats__init(&cs[n]);
+		if (*c->peer != '\0')
+			snprintf(peer[n], CONN_PEER_LEN, "%s", c->peer);
+		else {
+			/* Unix peers: who is on the other end, per the kernel. */
+			len = sizeof cred;
+			if (c->fd >= 0 && getsockopt(c->fd, SOL_SOCKET,
+			    SO_PEERCRED, &cred, &len) == 0)
+				snprintf(peer[n], CONN_PEER_LEN,
+				    "unix:pid=%ld,uid=%u", (long)cred.pid,
+				    (unsigned)cred.uid);
+			else
+				snprintf(peer[n], CONN_PEER_LEN, "unix");
+		}
+		cs[n].id = c->id;
+		cs[n].peer = peer[n];
+		cs[n].client_name = c->client_name;
+		cs[n].requests = c->requests;
+		cs[n].bytes_in = c->bytes_in;
+		cs[n].bytes_out = c->bytes_out;
+		cs[n].connected = c->connected;
+		n++;
+	}
+	return n;
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include "swerex.pb-c.h"
 
@@ -34,6 +35,11 @@ struct req {
 	 * then frees the request (conn_reply() on it just frees it). */
 	void (*detach)(struct req *r, void *arg);
 	void *detach_arg;
+	/* For stats.c: the request's body case and, for a BashAction, when
+	 * it arrived (NULL stats: not counted). */
+	struct stats *stats;
+	int body;
+	struct timespec t0;
 };
 
 /*
@@ -65,5 +71,9 @@ void conn_reply_errno(struct req *r, int err, const char *path,
 Swerex__V1__ErrorKind conn_errno_kind(int err);
 bool conn_req_attached(const struct req *r);
 bool conn_backlogged(struct req *r, void (*resume)(void *), void *arg);
+/* Peer strings of conn_stats(): "HOST:PORT" or "unix:pid=N,uid=N". */
+#define CONN_PEER_LEN 80
+size_t conn_stats(struct server *srv, Swerex__V1__ConnStats *cs,
+		  char (*peer)[CONN_PEER_LEN], size_t max);
 
 #endif

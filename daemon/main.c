@@ -55,6 +55,9 @@ static const char usage_text[] =
 "                           (default 16384, at most 1048576; 0: none)\n"
 "      --kill-grace SECONDS time between SIGHUP and SIGKILL when a session\n"
 "                           is closed (default 1)\n"
+"      --history N          keep the last N commands of each session for\n"
+"                           HistoryRequest (swerex history); 0 keeps none\n"
+"                           (default 100, at most 100000)\n"
 "      --ready-fd N         once serving, write a line LISTEN=ADDR per\n"
 "                           listener, then READY=1, to fd N and close it\n"
 "      --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -124,7 +127,7 @@ main(int argc, char **argv)
 	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
 	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
 	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT,
-	    O_SCROLLBACK };
+	    O_SCROLLBACK, O_HISTORY };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -146,6 +149,7 @@ main(int argc, char **argv)
 		{ "resume-timeout", required_argument, NULL, O_RESUME_TIMEOUT },
 		{ "stuck-timeout", required_argument, NULL, O_STUCK_TIMEOUT },
 		{ "scrollback", required_argument, NULL, O_SCROLLBACK },
+		{ "history", required_argument, NULL, O_HISTORY },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -265,6 +269,14 @@ main(int argc, char **argv)
 		case O_STUCK_TIMEOUT:
 			srv.cfg.stuck_timeout = main_seconds("--stuck-timeout",
 			    optarg, 0.01, 86400);
+			break;
+		case O_HISTORY:
+			srv.cfg.history = main_size("--history", optarg, 0);
+			if (srv.cfg.history > 100000) {
+				fprintf(stderr, "swerexd: --history: at most "
+				    "100000\n");
+				return 2;
+			}
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -72,6 +72,7 @@ server_config_defaults(struct server_config *cfg)
 	cfg->auth_timeout = 10;
 	cfg->resume_timeout = 120;
 	cfg->stuck_timeout = 60;
+	cfg->history = 100;
 	cfg->scrollback = ATTACH_RING_MAX;
 }
 
@@ -566,6 +567,7 @@ server_init(struct server *srv)
 	TAILQ_INIT(&srv->downloads);
 	TAILQ_INIT(&srv->attaches);
 	TAILQ_INIT(&srv->idents);
+	stats_init(&srv->stats);
 	/* A mask inherited from whoever started us would hide SIGCHLD or SIGTERM. */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

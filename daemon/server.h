@@ -9,6 +9,8 @@
 
 #include <event2/event_struct.h>
 
+#include "stats.h"
+
 struct event_base;
 struct evconnlistener;
 struct event;
@@ -43,6 +45,7 @@ struct server_config {
 	double stuck_timeout;    /* seconds a peer may leave full output unread */
 	unsigned allow_uid[SERVER_MAX_UIDS];  /* Unix peers; none: any */
 	size_t n_allow_uid;
+	size_t history;          /* commands kept per session (0: none) */
 };
 
 /* What kind of peers a listener serves. */
@@ -104,6 +107,9 @@ struct server {
 
 	/* Owned by attach.c: live attachments to sessions. */
 	TAILQ_HEAD(, attach) attaches;
+
+	/* Owned by stats.c: counters since start. */
+	struct stats stats;
 
 	/* Owned by file.c: transfers in progress. */
 	TAILQ_HEAD(, file_upload) uploads;

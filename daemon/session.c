@@ -38,6 +38,7 @@
 #include "capture.h"
 #include "conn.h"
 #include "filter.h"
+#include "history.h"
 #include "log.h"
 #include "proc.h"
 #include "reaper.h"
@@ -146,6 +147,7 @@ struct session {
 	struct session_waiter w;
 	struct req *close_req;
 	struct attach_hub *attach;  /* recent raw output, its watchers (attach.c) */
+	struct history hist;    /* see history.c */
 };
 
 static void session_read_cb(evutil_socket_t, short, void *);
@@ -358,12 +360,19 @@ session_complete(struct session *s, size_t upto, size_t skip, int status,
 	const char *extra[5];
 
 	if (session_observe(s, upto, skip, &obs) < 0) {
+		history_note(&s->hist, 0, "out of memory", expect == NULL,
+		    expect == NULL, status);
 		conn_reply_error(w->req, SWEREX__V1__ERROR_KIND__INTERNAL, NULL,
 		    NULL, "out of memory");
 		w->req = NULL;
 		session_waiter_clear(s);
 		return;
 	}
+	/* A run, or an interrupt's answer: both tell the open command's end. */
+	history_note(&s->hist, obs.output_bytes - obs.carried_over,
+	    expect != NULL ? NULL : kind == 2 && w->syntax_check ?
+	    "syntax error" : w->killed ? "killed" : NULL, expect == NULL,
+	    expect == NULL, status);
 	if (expect != NULL) {
 		/* A program is still running: there is no exit code yet. */
 		obs.expect_string = (char *)expect;
@@ -408,20 +417,59 @@ session_complete(struct session *s, size_t upto, size_t skip, int status,
 	session_waiter_clear(s);
 }
 
+/*
+ * Name why a run ended without its exit code, for the history: the
+ * observation's own failure reason if it has one, else the error's kind.
+ */
+static const char *
+session_reason(Swerex__V1__ErrorKind kind, const char *given)
+{
+	const ProtobufCEnumValue *v;
+
+	if (given != NULL && *given != '\0')
+		return given;
+	switch (kind) {
+	case SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT:
+		return "timeout";
+	case SWEREX__V1__ERROR_KIND__INTERRUPTED:
+		return "interrupted";
+	case SWEREX__V1__ERROR_KIND__SESSION_DIED:
+		return "session died";
+	case SWEREX__V1__ERROR_KIND__NO_OUTPUT_TIMEOUT:
+		return "no_output_timeout";
+	case SWEREX__V1__ERROR_KIND__LIMIT_EXCEEDED:
+		return "limit exceeded";
+	default:
+		v = protobuf_c_enum_descriptor_get_value(
+		    &swerex__v1__error_kind__descriptor, kind);
+		return v != NULL ? v->name : "error";
+	}
+}
+
 /* Answer the waiter with an error and the output so far. */
 static void
 session_fail(struct session *s, Swerex__V1__ErrorKind kind,
 	     const char *const *extra, const char *fmt, const char *arg)
 {
 	Swerex__V1__BashObservation obs;
+	bool run = s->w.type == SESSION_WAIT_RUN ||
+	    s->w.type == SESSION_WAIT_INTERRUPT;
 
-	if (session_observe(s, s->cap.len, 0, &obs) < 0)
+	if (session_observe(s, s->cap.len, 0, &obs) < 0) {
+		if (run)
+			history_note(&s->hist, 0, session_reason(kind, NULL),
+			    kind == SWEREX__V1__ERROR_KIND__SESSION_DIED, false, 0);
 		conn_reply_error(s->w.req, kind, NULL, extra, fmt, arg);
-	else {
+	} else {
 		if (kind == SWEREX__V1__ERROR_KIND__COMMAND_TIMEOUT)
 			obs.failure_reason = "timeout";
 		else if (kind == SWEREX__V1__ERROR_KIND__NO_OUTPUT_TIMEOUT)
 			obs.failure_reason = "no_output_timeout";
+		if (run)
+			history_note(&s->hist, obs.output_bytes -
+			    obs.carried_over, session_reason(kind,
+			    obs.failure_reason),
+			    kind == SWEREX__V1__ERROR_KIND__SESSION_DIED, false, 0);
 		conn_reply_error(s->w.req, kind, &obs, extra, fmt, arg);
 		free(obs.output.data);
 	}
@@ -531,6 +579,7 @@ session_marker_cb(void *arg, int status, int kind)
 			return 0;
 		}
 		s->state = SESSION_IDLE;
+		s->srv->stats.sessions_created++;
 		if (s->w.req == NULL) {
 			session_waiter_clear(s);
 			return 0;
@@ -574,6 +623,10 @@ session_marker_cb(void *arg, int status, int kind)
 	}
 	if (s->w.req != NULL)
 		session_complete(s, s->cap.len, 0, status, kind, NULL);
+	else
+		/* Nobody waits (timed out, or the client went away): it ended. */
+		history_note(&s->hist, 0, kind == 2 ? "syntax error" : NULL,
+		    true, true, status);
 	return 0;
 }
 
@@ -1105,6 +1158,7 @@ session_new(struct server *srv, const Swerex__V1__CreateSessionRequest *m,
 	}
 	s->srv = srv;
 	s->fd = -1;
+	history_init(&s->hist, srv->cfg.history);
 	if ((r = session_token(token)) < 0)
 		goto fail;
 	filter_init(&s->filter, token);
@@ -1516,6 +1570,9 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 	if (m->wait) {
 		/* The command runs on; its prompt or output ends the wait. */
 	} else if (interactive) {
+		/* Typed at bash's own prompt, input is a command all the same. */
+		if (!s->busy)
+			history_begin(&s->hist, m->command, len);
 		/* Input as typed: the program running sees it on its terminal. */
 		session_write(s, m->command, len);
 		session_write(s, "\n", 1);
@@ -1526,6 +1583,7 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 		s->unseen = false;
 		session_reset_tty(s);
 		w->syntax_check = true;
+		history_begin(&s->hist, m->command, len);
 		session_send_command(s, m->command, len, true);
 		s->state = SESSION_RUNNING;
 	}
@@ -1687,6 +1745,8 @@ session_dead(struct session *s)
 			session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_DIED, extra,
 			    "session '%.256s' has died", s->name);
 	}
+	/* A command nobody waited for ends with its shell. */
+	history_note(&s->hist, 0, "session died", true, false, 0);
 	attach_end(&s->attach, "session ended");
 	if (starting)
 		session_unname(s);
@@ -1756,6 +1816,7 @@ session_free(struct session *s)
 	attach_end(&s->attach, "session ended");
 	capture_free(&s->cap);
 	evbuffer_free(s->wbuf);
+	history_free(&s->hist);
 	free(s->last_command);
 	free(s->name);
 	free(s);
@@ -1898,4 +1959,46 @@ session_attach(struct server *srv, struct req *r,
 	/* What the terminal holds now belongs to the scrollback. */
 	session_catch_up(s);
 	attach_add(srv, &s->attach, r, m, s->name);
+}
+
+/* Count the named sessions by state: starting, idle, running, dead. */
+void
+session_count(struct server *srv, uint32_t n[4])
+{
+	struct session *s;
+
+	memset(n, 0, 4 * sizeof *n);
+	TAILQ_FOREACH(s, &srv->sessions, entry) {
+		if (s->state == SESSION_STARTING)
+			n[0]++;
+		else if (s->state == SESSION_DEAD)
+			n[3]++;
+		else if (s->busy)
+			n[2]++;
+		else
+			n[1]++;
+	}
+}
+
+/* Answer HistoryRequest: the session's last commands, oldest first. */
+void
+session_history(struct server *srv, struct req *r,
+		const Swerex__V1__HistoryRequest *m)
+{
+	Swerex__V1__Response resp = SWEREX__V1__RESPONSE__INIT;
+	Swerex__V1__HistoryResponse hr;
+	struct session *s;
+
+	if ((s = session_lookup(srv, r, m->session)) == NULL)
+		return;
+	if (history_fill(&s->hist, m->has_limit_case ==
+	    SWEREX__V1__HISTORY_REQUEST__HAS_LIMIT_LIMIT, m->limit, &hr) < 0) {
+		conn_reply_error(r, SWEREX__V1__ERROR_KIND__INTERNAL, NULL, NULL,
+		    "out of memory");
+		return;
+	}
+	resp.body_case = SWEREX__V1__RESPONSE__BODY_HISTORY;
+	resp.history = &hr;
+	conn_reply(r, &resp);
+	history_fill_free(&hr);
 }

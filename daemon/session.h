@@ -3,6 +3,7 @@
 #define SWEREXD_SESSION_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "swerex.pb-c.h"
@@ -29,5 +30,8 @@ void session_list_free(Swerex__V1__ListSessionsResponse *out);
 bool session_reaped(struct server *srv, pid_t pid, int status);
 void session_shutdown_all(struct server *srv);
 void session_free_all(struct server *srv);
+void session_count(struct server *srv, uint32_t n[4]);
+void session_history(struct server *srv, struct req *r,
+		     const Swerex__V1__HistoryRequest *m);
 
 #endif

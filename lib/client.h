@@ -42,6 +42,8 @@ struct client_wait {
 	struct swerex_session_info *sessions;
 	size_t n_sessions;
 	struct swerex_exec_result *exec_result;
+	struct swerex_stats *stats;
+	struct swerex_history *history;
 	uint64_t size;		/* read: the file's size */
 	uint64_t bytes;		/* write, upload, download: bytes done */
 	uint64_t files;		/* upload, download: files done */
@@ -140,5 +142,10 @@ convert_exec_result(const Swerex__V1__ExecuteResponse *pb);
 struct swerex_error *convert_error(const Swerex__V1__Error *pb);
 int convert_sessions(const Swerex__V1__ListSessionsResponse *pb,
 		     struct swerex_session_info **out, size_t *n);
+
+/* stats.c: statistics and history. */
+struct swerex_stats *stats_convert(const Swerex__V1__StatsResponse *pb);
+struct swerex_history *stats_convert_history(
+    const Swerex__V1__HistoryResponse *pb);
 
 #endif

@@ -111,6 +111,8 @@ struct client_reply {
 	struct swerex_session_info *sessions;
 	size_t n_sessions;
 	struct swerex_exec_result *exec_result;
+	struct swerex_stats *stats;
+	struct swerex_history *history;
 	const Swerex__V1__Response *resp;
 };
 
@@ -259,6 +261,18 @@ reply_build(struct client_reply *cr, const Swerex__V1__Response *resp)
 			return -1;
 		r->exec_result = cr->exec_result;
 		break;
+	case SWEREX__V1__RESPONSE__BODY_STATS:
+		r->type = SWEREX_REPLY_STATS;
+		if ((cr->stats = stats_convert(resp->stats)) == NULL)
+			return -1;
+		r->stats = cr->stats;
+		break;
+	case SWEREX__V1__RESPONSE__BODY_HISTORY:
+		r->type = SWEREX_REPLY_HISTORY;
+		if ((cr->history = stats_convert_history(resp->history)) == NULL)
+			return -1;
+		r->history = cr->history;
+		break;
 	case SWEREX__V1__RESPONSE__BODY_READ_FILE:
 		r->type = (enum swerex_reply_type)CLIENT_REPLY_READ_FILE;
 		cr->resp = resp;
@@ -308,6 +322,8 @@ reply_clear(struct client_reply *cr)
 	swerex_observation_free(cr->observation);
 	swerex_sessions_free(cr->sessions, cr->n_sessions);
 	swerex_exec_result_free(cr->exec_result);
+	swerex_stats_free(cr->stats);
+	swerex_history_free(cr->history);
 	memset(cr, 0, sizeof *cr);
 }
 
@@ -321,6 +337,10 @@ wait_clear(struct client_wait *w)
 	free(w->message);
 	swerex_sessions_free(w->sessions, w->n_sessions);
 	swerex_exec_result_free(w->exec_result);
+	swerex_stats_free(w->stats);
+	swerex_history_free(w->history);
+	w->stats = NULL;
+	w->history = NULL;
 	w->error = NULL;
 	w->observation = NULL;
 	w->data = NULL;
@@ -378,6 +398,14 @@ wait_finish(struct client_wait *w, struct client_reply *cr, int built)
 		break;
 	case SWEREX_REPLY_INPUT_SENT:
 		w->bytes = r->len;
+		break;
+	case SWEREX_REPLY_STATS:
+		w->stats = cr->stats;
+		cr->stats = NULL;
+		break;
+	case SWEREX_REPLY_HISTORY:
+		w->history = cr->history;
+		cr->history = NULL;
 		break;
 	case CLIENT_REPLY_READ_FILE:
 		rf = cr->resp->read_file;
@@ -1291,6 +1319,8 @@ client_repeatable(const struct client_request *r)
 	case SWEREX__V1__REQUEST__BODY_LIST_SESSIONS:
 	case SWEREX__V1__REQUEST__BODY_READ_FILE:
 	case SWEREX__V1__REQUEST__BODY_DOWNLOAD:
+	case SWEREX__V1__REQUEST__BODY_STATS:
+	case SWEREX__V1__REQUEST__BODY_HISTORY:
 		return !r->delivered;
 	default:
 		return false;

@@ -409,6 +409,8 @@ enum swerex_reply_type {
 	SWEREX_REPLY_INPUT_SENT,     /* swerex_submit_send_input: bytes in `len` */
 	SWEREX_REPLY_ATTACH_END,     /* an attachment ended: reason in `message` */
 	SWEREX_REPLY_DETACHED,       /* swerex_submit_detach */
+	SWEREX_REPLY_STATS,          /* final reply of swerex_submit_stats */
+	SWEREX_REPLY_HISTORY,        /* final reply of swerex_submit_history */
 };
 
 /* A reply; everything in it is borrowed for the callback's duration. */
@@ -425,6 +427,8 @@ struct swerex_reply {
 	size_t n_sessions;
 	const struct swerex_exec_result *exec_result; /* REPLY_EXEC */
 	int stream;           /* REPLY_EXEC_CHUNK: 1 stdout, 2 stderr */
+	const struct swerex_stats *stats;             /* REPLY_STATS */
+	const struct swerex_history *history;         /* REPLY_HISTORY */
 };
 
 /* Called once per reply; for a streamed run, once per chunk and once at the end. */
@@ -474,6 +478,98 @@ SWEREX_API uint64_t swerex_submit_resize(struct swerex_client *c,
 					 const char *session, unsigned rows,
 					 unsigned cols, swerex_reply_cb cb,
 					 void *arg, struct swerex_error **err);
+/*
+ * Daemon statistics (swerex_stats). Counters run from the daemon's start.
+ * Bytes are frame bytes (5-byte header and protobuf payload): in, the
+ * frames taken from clients; out, the bytes written to their sockets (for
+ * TLS, handed to TLS; record overhead not included).
+ */
+struct swerex_histogram_bucket {
+	double le;               /* upper bound in seconds; INFINITY for the last */
+	uint64_t count;          /* cumulative: answers that took <= le */
+};
+
+/* One open connection, as the daemon sees it. */
+struct swerex_conn_stats {
+	uint64_t id;             /* the daemon's connection number */
+	char *peer;              /* "HOST:PORT", or "unix:pid=N,uid=N" */
+	char *client_name;       /* from its Hello */
+	uint64_t requests;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	double connected;        /* seconds since the epoch */
+};
+
+struct swerex_stats {
+	double uptime;           /* seconds */
+	char *daemon_version;
+	unsigned sessions_starting;
+	unsigned sessions_idle;
+	unsigned sessions_running;
+	unsigned sessions_dead;
+	uint64_t sessions_created;   /* sessions that finished starting */
+	uint64_t commands;           /* BashActions answered (runs, any outcome) */
+	uint64_t executes;           /* ExecuteRequests answered */
+	uint64_t requests;           /* every request, this one included */
+	uint64_t errors;             /* requests answered with an error */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	/* BashAction latency, request to final answer: fixed buckets from
+	 * 0.0005 s to 500 s (1-2-5) and +Inf, cumulative. */
+	struct swerex_histogram_bucket *latency;
+	size_t n_latency;
+	uint64_t latency_count;      /* equals commands */
+	double latency_sum;          /* seconds */
+	struct swerex_conn_stats *connections;
+	size_t n_connections;
+	/* The same in the Prometheus text exposition format, if asked; else "". */
+	char *prometheus;
+};
+
+/* One command of a session's history (swerex_history). */
+struct swerex_history_entry {
+	uint64_t seq;            /* 1 for the session's first command */
+	char *command;           /* its first 4096 bytes */
+	bool has_exit_code;      /* false until it ended with a known code */
+	int exit_code;
+	double started;          /* seconds since the epoch */
+	double duration;         /* seconds to its last answer (or its end) */
+	uint64_t output_bytes;   /* printed, before truncation */
+	char *failure_reason;    /* "" or "timeout", "interrupted", ... */
+};
+
+struct swerex_history {
+	struct swerex_history_entry *entries;  /* oldest first */
+	size_t n_entries;
+	uint64_t total;          /* commands run in the session so far */
+};
+
+/*
+ * Ask for the daemon's statistics; with prometheus, stats->prometheus holds
+ * them in the Prometheus text format as well. Free with swerex_stats_free().
+ */
+SWEREX_API int swerex_stats(struct swerex_client *c, bool prometheus,
+			    struct swerex_stats **stats,
+			    struct swerex_error **err);
+/*
+ * The last commands of a session (the daemon keeps --history of them,
+ * default 100): limit < 0 for all it keeps, else at most limit, the newest.
+ * SWEREX_ERR_SESSION_DOES_NOT_EXIST for an unknown session. Free with
+ * swerex_history_free().
+ */
+SWEREX_API int swerex_history(struct swerex_client *c, const char *session,
+			      int64_t limit, struct swerex_history **history,
+			      struct swerex_error **err);
+SWEREX_API uint64_t swerex_submit_stats(struct swerex_client *c,
+					bool prometheus, swerex_reply_cb cb,
+					void *arg, struct swerex_error **err);
+SWEREX_API uint64_t swerex_submit_history(struct swerex_client *c,
+					  const char *session, int64_t limit,
+					  swerex_reply_cb cb, void *arg,
+					  struct swerex_error **err);
+SWEREX_API void swerex_stats_free(struct swerex_stats *s);
+SWEREX_API void swerex_history_free(struct swerex_history *h);
+
 /* Number of requests still waiting for their final reply. */
 SWEREX_API size_t swerex_pending(const struct swerex_client *c);
 

@@ -430,11 +430,47 @@ t_session_close_again() {
 	rc_is 1 && err_kind SESSION_DOES_NOT_EXIST
 }
 
+t_stats() {
+	cli stats
+	rc_is 0 || return 1
+	grep -Eq '^swerexd [^ ]+, up ' "$dir/out" &&
+	    grep -Eq '^commands: +[1-9][0-9]*; executes: [1-9]' "$dir/out" &&
+	    grep -Eq '^ +[0-9]+ +unix:pid=[0-9]+,uid=[0-9]+ +swerex ' "$dir/out" ||
+	    { diag; return 1; }
+	cli stats --json
+	rc_is 0 && json_check 'j["commands"] > 0 and
+j["command_latency"]["count"] == j["commands"] and
+j["command_latency"]["buckets"][-1] == {"le": "+Inf", "count": j["commands"]} and
+[c["client_name"] for c in j["connections"]] == ["swerex"] and
+"prometheus" not in j' || return 1
+	cli stats --prometheus
+	rc_is 0 && grep -Eq '^swerexd_commands_total [1-9][0-9]*$' "$dir/out" &&
+	    grep -q '^# TYPE swerexd_command_duration_seconds histogram$' \
+	    "$dir/out" && return 0
+	diag
+	return 1
+}
+
+t_history() {
+	cli history
+	rc_is 0 || return 1
+	head -n 1 "$dir/out" | grep -Eq \
+	    '^ +SEQ +EXIT +DURATION +OUTPUT +STARTED +REASON +COMMAND$' &&
+	    grep -Eq "^ +[0-9]+ +0 +[0-9.]+s +3 +[0-9T:+-]+ +- +printf '  x'$" \
+	    "$dir/out" || { diag; return 1; }
+	cli --json history -n 2 default
+	rc_is 0 && json_check 'j["session"] == "default" and
+len(j["entries"]) == 2 and j["entries"][-1]["seq"] == j["total"] and
+j["entries"][0]["seq"] == j["total"] - 1' || return 1
+	cli history no-such-session
+	rc_is 1 && err_kind SESSION_DOES_NOT_EXIST
+}
+
 t_help() {
 	local args
 	for args in "" "alive" "session" "session create" "session close" \
 	    "session list" "run" "interrupt" "resize" "exec" "read" "write" \
-	    "upload" "download"; do
+	    "upload" "download" "stats" "history"; do
 		# shellcheck disable=SC2086
 		"$SWEREX_CLI" $args --help >"$dir/out" 2>"$dir/err"
 		rc=$?
@@ -571,6 +607,8 @@ tests=(
 	"t_transfer_errors:failed transfers leave nothing behind"
 	"t_session_close:session close"
 	"t_session_close_again:session close of a closed session fails"
+	"t_stats:stats, --json and --prometheus"
+	"t_history:history table, --json -n, unknown session"
 	"t_help:--help exits 0 everywhere"
 	"t_usage:bad usage exits 2"
 	"t_default_socket:default socket, its mode, a second daemon refused"

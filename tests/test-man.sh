@@ -58,7 +58,7 @@ t_swerex_options() {
 	"$SWEREX_CLI" --help >"$tap_dir/help" || return 1
 	options_documented swerex.1 "$tap_dir/help" || fail=1
 	for c in alive session "session create" "session close" "session list" \
-	    run interrupt resize exec read write upload download; do
+	    run interrupt resize exec read write upload download stats history; do
 		# $c is split into a command and its subcommand on purpose.
 		# shellcheck disable=SC2086
 		"$SWEREX_CLI" $c --help >"$tap_dir/help" ||

@@ -7,7 +7,8 @@ Switching from SWE-ReX takes one line:
 
 Runtime is asynchronous (SWE-ReX's AbstractRuntime methods: is_alive,
 create_session, run_in_session, close_session, execute, read_file,
-write_file, upload, close; plus download, list_sessions and stream);
+write_file, upload, close; plus download, list_sessions, stream, stats
+and history);
 SyncRuntime is the same as blocking calls; local() starts a private daemon.
 The request, response and exception classes are SWE-ReX's, by name and
 fields, as plain dataclasses.

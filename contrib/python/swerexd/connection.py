@@ -49,7 +49,8 @@ HEADER = struct.Struct(">BI")
 
 # Requests that may run twice without harm: sent again even when the daemon
 # forgot this client across a reconnect.
-REPEATABLE = frozenset({"is_alive", "list_sessions", "read_file", "download"})
+REPEATABLE = frozenset({"is_alive", "list_sessions", "read_file", "download",
+                        "stats", "history"})
 
 
 @dataclass

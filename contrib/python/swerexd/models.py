@@ -25,6 +25,7 @@ __all__ = [
     "UploadRequest", "UploadResponse",
     "DownloadRequest", "DownloadResponse",
     "SessionInfo", "CloseResponse",
+    "HistogramBucket", "ConnStats", "Stats", "HistoryEntry", "History",
 ]
 
 
@@ -274,3 +275,68 @@ class SessionInfo:
 @dataclass
 class CloseResponse:
     pass
+
+
+@dataclass
+class HistogramBucket:
+    """A latency bucket: answers that took at most le seconds (cumulative)."""
+
+    le: float             # math.inf for the last bucket
+    count: int
+
+
+@dataclass
+class ConnStats:
+    """One open connection, as stats() reports it."""
+
+    id: int
+    peer: str             # "HOST:PORT", or "unix:pid=N,uid=N"
+    client_name: str
+    requests: int
+    bytes_in: int
+    bytes_out: int
+    connected: float      # seconds since the epoch
+
+
+@dataclass
+class Stats:
+    """The daemon's statistics since it started (stats()). Bytes are frame
+    bytes; command_latency is BashAction latency in seconds, cumulative
+    buckets from 0.0005 s to 500 s and +Inf."""
+
+    uptime: float
+    daemon_version: str
+    sessions: dict[str, int]   # "starting", "idle", "running", "dead"
+    sessions_created: int
+    commands: int
+    executes: int
+    requests: int
+    errors: int
+    bytes_in: int
+    bytes_out: int
+    command_latency: list[HistogramBucket]
+    command_latency_count: int
+    command_latency_sum: float
+    connections: list[ConnStats]
+    prometheus: str = ""       # the text exposition, with prometheus=True
+
+
+@dataclass
+class HistoryEntry:
+    """One command of a session's history."""
+
+    seq: int                   # 1 for the session's first command
+    command: str               # its first 4096 bytes
+    exit_code: Optional[int]   # None until it ended with a known code
+    started: float             # seconds since the epoch
+    duration: float            # seconds, to its last answer (or its end)
+    output_bytes: int          # printed, before truncation
+    failure_reason: str = ""   # "timeout", "interrupted", "session died", ...
+
+
+@dataclass
+class History:
+    """A session's last commands, oldest first (history())."""
+
+    entries: list[HistoryEntry]
+    total: int                 # commands run in the session so far

@@ -12,6 +12,7 @@ import asyncio
 import codecs
 import io
 import logging
+import math
 from typing import Any, Optional, Union
 
 from . import exceptions as exc
@@ -25,7 +26,8 @@ from .models import (
     CreateBashSessionRequest, CreateBashSessionResponse, DownloadRequest,
     DownloadResponse, IsAliveResponse, ReadFileRequest, ReadFileResponse,
     SessionInfo, UploadRequest, UploadResponse, WriteFileRequest,
-    WriteFileResponse,
+    WriteFileResponse, ConnStats, HistogramBucket, History, HistoryEntry,
+    Stats,
 )
 
 __all__ = ["Runtime", "Stream"]
@@ -213,6 +215,43 @@ class Runtime:
         return [SessionInfo(name=s.name, pid=s.pid, state=_STATE.get(s.state, "unknown"),
                             created=s.created, last_command=s.last_command,
                             exit_status=s.exit_status) for s in r.sessions]
+
+    async def stats(self, prometheus: bool = False) -> Stats:
+        """The daemon's statistics; with prometheus=True, .prometheus holds
+        them in the Prometheus text exposition format as well."""
+        r = await self._conn.request("stats", pb.StatsRequest(prometheus=prometheus))
+        return Stats(
+            uptime=r.uptime, daemon_version=r.daemon_version,
+            sessions={"starting": r.sessions_starting, "idle": r.sessions_idle,
+                      "running": r.sessions_running, "dead": r.sessions_dead},
+            sessions_created=r.sessions_created, commands=r.commands,
+            executes=r.executes, requests=r.requests, errors=r.errors,
+            bytes_in=r.bytes_in, bytes_out=r.bytes_out,
+            command_latency=[HistogramBucket(le=b.le if math.isfinite(b.le) else math.inf,
+                                             count=b.count) for b in r.command_latency],
+            command_latency_count=r.command_latency_count,
+            command_latency_sum=r.command_latency_sum,
+            connections=[ConnStats(id=c.id, peer=c.peer, client_name=c.client_name,
+                                   requests=c.requests, bytes_in=c.bytes_in,
+                                   bytes_out=c.bytes_out, connected=c.connected)
+                         for c in r.connections],
+            prometheus=r.text)
+
+    async def history(self, session: str = "default", limit: Optional[int] = None) -> History:
+        """The last commands of a session, oldest first (at most limit, the
+        newest). An unknown session raises SessionDoesNotExistError."""
+        req = pb.HistoryRequest(session=session)
+        if limit is not None:
+            if limit < 0:
+                raise ValueError("limit must be >= 0")
+            req.limit = min(limit, 2**32 - 1)
+        r = await self._conn.request("history", req)
+        return History(total=r.total, entries=[
+            HistoryEntry(seq=e.seq, command=e.command,
+                         exit_code=e.exit_code if e.WhichOneof("has_exit_code") else None,
+                         started=e.started, duration=e.duration,
+                         output_bytes=e.output_bytes, failure_reason=e.failure_reason)
+            for e in r.entries])
 
     async def execute(self, command: Command) -> CommandResponse:
         """Run a one-off command as subprocess.run() would, on the daemon's

@@ -19,7 +19,7 @@ from .models import (
     CreateBashSessionRequest, CreateBashSessionResponse, DownloadRequest,
     DownloadResponse, IsAliveResponse, ReadFileRequest, ReadFileResponse,
     SessionInfo, UploadRequest, UploadResponse, WriteFileRequest,
-    WriteFileResponse,
+    WriteFileResponse, History, Stats,
 )
 from .runtime import Runtime
 
@@ -83,6 +83,12 @@ class SyncRuntime:
 
     def list_sessions(self) -> list[SessionInfo]:
         return self._call(self.runtime.list_sessions())
+
+    def stats(self, prometheus: bool = False) -> Stats:
+        return self._call(self.runtime.stats(prometheus))
+
+    def history(self, session: str = "default", limit: Optional[int] = None) -> History:
+        return self._call(self.runtime.history(session, limit))
 
     def execute(self, command: Command) -> CommandResponse:
         return self._call(self.runtime.execute(command))
