@@ -1115,7 +1115,10 @@ session_spawn(struct session *s, const Swerex__V1__CreateSessionRequest *m,
 		memcpy(rargv + 3, argv, sizeof argv);
 		posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 		r = 0;
-		if ((s->reaper = spare_take(s->srv, rargv + 1, env)) == 0)
+		/* The spare runs in the daemon's directory: not for a cwd. */
+		s->reaper = *m->cwd == '\0' ?
+		    spare_take(s->srv, rargv + 1, env) : 0;
+		if (s->reaper == 0)
 			r = posix_spawn(&s->reaper, s->srv->reaper, &fa, &attr,
 			    rargv, env);
 		s->pid = 0;
