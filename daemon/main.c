@@ -51,6 +51,13 @@ static const char usage_text[] =
 "                           and tail are kept (default 67108864)\n"
 "      --kill-grace SECONDS time between SIGHUP and SIGKILL when a session\n"
 "                           is closed (default 1)\n"
+"      --cgroup DIR|none    a delegated cgroup v2 directory for sessions with\n"
+"                           memory or pids limits: each gets DIR/session-N.\n"
+"                           If swerexd itself is in DIR it moves into\n"
+"                           DIR/daemon so that DIR may enable memory and pids\n"
+"                           for its children. Default: swerexd's own cgroup\n"
+"                           when usable (not the root, no other process in\n"
+"                           it), else such sessions are refused; none: never\n"
 "      --ready-fd N         once serving, write a line LISTEN=ADDR per\n"
 "                           listener, then READY=1, to fd N and close it\n"
 "      --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -119,7 +126,7 @@ main(int argc, char **argv)
 	enum { O_MAX_SESSIONS = 256, O_MAX_CONNS, O_MAX_FRAME, O_MAX_OUTPUT,
 	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
 	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
-	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT };
+	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT, O_CGROUP };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -140,6 +147,7 @@ main(int argc, char **argv)
 		{ "auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT },
 		{ "resume-timeout", required_argument, NULL, O_RESUME_TIMEOUT },
 		{ "stuck-timeout", required_argument, NULL, O_STUCK_TIMEOUT },
+		{ "cgroup", required_argument, NULL, O_CGROUP },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -251,6 +259,14 @@ main(int argc, char **argv)
 		case O_STUCK_TIMEOUT:
 			srv.cfg.stuck_timeout = main_seconds("--stuck-timeout",
 			    optarg, 0.01, 86400);
+			break;
+		case O_CGROUP:
+			if (optarg[0] != '/' && strcmp(optarg, "none") != 0) {
+				fprintf(stderr, "swerexd: --cgroup: '%s' is neither "
+				    "an absolute path nor none\n", optarg);
+				return 2;
+			}
+			srv.cfg.cgroup = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include <event2/event_struct.h>
@@ -41,6 +42,7 @@ struct server_config {
 	double stuck_timeout;    /* seconds a peer may leave full output unread */
 	unsigned allow_uid[SERVER_MAX_UIDS];  /* Unix peers; none: any */
 	size_t n_allow_uid;
+	const char *cgroup;      /* --cgroup DIR or "none"; NULL: our own */
 };
 
 /* What kind of peers a listener serves. */
@@ -93,6 +95,11 @@ struct server {
 	TAILQ_HEAD(, ident) idents;
 	size_t n_idents;
 	size_t ident_bytes;
+
+	/* Owned by cgroup.c: where sessions' cgroups go (memory, pids limits). */
+	char *cgroup;                    /* a delegated cgroup v2 dir, or NULL */
+	char cgroup_why[512];            /* why there is none */
+	uint64_t cgroup_next;            /* number of the last session-N */
 
 	/* Owned by file.c: transfers in progress. */
 	TAILQ_HEAD(, file_upload) uploads;

@@ -368,6 +368,7 @@ swerex_error_kind_name(enum swerex_error_kind kind)
 	case SWEREX_ERR_NO_SPACE: return "NO_SPACE";
 	case SWEREX_ERR_FILE_ERROR: return "FILE_ERROR";
 	case SWEREX_ERR_UNAUTHENTICATED: return "UNAUTHENTICATED";
+	case SWEREX_ERR_LIMIT_EXCEEDED: return "LIMIT_EXCEEDED";
 	case SWEREX_ERR_CONNECT: return "CONNECT";
 	case SWEREX_ERR_DISCONNECTED: return "DISCONNECTED";
 	case SWEREX_ERR_BAD_ARGUMENT: return "BAD_ARGUMENT";

@@ -1751,6 +1751,39 @@ client_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb,
 	return client_submit(c, &req, cb, arg, w, err);
 }
 
+/* Fill SessionLimits from the library's limits (0 = absent). */
+static void
+client_limits(const struct swerex_limits *l, Swerex__V1__SessionLimits *m)
+{
+	if (l->cpu_seconds > 0) {
+		m->has_cpu_seconds_case =
+		    SWEREX__V1__SESSION_LIMITS__HAS_CPU_SECONDS_CPU_SECONDS;
+		m->cpu_seconds = l->cpu_seconds;
+	}
+	if (l->address_space > 0) {
+		m->has_address_space_case =
+		    SWEREX__V1__SESSION_LIMITS__HAS_ADDRESS_SPACE_ADDRESS_SPACE;
+		m->address_space = l->address_space;
+	}
+	if (l->nproc > 0) {
+		m->has_nproc_case = SWEREX__V1__SESSION_LIMITS__HAS_NPROC_NPROC;
+		m->nproc = l->nproc;
+	}
+	if (l->file_size > 0) {
+		m->has_file_size_case =
+		    SWEREX__V1__SESSION_LIMITS__HAS_FILE_SIZE_FILE_SIZE;
+		m->file_size = l->file_size;
+	}
+	if (l->memory > 0) {
+		m->has_memory_case = SWEREX__V1__SESSION_LIMITS__HAS_MEMORY_MEMORY;
+		m->memory = l->memory;
+	}
+	if (l->pids > 0) {
+		m->has_pids_case = SWEREX__V1__SESSION_LIMITS__HAS_PIDS_PIDS;
+		m->pids = l->pids;
+	}
+}
+
 /* Build and queue a CreateSession request. */
 static uint64_t
 client_submit_create_session(struct swerex_client *c,
@@ -1760,6 +1793,7 @@ client_submit_create_session(struct swerex_client *c,
 	Swerex__V1__Request req = SWEREX__V1__REQUEST__INIT;
 	Swerex__V1__CreateSessionRequest body =
 	    SWEREX__V1__CREATE_SESSION_REQUEST__INIT;
+	Swerex__V1__SessionLimits limits = SWEREX__V1__SESSION_LIMITS__INIT;
 
 	if (opts != NULL) {
 		if (strings_check(opts->startup_source,
@@ -1775,6 +1809,10 @@ client_submit_create_session(struct swerex_client *c,
 			body.has_startup_timeout_case =
 			    SWEREX__V1__CREATE_SESSION_REQUEST__HAS_STARTUP_TIMEOUT_STARTUP_TIMEOUT;
 			body.startup_timeout = opts->startup_timeout;
+		}
+		if (opts->limits != NULL) {
+			client_limits(opts->limits, &limits);
+			body.limits = &limits;
 		}
 	}
 	req.body_case = SWEREX__V1__REQUEST__BODY_CREATE_SESSION;

@@ -77,6 +77,8 @@ enum swerex_error_kind {
 	SWEREX_ERR_NO_SPACE = 20,
 	SWEREX_ERR_FILE_ERROR = 21,      /* other I/O errors; extra "errno" */
 	SWEREX_ERR_UNAUTHENTICATED = 22, /* missing or wrong token */
+	SWEREX_ERR_LIMIT_EXCEEDED = 24,  /* a session limit ended the command;
+					  * extra "limit", "value", "exit_code" */
 	SWEREX_ERR_CONNECT = 100,      /* could not reach the daemon */
 	SWEREX_ERR_DISCONNECTED = 101, /* connection lost with the request pending */
 	SWEREX_ERR_BAD_ARGUMENT = 102, /* rejected by the library before sending */
@@ -155,12 +157,33 @@ struct swerex_session_info {
 	int exit_status;         /* raw wait status once dead */
 };
 
+/*
+ * Resource limits of a session (SessionLimits), applied to bash and every
+ * process it starts; 0 = not limited. The rlimits (cpu_seconds, nproc,
+ * address_space, file_size) are per process: each process gets the whole
+ * amount, and RLIMIT_NPROC counts all processes of the daemon's user and
+ * binds no root daemon. memory and pids bound the session as a whole (a
+ * cgroup v2 group of its own); they need a delegated cgroup v2 subtree, else
+ * creation fails with SWEREX_ERR_RESOURCE_EXHAUSTED, extra "limit" naming
+ * it. A command ended by cpu_seconds, file_size, memory or pids fails with
+ * SWEREX_ERR_LIMIT_EXCEEDED.
+ */
+struct swerex_limits {
+	uint64_t cpu_seconds;         /* RLIMIT_CPU: SIGXCPU, then SIGKILL 1 s on */
+	uint64_t address_space;       /* RLIMIT_AS, bytes */
+	uint64_t nproc;               /* RLIMIT_NPROC */
+	uint64_t file_size;           /* RLIMIT_FSIZE, bytes: SIGXFSZ beyond */
+	uint64_t memory;              /* cgroup memory.max, bytes, swap closed */
+	uint64_t pids;                /* cgroup pids.max: processes, bash too */
+};
+
 /* Options of swerex_create_session(); zero-initialise, then set. */
 struct swerex_create_opts {
 	const char *session;          /* NULL or "" = "default" */
 	const char *const *startup_source;
 	size_t n_startup_source;
 	double startup_timeout;       /* seconds; <= 0 = daemon default */
+	const struct swerex_limits *limits;  /* NULL = none */
 };
 
 /* Options of swerex_run(); zero-initialise, then set. */
