@@ -23,7 +23,8 @@ __all__ = [
     "InternalError", "ProtocolError", "RemoteFileNotFoundError",
     "RemoteIsADirectoryError", "RemoteNotADirectoryError",
     "RemotePermissionError", "NoSpaceError", "RemoteFileError",
-    "UnauthenticatedError", "SwerexConnectionError", "DisconnectedError",
+    "UnauthenticatedError", "LimitExceededError", "SwerexConnectionError",
+    "DisconnectedError",
     "error_class",
 ]
 
@@ -142,6 +143,14 @@ class UnauthenticatedError(SwerexException, PermissionError):
     kind = "UNAUTHENTICATED"
 
 
+class LimitExceededError(SwerexException, RuntimeError):
+    """A session limit ended the command: extra_info["limit"] names it (cpu,
+    file_size, memory, pids), extra_info["value"] gives its value;
+    observation holds the output and the exit code."""
+
+    kind = "LIMIT_EXCEEDED"
+
+
 class SwerexConnectionError(SwerexException, ConnectionError):
     """The daemon could not be reached."""
 
@@ -162,6 +171,7 @@ _BY_KIND = {cls.kind: cls for cls in (
     ResourceExhaustedError, InternalError, ProtocolError,
     RemoteFileNotFoundError, RemoteIsADirectoryError, RemoteNotADirectoryError,
     RemotePermissionError, NoSpaceError, RemoteFileError, UnauthenticatedError,
+    LimitExceededError,
 )}
 
 
