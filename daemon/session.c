@@ -1206,26 +1206,28 @@ session_send_setup(struct session *s, char **files, size_t n)
 	evbuffer_free(b);
 }
 
-/* Copy SessionLimits into lim[] (0 where absent). */
+/* Copy SessionLimits into lim[] (0 where absent) and note which are set. */
 static void
-session_limits_copy(const Swerex__V1__SessionLimits *m, uint64_t *lim)
+session_limits_copy(const Swerex__V1__SessionLimits *m, uint64_t *lim,
+		    bool *set)
 {
 	memset(lim, 0, SESSION_LIM_N * sizeof *lim);
+	memset(set, 0, SESSION_LIM_N * sizeof *set);
 	if (m == NULL)
 		return;
 	/* Unset is 0 and a set case is the field number. */
-	if (m->has_cpu_seconds_case)
-		lim[SESSION_LIM_CPU] = m->cpu_seconds;
-	if (m->has_address_space_case)
-		lim[SESSION_LIM_AS] = m->address_space;
-	if (m->has_nproc_case)
-		lim[SESSION_LIM_NPROC] = m->nproc;
-	if (m->has_file_size_case)
-		lim[SESSION_LIM_FSIZE] = m->file_size;
-	if (m->has_memory_case)
-		lim[SESSION_LIM_MEMORY] = m->memory;
-	if (m->has_pids_case)
-		lim[SESSION_LIM_PIDS] = m->pids;
+	set[SESSION_LIM_CPU] = m->has_cpu_seconds_case != 0;
+	set[SESSION_LIM_AS] = m->has_address_space_case != 0;
+	set[SESSION_LIM_NPROC] = m->has_nproc_case != 0;
+	set[SESSION_LIM_FSIZE] = m->has_file_size_case != 0;
+	set[SESSION_LIM_MEMORY] = m->has_memory_case != 0;
+	set[SESSION_LIM_PIDS] = m->has_pids_case != 0;
+	lim[SESSION_LIM_CPU] = set[SESSION_LIM_CPU] ? m->cpu_seconds : 0;
+	lim[SESSION_LIM_AS] = set[SESSION_LIM_AS] ? m->address_space : 0;
+	lim[SESSION_LIM_NPROC] = set[SESSION_LIM_NPROC] ? m->nproc : 0;
+	lim[SESSION_LIM_FSIZE] = set[SESSION_LIM_FSIZE] ? m->file_size : 0;
+	lim[SESSION_LIM_MEMORY] = set[SESSION_LIM_MEMORY] ? m->memory : 0;
+	lim[SESSION_LIM_PIDS] = set[SESSION_LIM_PIDS] ? m->pids : 0;
 }
 
 /*
@@ -1239,22 +1241,13 @@ session_limits_refuse(struct server *srv, struct req *r,
 		      const Swerex__V1__SessionLimits *m, uint64_t *lim)
 {
 	const char *extra[3] = { "limit", NULL, NULL };
-	bool zero[SESSION_LIM_N] = { false };
+	bool set[SESSION_LIM_N];
 	int i;
 
-	session_limits_copy(m, lim);
-	if (m != NULL) {
-		zero[SESSION_LIM_CPU] = m->has_cpu_seconds_case && m->cpu_seconds == 0;
-		zero[SESSION_LIM_AS] = m->has_address_space_case &&
-		    m->address_space == 0;
-		zero[SESSION_LIM_NPROC] = m->has_nproc_case && m->nproc == 0;
-		zero[SESSION_LIM_FSIZE] = m->has_file_size_case && m->file_size == 0;
-		zero[SESSION_LIM_MEMORY] = m->has_memory_case && m->memory == 0;
-		zero[SESSION_LIM_PIDS] = m->has_pids_case && m->pids == 0;
-	}
+	session_limits_copy(m, lim, set);
 	for (i = 0; i < SESSION_LIM_N; i++) {
 		extra[1] = session_limits[i].name;
-		if (zero[i] || lim[i] > SESSION_LIMIT_MAX) {
+		if ((set[i] && lim[i] == 0) || lim[i] > SESSION_LIMIT_MAX) {
 			conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST,
 			    NULL, extra, "limits.%s must be from 1 to 2^62 (leave "
 			    "it out for no limit)", session_limits[i].field);
