@@ -6,7 +6,8 @@
  *
  * At start-up the daemon takes --cgroup DIR, or by default its own cgroup
  * (from /proc/self/cgroup and /proc/self/mountinfo) provided it is not the
- * root and holds no process but the daemon. cgroup v2 lets a cgroup hand
+ * machine's root (a container's cgroup namespace root will do) and holds no
+ * process but the daemon. cgroup v2 lets a cgroup hand
  * controllers to its children only while it holds no process itself (the
  * "no internal processes" rule); so when DIR's cgroup.subtree_control lacks
  * memory or pids and the daemon itself is in DIR, the daemon first moves
@@ -207,14 +208,22 @@ cgroup_own(struct server *srv, char *out, size_t size)
 		    "cgroup2 mount at %s", cg, mnt);
 		return -1;
 	}
-	if (strcmp(cg + rlen, "/") == 0 || cg[rlen] == '\0') {
+	/*
+	 * The root of a cgroup namespace (a container's) may be a delegated
+	 * subtree; the machine's root is not. Only the latter has no
+	 * cgroup.type.
+	 */
+	snprintf(line, sizeof line, "%s/cgroup.type", mnt);
+	if ((strcmp(cg + rlen, "/") == 0 || cg[rlen] == '\0') &&
+	    access(line, F_OK) < 0) {
 		cgroup_unusable(srv, "the daemon runs in the root cgroup of %s, "
 		    "which is not a delegated subtree (run it in a cgroup of its "
 		    "own, e.g. systemd's Delegate=yes, or pass --cgroup DIR)",
 		    mnt);
 		return -1;
 	}
-	if ((size_t)snprintf(out, size, "%s%s", mnt, cg + rlen) >= size) {
+	if ((size_t)snprintf(out, size, "%s%s", mnt,
+	    strcmp(cg + rlen, "/") == 0 ? "" : cg + rlen) >= size) {
 		cgroup_unusable(srv, "cgroup path too long");
 		return -1;
 	}
