@@ -200,6 +200,55 @@ HTEST(check_raise_reports_the_limit_too)
 	}
 }
 
+/* Fork until refused and print how many forks succeeded, then "EAGAIN". */
+static const char fork_until_refused[] =
+    "/usr/bin/python3 -c '\n"
+    "import errno, os\n"
+    "r, w = os.pipe()\n"
+    "n = 0\n"
+    "try:\n"
+    "    while n < 200:\n"
+    "        if os.fork() == 0:\n"
+    "            os.close(w)\n"
+    "            os.read(r, 1)\n"
+    "            os._exit(0)\n"
+    "        n += 1\n"
+    "except OSError as e:\n"
+    "    print(n, errno.errorcode[e.errno])\n"
+    "'";
+
+HTEST(nproc_binds_what_is_not_root)
+{
+	struct swerex_client *c = harness_client(h);
+	struct swerex_limits l = { 0 };
+	struct swerex_observation *obs;
+	char cmd[1024];
+	unsigned n = 999;
+	char what[32] = "";
+
+	if (geteuid() != 0)
+		SKIP("needs root, to run a program of the session as nobody");
+	l.nproc = 5;
+	REQUIRE(create_limited(c, "nproc", &l) == 0);
+	/*
+	 * RLIMIT_NPROC counts the processes of the real uid and the kernel
+	 * exempts root: a program the session runs as nobody is bound by it
+	 * (nobody's other processes on the machine count too, so at most 4
+	 * forks, maybe fewer).
+	 */
+	snprintf(cmd, sizeof cmd, "setpriv --reuid=65534 --regid=65534 "
+	    "--clear-groups %s", fork_until_refused);
+	obs = harness_exec(c, "nproc", cmd);
+	REQUIRE(obs != NULL);
+	CHECK(sscanf(obs->output, "%u %31s", &n, what) == 2);
+	CHECK(n <= 4);
+	CHECK_STR(what, "EAGAIN");
+	if (tap_failed_now)
+		harness_show_observation("forks", obs);
+	swerex_observation_free(obs);
+	CHECK_RUN(c, "nproc", "echo still here", "still here\n", 0);
+}
+
 HTEST(bash_itself_over_cpu_dies_saying_why)
 {
 	struct swerex_client *c = harness_client(h);
@@ -608,6 +657,7 @@ TAP_MAIN(
 	{ "cpu_loop_is_stopped", cpu_loop_is_stopped },
 	{ "file_size_is_bounded", file_size_is_bounded },
 	{ "check_raise_reports_the_limit_too", check_raise_reports_the_limit_too },
+	{ "nproc_binds_what_is_not_root", nproc_binds_what_is_not_root },
 	{ "bash_itself_over_cpu_dies_saying_why", bash_itself_over_cpu_dies_saying_why },
 	{ "invalid_limits_are_refused", invalid_limits_are_refused },
 	{ "cgroup_limits_refused_without_cgroup", cgroup_limits_refused_without_cgroup },
