@@ -139,9 +139,10 @@ struct swerex_error {
 	enum swerex_error_kind kind;
 	char *message;
 	/* Details: bash_stdout, bash_stderr (BASH_INCORRECT_SYNTAX), exit_code
-	 * (NON_ZERO_EXIT_CODE), exit_status (SESSION_DIED), timeout; for file
-	 * and execute errors path, errno (its name, e.g. "ENOENT") and
-	 * strerror. */
+	 * (NON_ZERO_EXIT_CODE, LIMIT_EXCEEDED), exit_status (SESSION_DIED),
+	 * limit (RESOURCE_EXHAUSTED, LIMIT_EXCEEDED, SESSION_DIED by a limit),
+	 * value (LIMIT_EXCEEDED), timeout; for file and execute errors path,
+	 * errno (its name, e.g. "ENOENT") and strerror. */
 	struct swerex_kv *extra;
 	size_t n_extra;
 	struct swerex_observation *observation; /* partial/full output, or NULL */
