@@ -71,7 +71,8 @@ reaper_warn(const char *what)
 
 /*
  * Start the program on tty in a session of its own, with an empty signal
- * mask; it dies with the reaper should the reaper itself be killed. vfork:
+ * mask and the session's rlimits (set last: only the program is bound by
+ * them); it dies with the reaper should the reaper itself be killed. vfork:
  * the child runs at once (on a busy machine a forked child waits for a CPU
  * while we go on), and it only makes system calls before exec. Return its
  * pid or -1.
