@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,7 @@ static const char usage_session[] =
 "                [--startup-source FILE]... [--startup-timeout SECONDS]\n"
 "                [--rows N] [--cols N] [--env NAME=VALUE]... [--cwd DIR]\n"
 "                [--inherit-env]\n"
+"                [--limit NAME=VALUE]...\n"
 "       swerex [-S PATH_OR_URL] [--json] session close [-s NAME]\n"
 "       swerex [-S PATH_OR_URL] [--json] session list\n"
 "\n"
@@ -178,6 +180,7 @@ static const char usage_session_create[] =
 "                [--startup-source FILE]... [--startup-timeout SECONDS]\n"
 "                [--rows N] [--cols N] [--env NAME=VALUE]... [--cwd DIR]\n"
 "                [--inherit-env]\n"
+"                [--limit NAME=VALUE]...\n"
 "\n"
 "Start a bash session and print what its startup files printed, as is.\n"
 "With --json print {\"session\": NAME, \"output\": STRING}.\n"
@@ -200,10 +203,22 @@ static const char usage_session_create[] =
 "      --cwd DIR                bash's directory (default: the daemon's)\n"
 "      --inherit-env            start from the daemon's whole environment\n"
 "                               instead of a clean one\n"
+"      --limit NAME=VALUE       limit the session's resources; repeatable.\n"
+"                               Per process (rlimits, bash and each program\n"
+"                               it starts): cpu=SECONDS, address_space=BYTES,\n"
+"                               nproc=N (processes of the daemon's user; no\n"
+"                               effect when the daemon runs as root),\n"
+"                               file_size=BYTES. For the whole session (needs\n"
+"                               a delegated cgroup v2 on the daemon's side):\n"
+"                               memory=BYTES, pids=N. BYTES may end in K, M,\n"
+"                               G or T (powers of 1024). A command that one\n"
+"                               ends (cpu, file_size, memory, pids) fails\n"
+"                               with LIMIT_EXCEEDED\n"
 "  -h, --help                   print this help and exit\n"
 "\n"
-"Exit status: 0 on success, 1 on an error, 2 on bad usage, 3 if the daemon\n"
-"cannot be reached or the connection is lost.\n";
+"Exit status: 0 on success, 1 on an error (RESOURCE_EXHAUSTED when a limit\n"
+"cannot be applied), 2 on bad usage, 3 if the daemon cannot be reached or\n"
+"the connection is lost.\n";
 
 static const char usage_session_close[] =
 "usage: swerex [-S PATH_OR_URL] [--json] session close [-s NAME]\n"
@@ -1051,6 +1066,57 @@ cmd_alive(int argc, char **argv)
 	return alive ? 0 : EXIT_ERROR;
 }
 
+/* Parse NAME=VALUE of --limit into l; return 0, or -1 if it is bad. */
+static int
+parse_limit(const char *arg, struct swerex_limits *l)
+{
+	static const struct {
+		const char	*name;
+		size_t		 offset;
+		bool		 bytes;
+	} names[] = {
+		{ "cpu", offsetof(struct swerex_limits, cpu_seconds), false },
+		{ "cpu_seconds", offsetof(struct swerex_limits, cpu_seconds), false },
+		{ "address_space", offsetof(struct swerex_limits, address_space),
+		    true },
+		{ "nproc", offsetof(struct swerex_limits, nproc), false },
+		{ "file_size", offsetof(struct swerex_limits, file_size), true },
+		{ "memory", offsetof(struct swerex_limits, memory), true },
+		{ "pids", offsetof(struct swerex_limits, pids), false },
+	};
+	const char		*eq = strchr(arg, '=');
+	char			*end;
+	unsigned long long	 v;
+	unsigned		 shift = 0;
+	size_t			 i;
+
+	if (eq == NULL)
+		return -1;
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strlen(names[i].name) == (size_t)(eq - arg) &&
+		    strncmp(arg, names[i].name, (size_t)(eq - arg)) == 0)
+			break;
+	if (i == sizeof names / sizeof names[0] || eq[1] < '0' || eq[1] > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(eq + 1, &end, 10);
+	if (errno != 0 || v == 0)
+		return -1;
+	if (names[i].bytes && *end != '\0' && end[1] == '\0') {
+		switch (*end++) {
+		case 'K': shift = 10; break;
+		case 'M': shift = 20; break;
+		case 'G': shift = 30; break;
+		case 'T': shift = 40; break;
+		default: return -1;
+		}
+	}
+	if (*end != '\0' || v > (UINT64_MAX >> shift))
+		return -1;
+	*(uint64_t *)(void *)((char *)l + names[i].offset) = (uint64_t)v << shift;
+	return 0;
+}
+
 /* Start a session. */
 static int
 cmd_session_create(int argc, char **argv)
@@ -1064,10 +1130,12 @@ cmd_session_create(int argc, char **argv)
 		{ "env", required_argument, NULL, 'E' },
 		{ "cwd", required_argument, NULL, 'C' },
 		{ "inherit-env", no_argument, NULL, 'I' },
+		{ "limit", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct swerex_create_opts	 opts;
+	struct swerex_limits		 limits;
 	struct swerex_client		*c = NULL;
 	struct swerex_error		*err = NULL;
 	const char			**sources, **env;
@@ -1076,6 +1144,7 @@ cmd_session_create(int argc, char **argv)
 	int				 ch, status = 0;
 
 	memset(&opts, 0, sizeof opts);
+	memset(&limits, 0, sizeof limits);
 	sources = calloc((size_t)argc + 1, sizeof *sources);
 	env = calloc((size_t)argc + 1, sizeof *env);
 	if (sources == NULL || env == NULL) {
@@ -1124,6 +1193,15 @@ cmd_session_create(int argc, char **argv)
 			break;
 		case 'I':
 			opts.inherit_env = true;
+			break;
+		case 'L':
+			if (parse_limit(optarg, &limits) != 0) {
+				status = cli_usage_error(usage_session_create,
+				    "bad --limit: %s (NAME=VALUE, VALUE at least "
+				    "1)", optarg);
+				goto out;
+			}
+			opts.limits = &limits;
 			break;
 		case 'h':
 			status = cli_help(usage_session_create);

@@ -58,6 +58,14 @@ static const char usage_text[] =
 "      --history N          keep the last N commands of each session for\n"
 "                           HistoryRequest (swerex history); 0 keeps none\n"
 "                           (default 100, at most 100000)\n"
+"      --cgroup DIR|none    a delegated cgroup v2 directory for sessions with\n"
+"                           memory or pids limits: each gets DIR/session-N.\n"
+"                           If swerexd itself is in DIR it moves into\n"
+"                           DIR/daemon so that DIR may enable memory and pids\n"
+"                           for its children. Default: swerexd's own cgroup\n"
+"                           when usable (not the machine's root cgroup, no\n"
+"                           other process in it), else such sessions are\n"
+"                           refused; none: never\n"
 "      --ready-fd N         once serving, write a line LISTEN=ADDR per\n"
 "                           listener, then READY=1, to fd N and close it\n"
 "      --log-level LEVEL    error, warn, info (default) or debug\n"
@@ -127,7 +135,7 @@ main(int argc, char **argv)
 	    O_KILL_GRACE, O_READY_FD, O_LOG_LEVEL, O_TLS_CERT, O_TLS_KEY,
 	    O_TLS_CLIENT_CA, O_TOKEN_FILE, O_INSECURE, O_ALLOW_UID, O_KEEPALIVE,
 	    O_AUTH_TIMEOUT, O_RESUME_TIMEOUT, O_LOG_TARGET, O_STUCK_TIMEOUT,
-	    O_SCROLLBACK, O_HISTORY };
+	    O_SCROLLBACK, O_HISTORY, O_CGROUP };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-sessions", required_argument, NULL, O_MAX_SESSIONS },
@@ -150,6 +158,7 @@ main(int argc, char **argv)
 		{ "stuck-timeout", required_argument, NULL, O_STUCK_TIMEOUT },
 		{ "scrollback", required_argument, NULL, O_SCROLLBACK },
 		{ "history", required_argument, NULL, O_HISTORY },
+		{ "cgroup", required_argument, NULL, O_CGROUP },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -277,6 +286,14 @@ main(int argc, char **argv)
 				    "100000\n");
 				return 2;
 			}
+			break;
+		case O_CGROUP:
+			if (optarg[0] != '/' && strcmp(optarg, "none") != 0) {
+				fprintf(stderr, "swerexd: --cgroup: '%s' is neither "
+				    "an absolute path nor none\n", optarg);
+				return 2;
+			}
+			srv.cfg.cgroup = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -15,13 +15,21 @@
  * is missing (a static swerexd copied alone), swerexd runs itself under that
  * name instead: main() of swerexd hands over to reaper_main().
  *
- * Usage (by swerexd only): swerexd-reaper PPID TTY PROGRAM [ARG]...
+ * Usage (by swerexd only):
+ *   swerexd-reaper [--rlimit NAME=SOFT:HARD]... [--cgroup DIR] PPID TTY
+ *                  PROGRAM [ARG]...
  * PPID is swerexd's pid (to notice that it died before the death signal was
  * armed), TTY the pty slave bash gets as its controlling terminal.
+ * --rlimit (NAME cpu, as, nproc or fsize; numbers in the rlimit's unit) is
+ * set in bash's process just before exec, so that bash and everything it
+ * starts inherit it while the reaper itself stays unlimited and can always
+ * clean up. --cgroup DIR: the reaper moves itself into that cgroup v2
+ * directory before it starts bash, so that nothing of the session is ever
+ * outside it. Anything else before PPID is refused.
  *
  * Or, as a spare started ahead of need (spare.c): swerexd-reaper --spare
- * PPID, which reads those arguments and the environment from fd 3, and
- * exits quietly if swerexd closes it without sending any.
+ * PPID, which reads all those arguments and the environment from fd 3,
+ * and exits quietly if swerexd closes it without sending any.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +55,21 @@
 
 extern char **environ;
 
+#define REAPER_MAX_RLIMITS 4
+
+/* An rlimit to set in bash's process. */
+struct reaper_rlimit {
+	int resource;
+	struct rlimit value;
+};
+
+/* What the options before PPID asked for. */
+struct reaper_opts {
+	struct reaper_rlimit rl[REAPER_MAX_RLIMITS];
+	size_t n_rl;
+	const char *cgroup;
+};
+
 /* Say what went wrong on stderr (swerexd's log). */
 static void
 reaper_warn(const char *what)
@@ -57,17 +80,19 @@ reaper_warn(const char *what)
 
 /*
  * Start the program on tty in a session of its own, with an empty signal
- * mask; it dies with the reaper should the reaper itself be killed. vfork:
+ * mask and the session's rlimits (set last: only the program is bound by
+ * them); it dies with the reaper should the reaper itself be killed. vfork:
  * the child runs at once (on a busy machine a forked child waits for a CPU
  * while we go on), and it only makes system calls before exec. Return its
  * pid or -1.
  */
 static pid_t
-reaper_spawn(const char *tty, char **argv)
+reaper_spawn(const char *tty, char **argv, const struct reaper_opts *o)
 {
 	static const char failed[] = "swerexd-reaper: cannot start the shell\n";
 	sigset_t none;
 	pid_t pid;
+	size_t i;
 	int fd;
 
 	sigemptyset(&none);
@@ -86,7 +111,11 @@ reaper_spawn(const char *tty, char **argv)
 		_exit(127);
 	closefrom(3);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	execvp(argv[0], argv);
+	for (i = 0; i < o->n_rl; i++)
+		if (setrlimit(o->rl[i].resource, &o->rl[i].value) < 0)
+			break;
+	if (i == o->n_rl)
+		execvp(argv[0], argv);
 	if (write(2, failed, sizeof failed - 1) < 0)
 		_exit(127);
 	_exit(127);
@@ -297,24 +326,124 @@ fail:
 	return -1;
 }
 
+/* Parse a decimal number that must be all digits; return false if it is not. */
+static bool
+reaper_number(const char *s, char **end, rlim_t *out)
+{
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	v = strtoull(s, end, 10);
+	if (errno != 0 || v >= RLIM_INFINITY)
+		return false;
+	*out = (rlim_t)v;
+	return true;
+}
+
+/* Parse NAME=SOFT:HARD into o; return false if it is malformed. */
+static bool
+reaper_parse_rlimit(const char *arg, struct reaper_opts *o)
+{
+	static const struct {
+		const char *name;
+		int resource;
+	} names[] = {
+		{ "cpu=", RLIMIT_CPU },
+		{ "as=", RLIMIT_AS },
+		{ "nproc=", RLIMIT_NPROC },
+		{ "fsize=", RLIMIT_FSIZE },
+	};
+	struct reaper_rlimit *rl;
+	char *end;
+	size_t i, len;
+
+	if (o->n_rl == REAPER_MAX_RLIMITS)
+		return false;
+	rl = &o->rl[o->n_rl];
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		len = strlen(names[i].name);
+		if (strncmp(arg, names[i].name, len) == 0)
+			break;
+	}
+	if (i == sizeof names / sizeof names[0])
+		return false;
+	rl->resource = names[i].resource;
+	if (!reaper_number(arg + len, &end, &rl->value.rlim_cur) ||
+	    *end != ':' ||
+	    !reaper_number(end + 1, &end, &rl->value.rlim_max) ||
+	    *end != '\0' || rl->value.rlim_cur > rl->value.rlim_max)
+		return false;
+	o->n_rl++;
+	return true;
+}
+
+/* Parse the options before PPID; return the index of PPID or -1. */
+static int
+reaper_parse(int argc, char **argv, struct reaper_opts *o)
+{
+	int i;
+
+	for (i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--rlimit") == 0) {
+			if (!reaper_parse_rlimit(argv[i + 1], o))
+				return -1;
+		} else if (strcmp(argv[i], "--cgroup") == 0 && o->cgroup == NULL &&
+		    argv[i + 1][0] == '/')
+			o->cgroup = argv[i + 1];
+		else
+			break;
+	}
+	if (i >= argc || !isdigit((unsigned char)argv[i][0]) || argc - i < 3)
+		return -1;
+	return i;
+}
+
+/* Move the reaper into the session's cgroup (bash then starts inside it). */
+static int
+reaper_join(const char *dir)
+{
+	char path[4096];
+	int fd, r = 0;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/cgroup.procs", dir) >=
+	    sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* "0" is the writer itself. */
+	if (write(fd, "0", 1) != 1)
+		r = -1;
+	close(fd);
+	return r;
+}
+
 /* Start bash, wait for it or for the word to stop, then clear the tree. */
 int
 reaper_main(int argc, char **argv)
 {
+	struct reaper_opts o;
 	sigset_t set;
 	siginfo_t si;
 	pid_t bash, pid;
 	long ppid;
-	int status = 0, st, sig;
+	int status = 0, st, sig, a = 0;
 	bool done = false, spare = argc == 3 &&
 	    strcmp(argv[1], REAPER_SPARE) == 0;
 
-	if (argc < 4 && !spare) {
-		fprintf(stderr, "usage: swerexd-reaper PPID TTY PROGRAM [ARG]...\n"
+	memset(&o, 0, sizeof o);
+	if (!spare && (a = reaper_parse(argc, argv, &o)) < 0) {
+		fprintf(stderr, "usage: swerexd-reaper [--rlimit "
+		    "cpu|as|nproc|fsize=SOFT:HARD]... [--cgroup /DIR] PPID TTY "
+		    "PROGRAM [ARG]...\n       swerexd-reaper --spare PPID\n"
 		    "(started by swerexd for each session)\n");
 		return 2;
 	}
-	ppid = strtol(argv[spare ? 2 : 1], NULL, 10);
+	ppid = strtol(argv[spare ? 2 : a], NULL, 10);
 	/* Signals are taken by sigwaitinfo, never by handlers. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -335,10 +464,15 @@ reaper_main(int argc, char **argv)
 		/* Stay armed, then wait (long, maybe) for a session to serve. */
 		if ((argc = reaper_read_spec(&argv)) <= 0)
 			return argc == 0 ? 0 : 127;
-		if (argc < 4 || strtol(argv[1], NULL, 10) != ppid)
+		if ((a = reaper_parse(argc, argv, &o)) < 0 ||
+		    strtol(argv[a], NULL, 10) != ppid)
 			return 127;
 	}
-	bash = reaper_spawn(argv[2], argv + 3);
+	if (o.cgroup != NULL && reaper_join(o.cgroup) < 0) {
+		reaper_warn(o.cgroup);
+		return 127;
+	}
+	bash = reaper_spawn(argv[a + 1], argv + a + 2, &o);
 	if (bash < 0)
 		return 127;
 	while (!done) {

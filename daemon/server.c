@@ -25,6 +25,7 @@
 
 #include "attach.h"
 #include "auth.h"
+#include "cgroup.h"
 #include "conn.h"
 #include "exec.h"
 #include "file.h"
@@ -580,6 +581,8 @@ server_init(struct server *srv)
 		    "outlive a killed swerexd");
 	else
 		log_debug("sessions run under %s", srv->reaper);
+	if (cgroup_init(srv) < 0)
+		return -EINVAL;
 
 	ec = event_config_new();
 	if (ec == NULL)
@@ -672,6 +675,7 @@ server_free(struct server *srv)
 	auth_free(srv);
 	free(srv->reaper);
 	srv->reaper = NULL;
+	cgroup_free(srv);
 	SSL_CTX_free(srv->tls_ctx);
 	srv->tls_ctx = NULL;
 	/* Run the deferred releases of connections torn down above. */

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <sys/types.h>
 
@@ -46,6 +47,7 @@ struct server_config {
 	unsigned allow_uid[SERVER_MAX_UIDS];  /* Unix peers; none: any */
 	size_t n_allow_uid;
 	size_t history;          /* commands kept per session (0: none) */
+	const char *cgroup;      /* --cgroup DIR or "none"; NULL: our own */
 };
 
 /* What kind of peers a listener serves. */
@@ -110,6 +112,11 @@ struct server {
 
 	/* Owned by stats.c: counters since start. */
 	struct stats stats;
+
+	/* Owned by cgroup.c: where sessions' cgroups go (memory, pids limits). */
+	char *cgroup;                    /* a delegated cgroup v2 dir, or NULL */
+	char cgroup_why[512];            /* why there is none */
+	uint64_t cgroup_next;            /* number of the last session-N */
 
 	/* Owned by file.c: transfers in progress. */
 	TAILQ_HEAD(, file_upload) uploads;

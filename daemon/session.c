@@ -36,6 +36,7 @@
 
 #include "attach.h"
 #include "capture.h"
+#include "cgroup.h"
 #include "conn.h"
 #include "filter.h"
 #include "history.h"
@@ -73,6 +74,37 @@
  * more is refused (a program that reads nothing must not grow it). */
 #define SESSION_INPUT_MAX 65536
 #define SESSION_INPUT_PENDING (256 * 1024)
+#define SESSION_LIMIT_MAX (UINT64_C(1) << 62)
+
+/* The limits of SessionLimits, as indexes of struct session's lim[]. */
+enum session_limit {
+	SESSION_LIM_CPU,
+	SESSION_LIM_AS,
+	SESSION_LIM_NPROC,
+	SESSION_LIM_FSIZE,
+	SESSION_LIM_RLIMITS,            /* the ones above are rlimits */
+	SESSION_LIM_MEMORY = SESSION_LIM_RLIMITS,
+	SESSION_LIM_PIDS,
+	SESSION_LIM_N,
+};
+
+/*
+ * Each limit's name in extra.limit and messages, its SessionLimits field,
+ * and for rlimits its resource and its name to swerexd-reaper.
+ */
+static const struct {
+	const char *name;
+	const char *field;
+	int resource;
+	const char *reaper;
+} session_limits[SESSION_LIM_N] = {
+	{ "cpu", "cpu_seconds", RLIMIT_CPU, "cpu" },
+	{ "address_space", "address_space", RLIMIT_AS, "as" },
+	{ "nproc", "nproc", RLIMIT_NPROC, "nproc" },
+	{ "file_size", "file_size", RLIMIT_FSIZE, "fsize" },
+	{ "memory", "memory", -1, NULL },
+	{ "pids", "pids", -1, NULL },
+};
 
 extern char **environ;
 
@@ -148,6 +180,10 @@ struct session {
 	struct req *close_req;
 	struct attach_hub *attach;  /* recent raw output, its watchers (attach.c) */
 	struct history hist;    /* see history.c */
+
+	uint64_t lim[SESSION_LIM_N];    /* SessionLimits; 0 = none */
+	char *cgroup;                   /* its cgroup (memory, pids), or NULL */
+	struct cgroup_counters cg_start; /* the cgroup's counters at the run */
 };
 
 static void session_read_cb(evutil_socket_t, short, void *);
@@ -349,6 +385,83 @@ session_answer(struct session *s, Swerex__V1__BashObservation *obs)
 	s->w.req = NULL;
 }
 
+/*
+ * Tell which of the session's limits ended what just completed: a cgroup
+ * counter that grew since the run began (an OOM kill, a fork refused at
+ * pids.max), or an exit code of 128 + SIGXCPU or SIGXFSZ while that rlimit
+ * is set. code is bash's $? (or 128 + the signal that killed bash). A
+ * process killed at the CPU hard limit (SIGKILL, 137) or failing at
+ * RLIMIT_AS or RLIMIT_NPROC looks like any other failure: not reported.
+ * Return the limit or -1.
+ */
+static int
+session_limit_hit(struct session *s, int code)
+{
+	struct cgroup_counters now;
+
+	if (s->cgroup != NULL) {
+		cgroup_session_counters(s->cgroup, &now);
+		if (s->lim[SESSION_LIM_MEMORY] > 0 &&
+		    now.oom_kill > s->cg_start.oom_kill)
+			return SESSION_LIM_MEMORY;
+		if (s->lim[SESSION_LIM_PIDS] > 0 &&
+		    now.pids_max > s->cg_start.pids_max)
+			return SESSION_LIM_PIDS;
+	}
+	if (s->lim[SESSION_LIM_CPU] > 0 && code == 128 + SIGXCPU)
+		return SESSION_LIM_CPU;
+	if (s->lim[SESSION_LIM_FSIZE] > 0 && code == 128 + SIGXFSZ)
+		return SESSION_LIM_FSIZE;
+	return -1;
+}
+
+/* Say how a limit shows when it is hit. */
+static const char *
+session_limit_how(int lim)
+{
+	switch (lim) {
+	case SESSION_LIM_CPU:
+		return "a process used up its CPU seconds and was killed by "
+		    "SIGXCPU";
+	case SESSION_LIM_FSIZE:
+		return "a process wrote past the file size limit and was killed "
+		    "by SIGXFSZ";
+	case SESSION_LIM_MEMORY:
+		return "a process was killed by the OOM killer of the session's "
+		    "cgroup (memory.max)";
+	case SESSION_LIM_PIDS:
+		return "a fork was refused at the session's pids.max";
+	default:
+		return "";
+	}
+}
+
+/* Answer the waiter with LIMIT_EXCEEDED: the limit, its value, the output. */
+static void
+session_limit_fail(struct session *s, Swerex__V1__BashObservation *obs,
+		   int status, int lim)
+{
+	struct session_waiter *w = &s->w;
+	char code[16], value[32];
+	const char *extra[7];
+
+	snprintf(code, sizeof code, "%d", status);
+	snprintf(value, sizeof value, "%llu", (unsigned long long)s->lim[lim]);
+	extra[0] = "limit";
+	extra[1] = session_limits[lim].name;
+	extra[2] = "value";
+	extra[3] = value;
+	extra[4] = "exit_code";
+	extra[5] = code;
+	extra[6] = NULL;
+	session_set_exit(obs, status);
+	obs->failure_reason = "limit exceeded";
+	conn_reply_error(w->req, SWEREX__V1__ERROR_KIND__LIMIT_EXCEEDED, obs,
+	    extra, "Command '%.1000s' exceeded the session's %s limit "
+	    "(%s = %s): %s; exit code %d.", w->command, session_limits[lim].name,
+	    session_limits[lim].field, value, session_limit_how(lim), status);
+}
+
 /* Answer the waiter with the output up to upto and the way it ended. */
 static void
 session_complete(struct session *s, size_t upto, size_t skip, int status,
@@ -358,6 +471,7 @@ session_complete(struct session *s, size_t upto, size_t skip, int status,
 	struct session_waiter *w = &s->w;
 	char code[16];
 	const char *extra[5];
+	int lim;
 
 	if (session_observe(s, upto, skip, &obs) < 0) {
 		history_note(&s->hist, 0, "out of memory", expect == NULL,
@@ -390,6 +504,9 @@ session_complete(struct session *s, size_t upto, size_t skip, int status,
 		    "Bash syntax error in command %.200s: %.*s", w->command,
 		    (int)(obs.output.len > 1000 ? 1000 : obs.output.len),
 		    (const char *)obs.output.data);
+	} else if (w->type == SESSION_WAIT_RUN &&
+	    (lim = session_limit_hit(s, status)) >= 0) {
+		session_limit_fail(s, &obs, status, lim);
 	} else if (w->type == SESSION_WAIT_RUN &&
 	    w->check == SWEREX__V1__CHECK__CHECK_IGNORE) {
 		session_answer(s, &obs);
@@ -1055,13 +1172,51 @@ fail:
 }
 
 /*
+ * Put the options for the session's limits into the reaper's argv from
+ * index k on: --rlimit NAME=SOFT:HARD for each rlimit (soft = hard, but for
+ * CPU time the hard limit is one second above, so that SIGXCPU, which says
+ * why, comes before the kernel's SIGKILL at the hard limit), --cgroup DIR.
+ * Return the next index.
+ */
+static size_t
+session_reaper_opts(struct session *s, char *cgroup, char **rargv, size_t k,
+		    char (*rl)[64])
+{
+	unsigned long long soft, hard;
+	struct rlimit cur;
+	int i;
+
+	for (i = 0; i < SESSION_LIM_RLIMITS; i++) {
+		if (s->lim[i] == 0)
+			continue;
+		soft = hard = s->lim[i];
+		if (i == SESSION_LIM_CPU)
+			hard++;
+		/* Unprivileged, the hard limit cannot rise above ours. */
+		if (getrlimit(session_limits[i].resource, &cur) == 0 &&
+		    cur.rlim_max != RLIM_INFINITY && hard > cur.rlim_max &&
+		    geteuid() != 0)
+			hard = soft > cur.rlim_max ? soft : cur.rlim_max;
+		snprintf(rl[i], sizeof rl[i], "%s=%llu:%llu",
+		    session_limits[i].reaper, soft, hard);
+		rargv[k++] = "--rlimit";
+		rargv[k++] = rl[i];
+	}
+	if (cgroup != NULL) {
+		rargv[k++] = "--cgroup";
+		rargv[k++] = cgroup;
+	}
+	return k;
+}
+
+/*
  * Start bash on a new pty: its own session, the pty as its terminal, and
  * swerexd-reaper as its parent when there is one (bash then opens the
  * terminal itself; we learn its pid from the terminal).
  */
 static int
 session_spawn(struct session *s, const Swerex__V1__CreateSessionRequest *m,
-	      bool *at_pty)
+	      char *cgroup, bool *at_pty)
 {
 	static char *argv[] = { "bash", "--norc", "--noprofile", "--noediting",
 	    "-i", NULL };
@@ -1072,7 +1227,9 @@ session_spawn(struct session *s, const Swerex__V1__CreateSessionRequest *m,
 		.ws_col = m->cols > 0 ? m->cols : SESSION_COLS,
 	};
 	char slave[128], token[FILTER_TOKEN_LEN + 1], ppid[24], **env;
-	char *rargv[3 + sizeof argv / sizeof argv[0]];
+	char rl[SESSION_LIM_RLIMITS][64];
+	char *rargv[3 + 2 * SESSION_LIM_RLIMITS + 2 + sizeof argv / sizeof argv[0]];
+	size_t k;
 	int fd, r;
 
 	*at_pty = true;
@@ -1110,9 +1267,10 @@ session_spawn(struct session *s, const Swerex__V1__CreateSessionRequest *m,
 		/* It keeps our stdio (for its diagnostics) and nothing else. */
 		snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
 		rargv[0] = REAPER_NAME;
-		rargv[1] = ppid;
-		rargv[2] = slave;
-		memcpy(rargv + 3, argv, sizeof argv);
+		k = session_reaper_opts(s, cgroup, rargv, 1, rl);
+		rargv[k++] = ppid;
+		rargv[k++] = slave;
+		memcpy(rargv + k, argv, sizeof argv);
 		posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 		r = 0;
 		/* The spare runs in the daemon's directory: not for a cwd. */
@@ -1143,10 +1301,11 @@ session_spawn(struct session *s, const Swerex__V1__CreateSessionRequest *m,
 	return 0;
 }
 
-/* Allocate a session and start its bash. */
+/* Allocate a session and start its bash; it takes cgroup if it starts. */
 static struct session *
 session_new(struct server *srv, const Swerex__V1__CreateSessionRequest *m,
-	    const char *name, int *err, bool *at_pty)
+	    const char *name, const uint64_t *lim, char *cgroup, int *err,
+	    bool *at_pty)
 {
 	struct session *s;
 	char token[FILTER_TOKEN_LEN + 1];
@@ -1167,8 +1326,11 @@ session_new(struct server *srv, const Swerex__V1__CreateSessionRequest *m,
 	filter_init(&s->filter, token);
 	s->filter.raw = session_raw_cb;
 	capture_init(&s->cap, srv->cfg.max_output);
-	if ((r = session_spawn(s, m, at_pty)) < 0)
+	memcpy(s->lim, lim, sizeof s->lim);
+	if ((r = session_spawn(s, m, cgroup, at_pty)) < 0)
 		goto fail;
+	/* The cgroup is the session's from here on. */
+	s->cgroup = cgroup;
 	clock_gettime(CLOCK_REALTIME, &now);
 	s->created = (double)now.tv_sec + now.tv_nsec / 1e9;
 	event_assign(&s->ev_read, srv->base, s->fd, EV_READ | EV_PERSIST,
@@ -1298,6 +1460,14 @@ session_send_setup(struct session *s, char **files, size_t n)
 		session_quote(b, files[i]);
 		evbuffer_add(b, "\n", 1);
 	}
+	/*
+	 * A write of bash's own (echo > file) past the file size limit would
+	 * kill bash with SIGXFSZ, and the session with it: bash catches it and
+	 * the write fails with EFBIG instead. Programs it starts get the
+	 * default action back at exec and are killed as usual.
+	 */
+	if (s->lim[SESSION_LIM_FSIZE] > 0)
+		evbuffer_add_printf(b, "trap : XFSZ\n");
 	evbuffer_add_printf(b, "unset PS0; PS1=; PS2=; "
 	    "set +o history +o vi +o emacs +H; __swx_k=0; "
 	    "PROMPT_COMMAND='" FILTER_PROMPT_COMMAND "'", s->filter.prefix + 4);
@@ -1365,6 +1535,73 @@ session_options_ok(struct req *r, const Swerex__V1__CreateSessionRequest *m)
 	return true;
 }
 
+/* Copy SessionLimits into lim[] (0 where absent) and note which are set. */
+static void
+session_limits_copy(const Swerex__V1__SessionLimits *m, uint64_t *lim,
+		    bool *set)
+{
+	memset(lim, 0, SESSION_LIM_N * sizeof *lim);
+	memset(set, 0, SESSION_LIM_N * sizeof *set);
+	if (m == NULL)
+		return;
+	/* Unset is 0 and a set case is the field number. */
+	set[SESSION_LIM_CPU] = m->has_cpu_seconds_case != 0;
+	set[SESSION_LIM_AS] = m->has_address_space_case != 0;
+	set[SESSION_LIM_NPROC] = m->has_nproc_case != 0;
+	set[SESSION_LIM_FSIZE] = m->has_file_size_case != 0;
+	set[SESSION_LIM_MEMORY] = m->has_memory_case != 0;
+	set[SESSION_LIM_PIDS] = m->has_pids_case != 0;
+	lim[SESSION_LIM_CPU] = set[SESSION_LIM_CPU] ? m->cpu_seconds : 0;
+	lim[SESSION_LIM_AS] = set[SESSION_LIM_AS] ? m->address_space : 0;
+	lim[SESSION_LIM_NPROC] = set[SESSION_LIM_NPROC] ? m->nproc : 0;
+	lim[SESSION_LIM_FSIZE] = set[SESSION_LIM_FSIZE] ? m->file_size : 0;
+	lim[SESSION_LIM_MEMORY] = set[SESSION_LIM_MEMORY] ? m->memory : 0;
+	lim[SESSION_LIM_PIDS] = set[SESSION_LIM_PIDS] ? m->pids : 0;
+}
+
+/*
+ * Check a session's limits and whether they can be applied, answering the
+ * request if not. A limit of 0 is refused rather than taken as "none" (a
+ * session that may not use any CPU, file or process could not even start
+ * its shell); absent means none. Return true if refused.
+ */
+static bool
+session_limits_refuse(struct server *srv, struct req *r,
+		      const Swerex__V1__SessionLimits *m, uint64_t *lim)
+{
+	const char *extra[3] = { "limit", NULL, NULL };
+	bool set[SESSION_LIM_N];
+	int i;
+
+	session_limits_copy(m, lim, set);
+	for (i = 0; i < SESSION_LIM_N; i++) {
+		extra[1] = session_limits[i].name;
+		if ((set[i] && lim[i] == 0) || lim[i] > SESSION_LIMIT_MAX) {
+			conn_reply_error(r, SWEREX__V1__ERROR_KIND__INVALID_REQUEST,
+			    NULL, extra, "limits.%s must be from 1 to 2^62 (leave "
+			    "it out for no limit)", session_limits[i].field);
+			return true;
+		}
+		if (lim[i] == 0)
+			continue;
+		if (srv->reaper == NULL) {
+			conn_reply_error(r, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
+			    NULL, extra, "cannot apply limits.%s: session limits "
+			    "need swerexd-reaper, which was not found",
+			    session_limits[i].field);
+			return true;
+		}
+		if (i >= SESSION_LIM_RLIMITS && srv->cgroup == NULL) {
+			conn_reply_error(r, SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED,
+			    NULL, extra, "cannot apply limits.%s: it needs a "
+			    "delegated cgroup v2 subtree, and there is none: %s",
+			    session_limits[i].field, srv->cgroup_why);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Handle CreateSessionRequest. */
 void
 session_create(struct server *srv, struct req *r,
@@ -1372,7 +1609,9 @@ session_create(struct server *srv, struct req *r,
 {
 	const char *name = session_name(m->session), *bad;
 	double timeout = SESSION_STARTUP_TIMEOUT;
+	uint64_t lim[SESSION_LIM_N];
 	struct session *s;
+	char *cgroup = NULL;
 	size_t i;
 	bool at_pty = false;
 	int err = 0;
@@ -1415,8 +1654,29 @@ session_create(struct server *srv, struct req *r,
 			return;
 		}
 	}
-	s = session_new(srv, m, name, &err, &at_pty);
+	if (session_limits_refuse(srv, r, m->limits, lim))
+		return;
+	if (lim[SESSION_LIM_MEMORY] > 0 || lim[SESSION_LIM_PIDS] > 0) {
+		static const char *const extra[] = { "limit", "cgroup", NULL };
+
+		/* One more for the reaper, which is in the cgroup too. */
+		err = cgroup_session_create(srv, lim[SESSION_LIM_MEMORY],
+		    lim[SESSION_LIM_PIDS] > 0 ? lim[SESSION_LIM_PIDS] + 1 : 0,
+		    &cgroup);
+		if (err < 0) {
+			conn_reply_error(r,
+			    SWEREX__V1__ERROR_KIND__RESOURCE_EXHAUSTED, NULL, extra,
+			    "cannot make the session's cgroup under %s: %s",
+			    srv->cgroup, strerror(-err));
+			return;
+		}
+	}
+	s = session_new(srv, m, name, lim, cgroup, &err, &at_pty);
 	if (s == NULL) {
+		if (cgroup != NULL) {
+			cgroup_session_remove(cgroup);
+			free(cgroup);
+		}
 		session_start_error(r, -err, at_pty);
 		return;
 	}
@@ -1553,6 +1813,9 @@ session_run(struct server *srv, struct req *r, const Swerex__V1__BashAction *m)
 		return;
 	}
 	session_wait(s, SESSION_WAIT_RUN, r);
+	/* What a limit hit during this run adds to the counters shows it. */
+	if (s->cgroup != NULL)
+		cgroup_session_counters(s->cgroup, &s->cg_start);
 	capture_set_limit(&s->cap,
 	    m->has_max_output_case == SWEREX__V1__BASH_ACTION__HAS_MAX_OUTPUT_MAX_OUTPUT &&
 	    m->max_output > 0 ? m->max_output : srv->cfg.max_output);
@@ -1717,12 +1980,20 @@ session_close(struct server *srv, struct req *r, const char *raw)
 static void
 session_dead(struct session *s)
 {
-	char st[64];
-	const char *extra[3] = { "exit_status", st, NULL };
+	char st[64], msg[400];
+	const char *extra[5] = { "exit_status", st, NULL, NULL, NULL };
 	bool starting = s->state == SESSION_STARTING;
+	int lim;
 
 	s->state = SESSION_DEAD;
 	session_describe_status(s->wait_status, st, sizeof st);
+	/* bash itself may be what the limit killed (the reaper died alike). */
+	lim = session_limit_hit(s, WIFSIGNALED(s->wait_status) ?
+	    128 + WTERMSIG(s->wait_status) : -1);
+	if (lim >= 0) {
+		extra[2] = "limit";
+		extra[3] = session_limits[lim].name;
+	}
 	log_debug("session %s: bash %s", s->name, st);
 	/*
 	 * Jobs left behind die with their shell: swerexd-reaper has killed
@@ -1744,9 +2015,20 @@ session_dead(struct session *s)
 			session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_START_FAILED,
 			    extra, "bash of session '%.256s' exited during start-up",
 			    s->name);
-		else
+		else {
+			if (lim >= 0)
+				snprintf(msg, sizeof msg, "session '%.256s' has "
+				    "died: bash itself exceeded the session's %s "
+				    "limit (%s = %llu)", s->name,
+				    session_limits[lim].name,
+				    session_limits[lim].field,
+				    (unsigned long long)s->lim[lim]);
+			else
+				snprintf(msg, sizeof msg, "session '%.256s' has "
+				    "died", s->name);
 			session_fail(s, SWEREX__V1__ERROR_KIND__SESSION_DIED, extra,
-			    "session '%.256s' has died", s->name);
+			    "%s", msg);
+		}
 	}
 	/* A command nobody waited for ends with its shell. */
 	history_note(&s->hist, 0, "session died", true, false, 0);
@@ -1817,6 +2099,10 @@ session_free(struct session *s)
 		close(s->fd);
 	session_waiter_clear(s);
 	attach_end(&s->attach, "session ended");
+	if (s->cgroup != NULL) {
+		cgroup_session_remove(s->cgroup);
+		free(s->cgroup);
+	}
 	capture_free(&s->cap);
 	evbuffer_free(s->wbuf);
 	history_free(&s->hist);

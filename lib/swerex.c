@@ -1857,6 +1857,39 @@ session_env_build(const char *const *env, size_t n,
 	return 0;
 }
 
+/* Fill SessionLimits from the library's limits (0 = absent). */
+static void
+client_limits(const struct swerex_limits *l, Swerex__V1__SessionLimits *m)
+{
+	if (l->cpu_seconds > 0) {
+		m->has_cpu_seconds_case =
+		    SWEREX__V1__SESSION_LIMITS__HAS_CPU_SECONDS_CPU_SECONDS;
+		m->cpu_seconds = l->cpu_seconds;
+	}
+	if (l->address_space > 0) {
+		m->has_address_space_case =
+		    SWEREX__V1__SESSION_LIMITS__HAS_ADDRESS_SPACE_ADDRESS_SPACE;
+		m->address_space = l->address_space;
+	}
+	if (l->nproc > 0) {
+		m->has_nproc_case = SWEREX__V1__SESSION_LIMITS__HAS_NPROC_NPROC;
+		m->nproc = l->nproc;
+	}
+	if (l->file_size > 0) {
+		m->has_file_size_case =
+		    SWEREX__V1__SESSION_LIMITS__HAS_FILE_SIZE_FILE_SIZE;
+		m->file_size = l->file_size;
+	}
+	if (l->memory > 0) {
+		m->has_memory_case = SWEREX__V1__SESSION_LIMITS__HAS_MEMORY_MEMORY;
+		m->memory = l->memory;
+	}
+	if (l->pids > 0) {
+		m->has_pids_case = SWEREX__V1__SESSION_LIMITS__HAS_PIDS_PIDS;
+		m->pids = l->pids;
+	}
+}
+
 /* Build and queue a CreateSession request. */
 static uint64_t
 client_submit_create_session(struct swerex_client *c,
@@ -1869,6 +1902,7 @@ client_submit_create_session(struct swerex_client *c,
 	Swerex__V1__CreateSessionRequest__EnvEntry *entries = NULL, **ptrs = NULL;
 	char *names = NULL;
 	uint64_t id;
+	Swerex__V1__SessionLimits limits = SWEREX__V1__SESSION_LIMITS__INIT;
 
 	if (opts != NULL) {
 		if (strings_check(opts->startup_source,
@@ -1894,6 +1928,10 @@ client_submit_create_session(struct swerex_client *c,
 			return 0;
 		body.n_env = opts->n_env;
 		body.env = ptrs;
+		if (opts->limits != NULL) {
+			client_limits(opts->limits, &limits);
+			body.limits = &limits;
+		}
 	}
 	req.body_case = SWEREX__V1__REQUEST__BODY_CREATE_SESSION;
 	req.create_session = &body;

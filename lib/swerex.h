@@ -80,6 +80,8 @@ enum swerex_error_kind {
 	/* no_output_timeout passed: the command runs on; the observation
 	 * holds what it printed so far */
 	SWEREX_ERR_NO_OUTPUT_TIMEOUT = 23,
+	SWEREX_ERR_LIMIT_EXCEEDED = 24,  /* a session limit ended the command;
+					  * extra "limit", "value", "exit_code" */
 	SWEREX_ERR_CONNECT = 100,      /* could not reach the daemon */
 	SWEREX_ERR_DISCONNECTED = 101, /* connection lost with the request pending */
 	SWEREX_ERR_BAD_ARGUMENT = 102, /* rejected by the library before sending */
@@ -140,9 +142,10 @@ struct swerex_error {
 	enum swerex_error_kind kind;
 	char *message;
 	/* Details: bash_stdout, bash_stderr (BASH_INCORRECT_SYNTAX), exit_code
-	 * (NON_ZERO_EXIT_CODE), exit_status (SESSION_DIED), timeout; for file
-	 * and execute errors path, errno (its name, e.g. "ENOENT") and
-	 * strerror. */
+	 * (NON_ZERO_EXIT_CODE, LIMIT_EXCEEDED), exit_status (SESSION_DIED),
+	 * limit (RESOURCE_EXHAUSTED, LIMIT_EXCEEDED, SESSION_DIED by a limit),
+	 * value (LIMIT_EXCEEDED), timeout; for file and execute errors path,
+	 * errno (its name, e.g. "ENOENT") and strerror. */
 	struct swerex_kv *extra;
 	size_t n_extra;
 	struct swerex_observation *observation; /* partial/full output, or NULL */
@@ -156,6 +159,26 @@ struct swerex_session_info {
 	double created;          /* seconds since the epoch */
 	char *last_command;
 	int exit_status;         /* raw wait status once dead */
+};
+
+/*
+ * Resource limits of a session (SessionLimits), applied to bash and every
+ * process it starts; 0 = not limited. The rlimits (cpu_seconds, nproc,
+ * address_space, file_size) are per process: each process gets the whole
+ * amount, and RLIMIT_NPROC counts all processes of the daemon's user and
+ * binds no root daemon. memory and pids bound the session as a whole (a
+ * cgroup v2 group of its own); they need a delegated cgroup v2 subtree, else
+ * creation fails with SWEREX_ERR_RESOURCE_EXHAUSTED, extra "limit" naming
+ * it. A command ended by cpu_seconds, file_size, memory or pids fails with
+ * SWEREX_ERR_LIMIT_EXCEEDED.
+ */
+struct swerex_limits {
+	uint64_t cpu_seconds;         /* RLIMIT_CPU: SIGXCPU, then SIGKILL 1 s on */
+	uint64_t address_space;       /* RLIMIT_AS, bytes */
+	uint64_t nproc;               /* RLIMIT_NPROC */
+	uint64_t file_size;           /* RLIMIT_FSIZE, bytes: SIGXFSZ beyond */
+	uint64_t memory;              /* cgroup memory.max, bytes, swap closed */
+	uint64_t pids;                /* cgroup pids.max: processes, bash too */
 };
 
 /* Options of swerex_create_session(); zero-initialise, then set. */
@@ -177,6 +200,7 @@ struct swerex_create_opts {
 	 * gets only PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_* and TZ from
 	 * the daemon, then env, then TERM=xterm (env may set another). */
 	bool inherit_env;
+	const struct swerex_limits *limits;  /* NULL = none */
 };
 
 /* Options of swerex_run(); zero-initialise, then set. */

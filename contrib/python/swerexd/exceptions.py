@@ -24,7 +24,7 @@ __all__ = [
     "RemoteIsADirectoryError", "RemoteNotADirectoryError",
     "RemotePermissionError", "NoSpaceError", "RemoteFileError",
     "UnauthenticatedError", "SwerexConnectionError", "DisconnectedError",
-    "NoOutputTimeoutError", "error_class",
+    "NoOutputTimeoutError", "LimitExceededError", "error_class",
 ]
 
 
@@ -150,6 +150,14 @@ class NoOutputTimeoutError(CommandTimeoutError):
     kind = "NO_OUTPUT_TIMEOUT"
 
 
+class LimitExceededError(SwerexException, RuntimeError):
+    """A session limit ended the command: extra_info["limit"] names it (cpu,
+    file_size, memory, pids), extra_info["value"] gives its value;
+    observation holds the output and the exit code."""
+
+    kind = "LIMIT_EXCEEDED"
+
+
 class SwerexConnectionError(SwerexException, ConnectionError):
     """The daemon could not be reached."""
 
@@ -171,6 +179,7 @@ _BY_KIND = {cls.kind: cls for cls in (
     RemoteFileNotFoundError, RemoteIsADirectoryError, RemoteNotADirectoryError,
     RemotePermissionError, NoSpaceError, RemoteFileError, UnauthenticatedError,
     NoOutputTimeoutError,
+    LimitExceededError,
 )}
 
 

@@ -13,7 +13,7 @@ from typing import Literal, Optional, Union
 
 __all__ = [
     "IsAliveResponse",
-    "CreateBashSessionRequest", "CreateSessionRequest",
+    "CreateBashSessionRequest", "CreateSessionRequest", "SessionLimits",
     "CreateBashSessionResponse", "CreateSessionResponse",
     "BashAction", "BashInterruptAction", "Action",
     "BashObservation", "Observation",
@@ -41,6 +41,28 @@ class IsAliveResponse:
 
 
 @dataclass
+class SessionLimits:
+    """Resource limits of a session (swerexd); None is no limit, 0 is refused.
+
+    Per process, for bash and every program it starts (rlimits, soft = hard
+    except CPU, whose hard limit is one second above so that SIGXCPU comes
+    first): cpu_seconds, address_space (bytes), nproc (processes of the
+    daemon's user; no effect on a root daemon), file_size (bytes). For the
+    session as a whole, in a cgroup v2 group of its own (the daemon needs a
+    delegated cgroup, else ResourceExhaustedError at creation): memory
+    (bytes, swap closed) and pids. A command ended by cpu_seconds, file_size,
+    memory or pids raises LimitExceededError (extra_info["limit"]).
+    """
+
+    cpu_seconds: Optional[int] = None
+    address_space: Optional[int] = None
+    nproc: Optional[int] = None
+    file_size: Optional[int] = None
+    memory: Optional[int] = None
+    pids: Optional[int] = None
+
+
+@dataclass
 class CreateBashSessionRequest:
     """Start a bash session (SWE-ReX's, same fields).
 
@@ -53,6 +75,7 @@ class CreateBashSessionRequest:
     PROMPT_COMMAND and SWEREX_SESSION are refused); cwd (bash's directory,
     "" the daemon's); inherit_env (start from the daemon's whole environment
     instead of a clean one: PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ).
+    limits (swerexd): a SessionLimits, or None for none.
     """
 
     startup_source: list[str] = field(default_factory=list)
@@ -64,6 +87,7 @@ class CreateBashSessionRequest:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
     inherit_env: bool = False
+    limits: Optional[SessionLimits] = None
 
 
 CreateSessionRequest = CreateBashSessionRequest

@@ -172,6 +172,11 @@ class Runtime:
                                     inherit_env=request.inherit_env)
         if request.startup_timeout is not None:
             m.startup_timeout = float(request.startup_timeout)
+        if request.limits is not None:
+            for f in ("cpu_seconds", "address_space", "nproc", "file_size", "memory", "pids"):
+                v = getattr(request.limits, f)
+                if v is not None:
+                    setattr(m.limits, f, int(v))
         r = await self._conn.request("create_session", m)
         return CreateBashSessionResponse(output=decode(r.output))
 
