@@ -440,7 +440,7 @@ HTEST(resize_sends_sigwinch)
 
 	REQUIRE(harness_create(c, "winch") == 0);
 	o = term_opts("winch", "bash -c 'trap \"echo winch \\$(stty size); "
-	    "kill \\$!; exit 7\" WINCH; echo ready; sleep 30 & wait'");
+	    "kill \\$!; exit 7\" WINCH; sleep 30 & echo ready; wait'");
 	o.expect = expect;
 	o.n_expect = 1;
 	if (swerex_run(c, &o, &obs, &err) != 0) {
