@@ -51,7 +51,7 @@ t_install() {
 	( cd "$dest" && find . ! -type d | sort | sed 's/^\./#   /' )
 	installed "$SBINDIR/swerexd" "$BINDIR/swerex" "$BINDIR/swerex-tunnel" \
 	    "$BINDIR/swerex-certs" "$INCLUDEDIR/swerex.h" \
-	    "$LIBDIR/libswerex.so" "$LIBDIR/libswerex.so.1" "$LIBDIR/libswerex.a" \
+	    "$LIBDIR/libswerex.so" "$LIBDIR/libswerex.so.2" "$LIBDIR/libswerex.a" \
 	    "$LIBDIR/pkgconfig/libswerex.pc" "$MANDIR/man8/swerexd.8" \
 	    "$MANDIR/man1/swerex.1" "$MANDIR/man1/swerex-tunnel.1" \
 	    "$MANDIR/man3/libswerex.3" "$USERUNITDIR/swerexd.service" \
@@ -61,14 +61,14 @@ t_install() {
 }
 
 t_soname() {
-	local so=$dest$LIBDIR/libswerex.so.1
+	local so=$dest$LIBDIR/libswerex.so.2
 	readelf -d "$so" >"$tap_dir/out" 2>&1 || { diag_file readelf "$tap_dir/out"; return 1; }
-	grep -q 'Library soname: \[libswerex\.so\.1\]' "$tap_dir/out" ||
-		{ echo "# no soname libswerex.so.1"; diag_file "readelf -d" "$tap_dir/out"; return 1; }
+	grep -q 'Library soname: \[libswerex\.so\.2\]' "$tap_dir/out" ||
+		{ echo "# no soname libswerex.so.2"; diag_file "readelf -d" "$tap_dir/out"; return 1; }
 	# The CLI finds the library by its soname.
 	readelf -d "$dest$BINDIR/swerex" >"$tap_dir/out" 2>&1
-	grep -q 'Shared library: \[libswerex\.so\.1\]' "$tap_dir/out" ||
-		{ echo "# swerex does not need libswerex.so.1"; diag_file "readelf -d" "$tap_dir/out"; return 1; }
+	grep -q 'Shared library: \[libswerex\.so\.2\]' "$tap_dir/out" ||
+		{ echo "# swerex does not need libswerex.so.2"; diag_file "readelf -d" "$tap_dir/out"; return 1; }
 }
 
 t_pkgconfig() {
@@ -128,7 +128,7 @@ run_example() {
 }
 
 t_run_shared() {
-	run_example "$tap_dir/example" "$dest$LIBDIR/libswerex.so.1" \
+	run_example "$tap_dir/example" "$dest$LIBDIR/libswerex.so.2" \
 	    LD_LIBRARY_PATH="$dest$LIBDIR"
 }
 
@@ -191,12 +191,12 @@ t_stop() {
 
 tests=(
 	"t_install:meson install --destdir installs binaries, library, header, .pc, man pages, units"
-	"t_soname:libswerex.so.1 has soname libswerex.so.1; swerex needs it"
+	"t_soname:libswerex.so.2 has soname libswerex.so.2; swerex needs it"
 	"t_pkgconfig:pkg-config finds libswerex in the DESTDIR"
 	"t_build_shared:an external program builds against libswerex.so via pkg-config"
 	"t_build_static:it builds against libswerex.a via pkg-config --static"
 	"t_daemon:the installed swerexd starts and is ready"
-	"t_run_shared:the program runs a command through the DESTDIR's libswerex.so.1"
+	"t_run_shared:the program runs a command through the DESTDIR's libswerex.so.2"
 	"t_run_static:the static build runs a command with no libswerex.so"
 	"t_cli:the installed swerex runs a command"
 	"t_python:the installed Python package (with its generated protobuf module) runs a command"
