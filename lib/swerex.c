@@ -1800,21 +1800,19 @@ client_submit_is_alive(struct swerex_client *c, swerex_reply_cb cb,
 }
 
 /*
- * Fill the env entries of a CreateSessionRequest from "NAME=value" strings,
- * as exec_env_build() does for an ExecuteRequest (the generated entry types
- * differ). Return 0, or -1 with *err set.
+ * Check "NAME=value" strings and copy their names, one after another each
+ * with its NUL, into one new buffer (*namesp; NULL when n is 0). Return 0,
+ * or -1 with *err set.
  */
 static int
-session_env_build(const char *const *env, size_t n,
-    Swerex__V1__CreateSessionRequest__EnvEntry **entriesp,
-    Swerex__V1__CreateSessionRequest__EnvEntry ***ptrsp, char **namesp,
+client_env_names(const char *const *env, size_t n, char **namesp,
     struct swerex_error **err)
 {
-	Swerex__V1__CreateSessionRequest__EnvEntry *entries, **ptrs;
 	const char *eq;
-	char *names, *p;
-	size_t i, size = 0;
+	size_t i, len, size = 0;
+	char *p;
 
+	*namesp = NULL;
 	if (n == 0)
 		return 0;
 	if (strings_check(env, n) != 0) {
@@ -1830,30 +1828,58 @@ session_env_build(const char *const *env, size_t n,
 		}
 		size += (size_t)(eq - env[i]) + 1;
 	}
-	entries = calloc(n, sizeof *entries);
-	ptrs = calloc(n, sizeof *ptrs);
-	names = malloc(size);
-	if (entries == NULL || ptrs == NULL || names == NULL) {
-		free(entries);
-		free(ptrs);
-		free(names);
+	if ((p = *namesp = malloc(size)) == NULL) {
 		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
 		return -1;
 	}
-	p = names;
 	for (i = 0; i < n; i++) {
-		eq = strchr(env[i], '=');
+		len = (size_t)(strchr(env[i], '=') - env[i]);
+		memcpy(p, env[i], len);
+		p[len] = '\0';
+		p += len + 1;
+	}
+	return 0;
+}
+
+/*
+ * Fill the env entries of a CreateSessionRequest from "NAME=value" strings,
+ * as exec_env_build() does for an ExecuteRequest (the generated entry types
+ * differ). Return 0, or -1 with *err set.
+ */
+static int
+session_env_build(const char *const *env, size_t n,
+    Swerex__V1__CreateSessionRequest__EnvEntry **entriesp,
+    Swerex__V1__CreateSessionRequest__EnvEntry ***ptrsp, char **namesp,
+    struct swerex_error **err)
+{
+	Swerex__V1__CreateSessionRequest__EnvEntry *entries, **ptrs;
+	char *p;
+	size_t i;
+
+	*entriesp = NULL;
+	*ptrsp = NULL;
+	if (client_env_names(env, n, namesp, err) != 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	entries = calloc(n, sizeof *entries);
+	ptrs = calloc(n, sizeof *ptrs);
+	if (entries == NULL || ptrs == NULL) {
+		free(entries);
+		free(ptrs);
+		free(*namesp);
+		*namesp = NULL;
+		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
+		return -1;
+	}
+	for (i = 0, p = *namesp; i < n; i++, p += strlen(p) + 1) {
 		swerex__v1__create_session_request__env_entry__init(&entries[i]);
-		memcpy(p, env[i], (size_t)(eq - env[i]));
-		p[eq - env[i]] = '\0';
 		entries[i].key = p;
-		entries[i].value = (char *)(eq + 1);
+		entries[i].value = strchr(env[i], '=') + 1;
 		ptrs[i] = &entries[i];
-		p += (eq - env[i]) + 1;
 	}
 	*entriesp = entries;
 	*ptrsp = ptrs;
-	*namesp = names;
 	return 0;
 }
 
@@ -2073,52 +2099,33 @@ exec_env_build(const char *const *env, size_t n,
     struct swerex_error **err)
 {
 	Swerex__V1__ExecuteRequest__EnvEntry *entries, **ptrs;
-	const char *eq;
-	char *names, *p;
-	size_t i, size = 0;
+	char *p;
+	size_t i;
 
 	*entriesp = NULL;
 	*ptrsp = NULL;
-	*namesp = NULL;
+	if (client_env_names(env, n, namesp, err) != 0)
+		return -1;
 	if (n == 0)
 		return 0;
-	if (strings_check(env, n) != 0) {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "NULL entry in env");
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		eq = strchr(env[i], '=');
-		if (eq == NULL || eq == env[i]) {
-			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-			    "env entry \"%s\" is not NAME=value", env[i]);
-			return -1;
-		}
-		size += (size_t)(eq - env[i]) + 1;
-	}
 	entries = calloc(n, sizeof *entries);
 	ptrs = calloc(n, sizeof *ptrs);
-	names = malloc(size);
-	if (entries == NULL || ptrs == NULL || names == NULL) {
+	if (entries == NULL || ptrs == NULL) {
 		free(entries);
 		free(ptrs);
-		free(names);
+		free(*namesp);
+		*namesp = NULL;
 		error_set(err, SWEREX_ERR_NO_MEMORY, "out of memory");
 		return -1;
 	}
-	p = names;
-	for (i = 0; i < n; i++) {
-		eq = strchr(env[i], '=');
+	for (i = 0, p = *namesp; i < n; i++, p += strlen(p) + 1) {
 		swerex__v1__execute_request__env_entry__init(&entries[i]);
-		memcpy(p, env[i], (size_t)(eq - env[i]));
-		p[eq - env[i]] = '\0';
 		entries[i].key = p;
-		entries[i].value = (char *)(eq + 1);
+		entries[i].value = strchr(env[i], '=') + 1;
 		ptrs[i] = &entries[i];
-		p += (eq - env[i]) + 1;
 	}
 	*entriesp = entries;
 	*ptrsp = ptrs;
-	*namesp = names;
 	return 0;
 }
 
