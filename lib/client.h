@@ -125,6 +125,7 @@ uint64_t client_submit(struct swerex_client *c, Swerex__V1__Request *req,
 		       struct swerex_error **err);
 void client_forget(struct swerex_client *c, uint64_t id);
 int client_can_block(struct swerex_client *c, struct swerex_error **err);
+int client_check(struct swerex_client *c, struct swerex_error **err);
 int client_wait(struct swerex_client *c, uint64_t id, struct client_wait *w,
 		struct swerex_error **err);
 void client_kick(struct swerex_client *c);

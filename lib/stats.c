@@ -181,25 +181,12 @@ stats_submit_history(struct swerex_client *c, const char *session,
 	return client_submit(c, &req, cb, arg, w, err);
 }
 
-/* Check the client of a call; 0, or -1 with *err set. */
-static int
-stats_check(struct swerex_client *c, struct swerex_error **err)
-{
-	if (err != NULL)
-		*err = NULL;
-	if (c == NULL) {
-		error_set(err, SWEREX_ERR_BAD_ARGUMENT, "no client");
-		return -1;
-	}
-	return 0;
-}
-
 /* Queue a StatsRequest. */
 uint64_t
 swerex_submit_stats(struct swerex_client *c, bool prometheus,
     swerex_reply_cb cb, void *arg, struct swerex_error **err)
 {
-	if (stats_check(c, err) != 0)
+	if (client_check(c, err) != 0)
 		return 0;
 	return stats_submit(c, prometheus, cb, arg, NULL, err);
 }
@@ -209,7 +196,7 @@ uint64_t
 swerex_submit_history(struct swerex_client *c, const char *session,
     int64_t limit, swerex_reply_cb cb, void *arg, struct swerex_error **err)
 {
-	if (stats_check(c, err) != 0)
+	if (client_check(c, err) != 0)
 		return 0;
 	return stats_submit_history(c, session, limit, cb, arg, NULL, err);
 }

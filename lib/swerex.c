@@ -2267,7 +2267,7 @@ client_submit_write_file(struct swerex_client *c, const char *path,
 }
 
 /* Check the client of a submit call; 0, or -1 with *err set. */
-static int
+int
 client_check(struct swerex_client *c, struct swerex_error **err)
 {
 	if (err != NULL)
