@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -488,7 +489,8 @@ static const char usage_attach[] =
 "Options:\n"
 "  -w, --write             forward typed keys to the session's program (as\n"
 "                          \"swerex input\"; refused while bash is at its\n"
-"                          prompt)\n"
+"                          prompt), and give the session this terminal's\n"
+"                          size, following its changes\n"
 "  -d, --detach-key KEY    key that detaches, a one-byte key name such as\n"
 "                          C-] or C-q (default: C-])\n"
 "      --scrollback BYTES  recent output shown first (default: the daemon's\n"
@@ -2487,6 +2489,8 @@ struct attach_cli {
 	int			 signal;	/* that ended it, or 0 */
 	struct event		*ev_stdin;
 	struct event		*ev_sig[4];
+	struct event		*ev_winch;	/* --write: follow our size */
+	const char		*key_name;
 };
 
 /* The terminal's modes before raw mode; restored at every exit. */
@@ -2655,6 +2659,57 @@ attach_stdin_cb(evutil_socket_t fd, short what, void *arg)
 		attach_detach(a);
 }
 
+/* Say how the attachment works, once it is in place. */
+static void
+attach_hello(struct attach_cli *a)
+{
+	attach_notice(a, "attached to %s, %s; %s detaches", a->session,
+	    a->write ? "keys go to its program" :
+	    "read-only: typed keys are ignored (--write to type)",
+	    a->key_name);
+}
+
+/* The session took (or refused) our size: now say hello. */
+static void
+attach_resized(struct swerex_client *c, const struct swerex_reply *reply,
+    void *arg)
+{
+	struct attach_cli *a = arg;
+
+	(void)c;
+	if (a->ended)
+		return;
+	if (reply->type == SWEREX_REPLY_ERROR)
+		attach_notice(a, "cannot resize: %s", reply->error->message);
+	attach_hello(a);
+}
+
+/*
+ * With --write, give the session this terminal's size (a program it runs
+ * draws for it); call back when done, or say hello now if it cannot.
+ */
+static void
+attach_resize(struct attach_cli *a, swerex_reply_cb cb)
+{
+	struct winsize ws;
+
+	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 &&
+	    ws.ws_col > 0 && swerex_submit_resize(a->c, a->session, ws.ws_row,
+	    ws.ws_col, cb, a, NULL) != 0)
+		return;
+	if (cb != NULL)
+		attach_hello(a);
+}
+
+/* SIGWINCH: our terminal changed size; the session follows. */
+static void
+attach_winch_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	attach_resize(arg, NULL);
+}
+
 /* A signal: detach on SIGINT, otherwise leave at once. */
 static void
 attach_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -2758,10 +2813,19 @@ cmd_attach(int argc, char **argv)
 			status = EXIT_ERROR;
 			goto out;
 		}
-		attach_notice(&a, "attached to %s, %s; %s detaches", a.session,
-		    a.write ? "keys go to its program" :
-		    "read-only: typed keys are ignored (--write to type)",
-		    key_name);
+		a.key_name = key_name;
+		if (!a.write)
+			attach_hello(&a);
+		else {
+			a.ev_winch = evsignal_new(a.base, SIGWINCH,
+			    attach_winch_cb, &a);
+			if (a.ev_winch == NULL ||
+			    evsignal_add(a.ev_winch, NULL) < 0) {
+				status = EXIT_ERROR;
+				goto out;
+			}
+			attach_resize(&a, attach_resized);
+		}
 	}
 	while (!a.ended && a.signal == 0 && a.error == NULL)
 		if (event_base_loop(a.base, EVLOOP_ONCE) < 0)
@@ -2788,6 +2852,8 @@ out:
 	swerex_client_free(a.c);
 	if (a.ev_stdin != NULL)
 		event_free(a.ev_stdin);
+	if (a.ev_winch != NULL)
+		event_free(a.ev_winch);
 	for (i = 0; i < 4; i++)
 		if (a.ev_sig[i] != NULL)
 			event_free(a.ev_sig[i]);

@@ -975,16 +975,19 @@ HTEST(cli_attach_on_a_terminal)
 }
 
 /*
- * `swerex attach --write`: typed keys reach the program the agent's command
- * runs; SIGTERM ends the CLI with the terminal restored.
+ * `swerex attach --write`: the session takes the terminal's size and
+ * follows it; typed keys reach the program the agent's command runs;
+ * SIGTERM ends the CLI with the terminal restored.
  */
 HTEST(cli_attach_write_and_signal)
 {
 	struct event_base *base = event_base_new();
 	struct swerex_client *c = harness_connect_base(h, base);
 	struct harness_reply run = { 0 };
+	struct winsize big = { .ws_row = 40, .ws_col = 132 };
+	bool resized = false;
 	struct tty t;
-	int status;
+	int status, i;
 
 	if (getenv("SWEREX_CLI") == NULL)
 		SKIP("SWEREX_CLI not set");
@@ -992,6 +995,19 @@ HTEST(cli_attach_write_and_signal)
 	REQUIRE(harness_create(c, "rw") == 0);
 	REQUIRE(tty_start(&t, h, "rw", "--write"));
 	CHECK(tty_until(&t, "keys go to its program"));
+	/* The session took the attached terminal's size before the notice. */
+	CHECK_RUN(c, "rw", "stty size", "24 80\n", 0);
+	/* And follows it: the CLI gets SIGWINCH when its terminal changes. */
+	CHECK(ioctl(t.master, TIOCSWINSZ, &big) == 0);
+	for (i = 0; i < 200 && !resized; i++) {
+		struct swerex_observation *obs = harness_exec(c, "rw",
+		    "stty size");
+
+		resized = obs != NULL && obs->output_len == 7 &&
+		    memcmp(obs->output, "40 132\n", 7) == 0;
+		swerex_observation_free(obs);
+	}
+	CHECK(resized);
 	REQUIRE(submit_run(c, "rw", "read -n1 k; echo \"typed [$k]\"", &run));
 	/* The run is in place once a request after it is answered. */
 	CHECK(swerex_send_input(c, "rw", "", 0, NULL, NULL) == 0);
