@@ -20,7 +20,6 @@
 #include "stats.h"
 
 /* Longest failure reason kept. */
-#define HISTORY_REASON_MAX 256
 
 /* Set up an empty history that will keep cap commands. */
 void
@@ -44,7 +43,6 @@ static void
 history_entry_clear(struct history_entry *e)
 {
 	free(e->command);
-	free(e->failure_reason);
 	memset(e, 0, sizeof *e);
 }
 
@@ -83,7 +81,8 @@ fail:
 
 /*
  * Add an answer (or the end) of the open command: output_bytes printed
- * since the previous answer, a failure reason or NULL, whether it ended,
+ * since the previous answer, a failure reason or NULL (a static string:
+ * it is kept, not copied), whether it ended,
  * and its exit code if known. Nothing open: nothing to do.
  */
 void
@@ -92,7 +91,6 @@ history_note(struct history *h, uint64_t output_bytes, const char *reason,
 {
 	struct history_entry *e = history_newest(h);
 	struct timespec now;
-	size_t n;
 
 	if (!h->open || e == NULL)
 		return;
@@ -100,11 +98,8 @@ history_note(struct history *h, uint64_t output_bytes, const char *reason,
 	e->duration = (double)(now.tv_sec - e->t0.tv_sec) +
 	    (double)(now.tv_nsec - e->t0.tv_nsec) / 1e9;
 	e->output_bytes += output_bytes;
-	if (reason != NULL && *reason != '\0' && e->failure_reason == NULL) {
-		n = strnlen(reason, HISTORY_REASON_MAX);
-		if ((e->failure_reason = malloc(n + 1)) != NULL)
-			stats_utf8_copy(e->failure_reason, n + 1, reason, n);
-	}
+	if (reason != NULL && *reason != '\0' && e->failure_reason == NULL)
+		e->failure_reason = reason;
 	if (has_exit) {
 		e->has_exit_code = true;
 		e->exit_code = exit_code;
@@ -157,8 +152,9 @@ history_fill(const struct history *h, bool has_limit, uint32_t limit,
 		pe[i].started = e->started;
 		pe[i].duration = e->duration;
 		pe[i].output_bytes = e->output_bytes;
-		pe[i].failure_reason = e->failure_reason != NULL ?
-		    e->failure_reason : "";
+		/* Only read by the encoder. */
+		pe[i].failure_reason = (char *)(e->failure_reason != NULL ?
+		    e->failure_reason : "");
 		pe[i].seq = e->seq;
 		out->entries[i] = &pe[i];
 		i++;

@@ -14,7 +14,7 @@
 
 struct history_entry {
 	char *command;             /* at most HISTORY_COMMAND_MAX bytes */
-	char *failure_reason;      /* NULL: none */
+	const char *failure_reason; /* a static string, or NULL: none */
 	uint64_t seq;
 	uint64_t output_bytes;
 	double started;            /* seconds since the epoch */
