@@ -24,11 +24,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "attach.h"
 #include "auth.h"
@@ -41,7 +38,8 @@
 #include "server.h"
 #include "session.h"
 #include "stats.h"
-#include "tls.h"
+#include "remote.h"
+#include "tlsmod.h"
 #include "wire.h"
 
 /*
@@ -1007,22 +1005,17 @@ conn_bev_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	char err[256];
-	SSL *ssl;
+	int saved = errno;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		ssl = bufferevent_openssl_get_ssl(bev);
-		log_debug("connection %u (%s): %s, %s", c->id, c->peer,
-		    SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+		c->srv->tls->describe(bev, err, sizeof err);
+		log_debug("connection %u (%s): %s", c->id, c->peer, err);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
-
-		if (e != 0)
-			ERR_error_string_n(e, err, sizeof err);
-		else
-			snprintf(err, sizeof err, "%s", errno != 0 ?
-			    strerror(errno) : "connection reset");
+		if (!c->srv->tls->error(bev, err, sizeof err))
+			snprintf(err, sizeof err, "%s", saved != 0 ?
+			    strerror(saved) : "connection reset");
 		log_info("connection %u (%s): %s: %s", c->id, c->peer,
 		    c->hello ? "TLS error" : "TLS handshake failed", err);
 	}
@@ -1033,18 +1026,9 @@ conn_bev_event_cb(struct bufferevent *bev, short what, void *arg)
 static int
 conn_tls_setup(struct conn *c)
 {
-	SSL *ssl;
-
-	if ((ssl = SSL_new(c->srv->tls_ctx)) == NULL)
+	c->bev = c->srv->tls->accept(c->srv->base, c->fd, c->srv->tls_ctx);
+	if (c->bev == NULL)
 		return -1;
-	c->bev = bufferevent_openssl_socket_new(c->srv->base, c->fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		SSL_free(ssl);
-		return -1;
-	}
-	/* A peer that just closes its socket is gone, not an error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	c->in = bufferevent_get_input(c->bev);
 	c->out = bufferevent_get_output(c->bev);
 	bufferevent_setcb(c->bev, conn_bev_read_cb, conn_bev_write_cb,
@@ -1125,8 +1109,8 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 	evutil_make_socket_nonblocking(fd);
 	if (t != SERVER_UNIX) {
 		c->need_token = true;
-		tls_addr_format(sa, c->peer, sizeof c->peer);
-		tls_tcp_tune(fd, srv->cfg.keepalive);
+		remote_addr_format(sa, c->peer, sizeof c->peer);
+		remote_tcp_tune(fd, srv->cfg.keepalive);
 	}
 	if (t == SERVER_TLS) {
 		if (conn_tls_setup(c) < 0)

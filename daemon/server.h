@@ -13,6 +13,8 @@
 #include "stats.h"
 
 struct event_base;
+struct tlsmod;
+struct tlsmod_ctx;
 struct evconnlistener;
 struct event;
 struct session;
@@ -71,7 +73,8 @@ struct server {
 	struct event_base *base;
 	struct server_listener listeners[SERVER_MAX_LISTEN];
 	size_t n_listeners;
-	struct ssl_ctx_st *tls_ctx;      /* current context; SIGHUP replaces it */
+	const struct tlsmod *tls;        /* loaded with the first TLS context */
+	struct tlsmod_ctx *tls_ctx;      /* current context; SIGHUP replaces it */
 	char *token;                     /* required on TCP listeners */
 	struct event *ev_sig[4];
 	struct event *ev_deadline;
