@@ -84,6 +84,9 @@ struct server {
 
 	/* Owned by spare.c: a reaper started ahead of the next session. */
 	pid_t spare_pid;
+	struct spare_job *spare_job;     /* one being started, or NULL */
+	struct spare_worker *spare_worker; /* the thread that starts them */
+	bool spare_no_worker;            /* none: the loop starts them */
 	int spare_fd;                    /* its spec pipe */
 	size_t spare_room;               /* what the pipe takes at once */
 	struct event *ev_spare;
