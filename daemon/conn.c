@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -56,6 +57,9 @@
 #define CONN_REQS_PER_EVENT 64
 /* Largest frame before the Hello: a Hello with a token fits easily. */
 #define CONN_PREAUTH_FRAME 8192
+/* A request read takes this much, then this much more if it filled up. */
+#define CONN_READ_FIRST 16384
+#define CONN_READ_MORE 65536
 
 struct conn {
 	struct server *srv;
@@ -945,16 +949,61 @@ conn_process(struct conn *c)
 	conn_flush(c);
 }
 
+/*
+ * Read at most max bytes from a socket into in. evbuffer_read() asks the
+ * socket how much it holds first (FIONREAD), one more system call for
+ * every request; this reads into reserved space and keeps what came.
+ */
+static ssize_t
+conn_read_sock(struct evbuffer *in, int fd, size_t max)
+{
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t n;
+	size_t left;
+	int i, nv;
+
+	nv = evbuffer_reserve_space(in, (ev_ssize_t)max, v, 2);
+	if (nv <= 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < nv; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	do
+		n = readv(fd, iov, nv);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	for (left = (size_t)n, i = 0; i < nv; i++) {
+		v[i].iov_len = left < v[i].iov_len ? left : v[i].iov_len;
+		left -= v[i].iov_len;
+	}
+	if (evbuffer_commit_space(in, v, nv) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return n;
+}
+
 /* Read requests; EOF or an error means the peer is gone. */
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	int n;
+	ssize_t n;
 
 	/* Never buffer more than one frame of the largest allowed size. */
 	if (evbuffer_get_length(c->in) <= conn_frame_limit(c) + WIRE_HEADER_LEN) {
-		n = evbuffer_read(c->in, fd, 65536);
+		/*
+		 * Most requests are small: 16 KiB, and more if that filled
+		 * up (an end of file or error then waits for the next call).
+		 */
+		n = conn_read_sock(c->in, fd, CONN_READ_FIRST);
+		if (n == CONN_READ_FIRST)
+			conn_read_sock(c->in, fd, CONN_READ_MORE);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			conn_free(c);
 			return;
