@@ -28,6 +28,8 @@ qemu=$(command -v qemu-system-x86_64) ||
 	skip "no qemu-system-x86_64 (Debian: qemu-system-x86)"
 [ -f "$kdir/vmlinuz" ] && [ -f "$kdir/modules/order" ] ||
 	skip "no guest kernel in $kdir (tests/vm/fetch.sh fetches it)"
+kernel=$kdir/vmlinuz
+[ ! -f "$kdir/vmlinux" ] || kernel=$kdir/vmlinux
 busybox=$(command -v busybox) || skip "no busybox (Debian: busybox-static)"
 # The initramfs has no libraries: only a static busybox runs there.
 ! grep -q /lib64/ld-linux "$busybox" ||
@@ -67,7 +69,7 @@ start=$(date +%s.%N)
 rc=0
 timeout -k 5 "$limit" "$qemu" -nodefaults -no-user-config -display none \
     -no-reboot -machine pc -accel tcg,thread=multi -cpu max -smp 2 -m 1G \
-    -kernel "$kdir/vmlinuz" -initrd "$tmp/initrd.cpio" \
+    -kernel "$kernel" -initrd "$tmp/initrd.cpio" \
     -append "console=ttyS0 panic=-1 quiet" \
     -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
     -device virtio-9p-pci,fsdev=root,mount_tag=root \
