@@ -19,10 +19,11 @@ pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
 # private sshd (the system's ssh service is never used), socket activation,
 # groff for the man pages, unshare for the syslog test, the Python client's
 # tests; valgrind: the integration suite runs once more under memcheck;
-# qemu and a static busybox: test-rlimit's cgroup tests run in a guest
+# qemu, a static busybox and xz: test-rlimit's cgroup tests run in a guest
 # (tests/vm/, which fetches Debian's kernel itself).
 test_pkgs=(file binutils openssh-client openssh-server systemd groff-base
-           util-linux python3-pytest valgrind qemu-system-x86 busybox-static)
+           util-linux python3-pytest valgrind qemu-system-x86 busybox-static
+           xz-utils)
 # Only the benchmarks need these: the tmux peer and the plot.
 bench_pkgs=(tmux gnuplot-nox)
 # Only the fuzz targets need these: clang and its sanitizer/libFuzzer runtimes.

@@ -65,10 +65,14 @@ cp "$tmp/job.sh" "$tmp/initrd/job.sh"
 
 : > "$tmp/out"
 : > "$tmp/err"
+# TCG (emulation) unless the host offers KVM.
+accel=tcg,thread=multi
+[ ! -w /dev/kvm ] || accel=kvm
 start=$(date +%s.%N)
 rc=0
-timeout -k 5 "$limit" "$qemu" -nodefaults -no-user-config -display none \
-    -no-reboot -machine pc -accel tcg,thread=multi -cpu max -smp 2 -m 1G \
+# In the foreground: a test runner's kill of our process group reaches qemu.
+timeout --foreground -k 5 "$limit" "$qemu" -nodefaults -no-user-config \
+    -display none -no-reboot -machine pc -accel "$accel" -cpu max -smp 2 -m 1G \
     -kernel "$kernel" -initrd "$tmp/initrd.cpio" \
     -append "console=ttyS0 panic=-1 quiet" \
     -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
