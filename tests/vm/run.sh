@@ -81,12 +81,13 @@ timeout --foreground -k 5 "$limit" "$qemu" -nodefaults -no-user-config \
     -serial "file:$tmp/err" < /dev/null || rc=$?
 end=$(date +%s.%N)
 
-grep -v '^VM-EXIT ' "$tmp/out" || true
+cat "$tmp/out"
 cat "$tmp/err" >&2
-status=$(sed -n 's/^VM-EXIT \([0-9]*\)$/\1/p' "$tmp/out" | tail -n 1)
-# Timing, for the log: qemu's wall time, the guest's uptime at the job's
-# start (its boot) and end.
-up=$(sed -n 's/^swerex-vm: job \(starts\|ended\) at \([0-9.]*\) s.*/\2/p' \
+# The console says when the job started (the boot's length, in the guest's
+# uptime), when it ended and its status; the kernel's lines may come between.
+status=$(sed -n 's/.*swerex-vm: job ended at .*, status \([0-9]*\).*/\1/p' \
+    "$tmp/console" | tail -n 1)
+up=$(sed -n 's/.*swerex-vm: job \(starts\|ended\) at \([0-9.]*\) s.*/\2/p' \
     "$tmp/console" | tr '\n' ' ')
 echo "vm: qemu ran $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }') s;" \
     "guest uptime at the job's start and end: ${up:-none}" >&2
