@@ -20,6 +20,7 @@
 
 #include <event2/dns.h>
 
+#include "remote.h"
 #include "tls.h"
 #include "log.h"
 #include "tunnel.h"
@@ -235,8 +236,8 @@ tunnel_main_listen_inet(struct tunnel *t)
 	}
 	if (t->listen.scheme == TUNNEL_TCP) {
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			if (!tls_addr_is_loopback(ai->ai_addr)) {
-				tls_addr_format(ai->ai_addr, addr, sizeof addr);
+			if (!remote_addr_is_loopback(ai->ai_addr)) {
+				remote_addr_format(ai->ai_addr, addr, sizeof addr);
 				log_msg(LOG_LVL_ERROR, "refusing plain TCP "
 				    "on %s: --insecure allows loopback "
 				    "addresses only", addr);
@@ -248,7 +249,7 @@ tunnel_main_listen_inet(struct tunnel *t)
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
 			continue;
-		tls_addr_format(ai->ai_addr, addr, sizeof addr);
+		remote_addr_format(ai->ai_addr, addr, sizeof addr);
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC |
 		    SOCK_NONBLOCK, 0);
 		if (fd < 0)
@@ -271,7 +272,7 @@ tunnel_main_listen_inet(struct tunnel *t)
 		}
 		sl = sizeof ss;
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			tls_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
+			remote_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
 		snprintf(name, sizeof name, "%s://%s", scheme, addr);
 		if (tunnel_main_add_listener(t, fd, name) < 0) {
 			freeaddrinfo(res);
@@ -305,12 +306,12 @@ tunnel_main_token_load(const struct tunnel_options *o, char **out, char *err,
 	const char *file;
 
 	if (o->token_file != NULL)
-		return tls_token_load(o->token_file, NULL, out, err, errlen);
-	if (tls_token_load(NULL, "SWEREX_TOKEN", out, err, errlen) < 0)
+		return remote_token_load(o->token_file, NULL, out, err, errlen);
+	if (remote_token_load(NULL, "SWEREX_TOKEN", out, err, errlen) < 0)
 		return -1;
 	if (*out == NULL && (file = getenv("SWEREX_TOKEN_FILE")) != NULL &&
 	    *file != '\0')
-		return tls_token_load(file, NULL, out, err, errlen);
+		return remote_token_load(file, NULL, out, err, errlen);
 	return 0;
 }
 
@@ -533,7 +534,7 @@ tunnel_main_addr_parse(const char *s, struct tunnel_addr *a, char *err,
 		    "tls://HOST:PORT or tcp://HOST:PORT)", s);
 		return -1;
 	}
-	return tls_split_hostport(s + 6, &a->host, &a->port, err, errlen);
+	return remote_split_hostport(s + 6, &a->host, &a->port, err, errlen);
 }
 
 /* Parse a number of seconds in (0, 86400] or exit 2. */

@@ -56,6 +56,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "remote.h"
 #include "tls.h"
 #include "log.h"
 #include "tunnel.h"
@@ -595,7 +596,7 @@ tunnel_hello_rewrite(struct tunnel_conn *c, Swerex__V1__Request *req)
 	hello = req->hello;
 	given = hello->token;
 	if (t->reverse) {
-		if (!tls_token_equal(t->token, given)) {
+		if (!remote_token_equal(t->token, given)) {
 			tunnel_reject(c, req->id,
 			    SWEREX__V1__ERROR_KIND__UNAUTHENTICATED,
 			    "invalid token");
@@ -844,7 +845,7 @@ tunnel_up_attempt(struct tunnel_conn *c)
 	}
 	c->up_fd = fd;
 	if (sa->sa_family != AF_UNIX)
-		tls_tcp_tune(fd, t->opt.keepalive);
+		remote_tcp_tune(fd, t->opt.keepalive);
 	if (connect(fd, sa, len) == 0) {
 		tunnel_up_connected(c, fd);
 		return;
@@ -1001,10 +1002,10 @@ tunnel_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	if (salen > 0 && (size_t)salen <= sizeof c->peer)
 		memcpy(&c->peer, sa, (size_t)salen);
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
-		tls_addr_format(sa, addr, sizeof addr);
+		remote_addr_format(sa, addr, sizeof addr);
 		snprintf(c->name, sizeof c->name, "connection %u from %s",
 		    c->id, addr);
-		tls_tcp_tune(fd, t->opt.keepalive);
+		remote_tcp_tune(fd, t->opt.keepalive);
 	} else
 		snprintf(c->name, sizeof c->name, "connection %u", c->id);
 

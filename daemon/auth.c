@@ -14,7 +14,7 @@
 #include "auth.h"
 #include "log.h"
 #include "server.h"
-#include "tls.h"
+#include "remote.h"
 
 /* Addresses remembered; the oldest is forgotten first. */
 #define AUTH_SLOTS 256
@@ -36,7 +36,7 @@ auth_load_token(struct server *srv)
 {
 	char err[512], *tok;
 
-	if (tls_token_load(srv->cfg.token_file, "SWEREXD_TOKEN", &tok, err,
+	if (remote_token_load(srv->cfg.token_file, "SWEREXD_TOKEN", &tok, err,
 	    sizeof err) < 0) {
 		log_error("%s", err);
 		return -1;
@@ -55,7 +55,7 @@ auth_load_token(struct server *srv)
 bool
 auth_token_ok(const struct server *srv, const char *token)
 {
-	return srv->token != NULL && tls_token_equal(srv->token, token);
+	return srv->token != NULL && remote_token_equal(srv->token, token);
 }
 
 /* Record a failure from addr; give the seconds to wait before answering. */

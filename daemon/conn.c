@@ -20,15 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "attach.h"
 #include "auth.h"
@@ -41,7 +39,8 @@
 #include "server.h"
 #include "session.h"
 #include "stats.h"
-#include "tls.h"
+#include "remote.h"
+#include "tlsmod.h"
 #include "wire.h"
 
 /*
@@ -58,6 +57,9 @@
 #define CONN_REQS_PER_EVENT 64
 /* Largest frame before the Hello: a Hello with a token fits easily. */
 #define CONN_PREAUTH_FRAME 8192
+/* A request read takes this much, then this much more if it filled up. */
+#define CONN_READ_FIRST 16384
+#define CONN_READ_MORE 65536
 
 struct conn {
 	struct server *srv;
@@ -947,16 +949,61 @@ conn_process(struct conn *c)
 	conn_flush(c);
 }
 
+/*
+ * Read at most max bytes from a socket into in. evbuffer_read() asks the
+ * socket how much it holds first (FIONREAD), one more system call for
+ * every request; this reads into reserved space and keeps what came.
+ */
+static ssize_t
+conn_read_sock(struct evbuffer *in, int fd, size_t max)
+{
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t n;
+	size_t left;
+	int i, nv;
+
+	nv = evbuffer_reserve_space(in, (ev_ssize_t)max, v, 2);
+	if (nv <= 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (i = 0; i < nv; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	do
+		n = readv(fd, iov, nv);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	for (left = (size_t)n, i = 0; i < nv; i++) {
+		v[i].iov_len = left < v[i].iov_len ? left : v[i].iov_len;
+		left -= v[i].iov_len;
+	}
+	if (evbuffer_commit_space(in, v, nv) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return n;
+}
+
 /* Read requests; EOF or an error means the peer is gone. */
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	int n;
+	ssize_t n;
 
 	/* Never buffer more than one frame of the largest allowed size. */
 	if (evbuffer_get_length(c->in) <= conn_frame_limit(c) + WIRE_HEADER_LEN) {
-		n = evbuffer_read(c->in, fd, 65536);
+		/*
+		 * Most requests are small: 16 KiB, and more if that filled
+		 * up (an end of file or error then waits for the next call).
+		 */
+		n = conn_read_sock(c->in, fd, CONN_READ_FIRST);
+		if (n == CONN_READ_FIRST)
+			conn_read_sock(c->in, fd, CONN_READ_MORE);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			conn_free(c);
 			return;
@@ -1007,22 +1054,17 @@ conn_bev_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	char err[256];
-	SSL *ssl;
+	int saved = errno;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		ssl = bufferevent_openssl_get_ssl(bev);
-		log_debug("connection %u (%s): %s, %s", c->id, c->peer,
-		    SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+		c->srv->tls->describe(bev, err, sizeof err);
+		log_debug("connection %u (%s): %s", c->id, c->peer, err);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
-
-		if (e != 0)
-			ERR_error_string_n(e, err, sizeof err);
-		else
-			snprintf(err, sizeof err, "%s", errno != 0 ?
-			    strerror(errno) : "connection reset");
+		if (!c->srv->tls->error(bev, err, sizeof err))
+			snprintf(err, sizeof err, "%s", saved != 0 ?
+			    strerror(saved) : "connection reset");
 		log_info("connection %u (%s): %s: %s", c->id, c->peer,
 		    c->hello ? "TLS error" : "TLS handshake failed", err);
 	}
@@ -1033,18 +1075,9 @@ conn_bev_event_cb(struct bufferevent *bev, short what, void *arg)
 static int
 conn_tls_setup(struct conn *c)
 {
-	SSL *ssl;
-
-	if ((ssl = SSL_new(c->srv->tls_ctx)) == NULL)
+	c->bev = c->srv->tls->accept(c->srv->base, c->fd, c->srv->tls_ctx);
+	if (c->bev == NULL)
 		return -1;
-	c->bev = bufferevent_openssl_socket_new(c->srv->base, c->fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		SSL_free(ssl);
-		return -1;
-	}
-	/* A peer that just closes its socket is gone, not an error. */
-	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	c->in = bufferevent_get_input(c->bev);
 	c->out = bufferevent_get_output(c->bev);
 	bufferevent_setcb(c->bev, conn_bev_read_cb, conn_bev_write_cb,
@@ -1125,8 +1158,8 @@ conn_accept(struct server *srv, int fd, enum server_transport t,
 	evutil_make_socket_nonblocking(fd);
 	if (t != SERVER_UNIX) {
 		c->need_token = true;
-		tls_addr_format(sa, c->peer, sizeof c->peer);
-		tls_tcp_tune(fd, srv->cfg.keepalive);
+		remote_addr_format(sa, c->peer, sizeof c->peer);
+		remote_tcp_tune(fd, srv->cfg.keepalive);
 	}
 	if (t == SERVER_TLS) {
 		if (conn_tls_setup(c) < 0)

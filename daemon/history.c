@@ -19,7 +19,8 @@
 #include "history.h"
 #include "stats.h"
 
-/* Longest failure reason kept. */
+/* Entries of a new ring; it doubles from there up to --history. */
+#define HISTORY_FIRST 8
 
 /* Set up an empty history that will keep cap commands. */
 void
@@ -35,7 +36,37 @@ history_newest(const struct history *h)
 {
 	if (h->ring == NULL || h->total == 0)
 		return NULL;
-	return &h->ring[(h->total - 1) % h->cap];
+	return &h->ring[(h->total - 1) % h->size];
+}
+
+/*
+ * Make room for one more command before the ring wraps: double it (it has
+ * not wrapped yet, so entries 0..total-1 stay where they are). 0, or -1
+ * when there is no ring at all. Out of memory with a ring, it stops
+ * growing and wraps at its current size from then on.
+ */
+static int
+history_grow(struct history *h)
+{
+	struct history_entry *ring;
+	size_t size;
+
+	if (h->ring != NULL && (h->total <= h->size || h->size == h->cap))
+		return 0;
+	size = h->ring == NULL ? HISTORY_FIRST : h->size * 2;
+	if (size > h->cap)
+		size = h->cap;
+	ring = realloc(h->ring, size * sizeof *ring);
+	if (ring == NULL) {
+		if (h->ring == NULL)
+			return -1;
+		h->cap = h->size;
+		return 0;
+	}
+	memset(ring + h->size, 0, (size - h->size) * sizeof *ring);
+	h->ring = ring;
+	h->size = size;
+	return 0;
 }
 
 /* Forget what an entry holds. */
@@ -58,10 +89,9 @@ history_begin(struct history *h, const char *command, size_t len)
 	h->open = false;
 	if (h->cap == 0)
 		return;
-	if (h->ring == NULL &&
-	    (h->ring = calloc(h->cap, sizeof *h->ring)) == NULL)
-		goto fail;
-	e = &h->ring[(h->total - 1) % h->cap];
+	if (history_grow(h) < 0)
+		return;
+	e = &h->ring[(h->total - 1) % h->size];
 	history_entry_clear(e);
 	if ((e->command = malloc(cut + 1)) == NULL)
 		goto fail;
@@ -75,8 +105,7 @@ history_begin(struct history *h, const char *command, size_t len)
 
 fail:
 	/* Out of memory: this command goes unrecorded, the count stays. */
-	if (h->ring != NULL)
-		history_entry_clear(&h->ring[(h->total - 1) % h->cap]);
+	history_entry_clear(&h->ring[(h->total - 1) % h->size]);
 }
 
 /*
@@ -124,7 +153,7 @@ history_fill(const struct history *h, bool has_limit, uint32_t limit,
 
 	swerex__v1__history_response__init(out);
 	out->total = h->total;
-	n = h->ring == NULL ? 0 : h->total < h->cap ? h->total : h->cap;
+	n = h->ring == NULL ? 0 : h->total < h->size ? h->total : h->size;
 	if (has_limit && limit < n)
 		n = limit;
 	if (n == 0)
@@ -139,7 +168,7 @@ history_fill(const struct history *h, bool has_limit, uint32_t limit,
 	}
 	first = h->total - n + 1;
 	for (seq = first; seq <= h->total; seq++) {
-		e = &h->ring[(seq - 1) % h->cap];
+		e = &h->ring[(seq - 1) % h->size];
 		if (e->seq != seq)
 			continue;       /* unrecorded: memory ran out */
 		swerex__v1__history_entry__init(&pe[i]);
@@ -186,7 +215,7 @@ history_free(struct history *h)
 	size_t i;
 
 	if (h->ring != NULL)
-		for (i = 0; i < h->cap; i++)
+		for (i = 0; i < h->size; i++)
 			history_entry_clear(&h->ring[i]);
 	free(h->ring);
 	h->ring = NULL;

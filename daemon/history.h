@@ -25,13 +25,15 @@ struct history_entry {
 };
 
 /*
- * The ring is allocated at the first command, so idle sessions cost only
- * this struct. open is the entry whose command has not ended yet: answers
+ * The ring is allocated at the first command and doubles as commands come
+ * until it holds cap, so idle sessions cost only this struct and a session
+ * that ran a few commands a few entries. open is the entry whose command has not ended yet: answers
  * that come before it ends (a timeout, an expect match, interactive input
  * sent to it) add to that entry.
  */
 struct history {
 	struct history_entry *ring;  /* NULL until the first command */
+	size_t size;                 /* entries allocated, at most cap */
 	size_t cap;                  /* --history; 0: nothing is kept */
 	uint64_t total;              /* commands begun */
 	bool open;                   /* the newest entry has not ended */

@@ -77,13 +77,11 @@ proc_spawnattr_init(posix_spawnattr_t *attr)
 }
 
 /*
- * Find swerexd-reaper: beside our own executable (the build tree, or both
- * installed in one directory), else in the libexec directory, else our own
- * executable, which acts as the reaper when run under its name (dearer to
- * start when dynamically linked). Return a path to free, or NULL.
+ * Find a file of ours: beside our own executable (the build tree, or all
+ * installed in one directory), else in dir. Return a path to free, or NULL.
  */
 char *
-proc_find_reaper(void)
+proc_find_file(const char *name, const char *dir)
 {
 	char self[PATH_MAX], *slash, *path = NULL;
 	ssize_t n;
@@ -93,13 +91,30 @@ proc_find_reaper(void)
 		self[n] = '\0';
 		if ((slash = strrchr(self, '/')) != NULL)
 			*slash = '\0';
-		if (asprintf(&path, "%s/" REAPER_NAME, self) < 0)
+		if (asprintf(&path, "%s/%s", self, name) < 0)
 			return NULL;
-		if (access(path, X_OK) == 0)
+		if (access(path, R_OK) == 0)
 			return path;
 		free(path);
 	}
-	path = strdup(SWEREXD_LIBEXECDIR "/" REAPER_NAME);
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return NULL;
+	if (access(path, R_OK) == 0)
+		return path;
+	free(path);
+	return NULL;
+}
+
+/*
+ * Find swerexd-reaper (see proc_find_file), else fall back on our own
+ * executable, which acts as the reaper when run under its name (dearer to
+ * start when dynamically linked). Return a path to free, or NULL.
+ */
+char *
+proc_find_reaper(void)
+{
+	char *path = proc_find_file(REAPER_NAME, SWEREXD_LIBEXECDIR);
+
 	if (path != NULL && access(path, X_OK) == 0)
 		return path;
 	free(path);

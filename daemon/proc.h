@@ -7,6 +7,7 @@
 
 void proc_kill_tree(pid_t sid, int sig);
 void proc_spawnattr_init(posix_spawnattr_t *attr);
+char *proc_find_file(const char *name, const char *dir);
 char *proc_find_reaper(void);
 
 #endif

@@ -21,7 +21,6 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/listener.h>
-#include <openssl/ssl.h>
 
 #include "attach.h"
 #include "auth.h"
@@ -35,7 +34,8 @@
 #include "server.h"
 #include "session.h"
 #include "spare.h"
-#include "tls.h"
+#include "remote.h"
+#include "tlsmod.h"
 #include "wire.h"
 
 /* After SIGTERM, give up waiting for sessions after the grace plus this. */
@@ -274,7 +274,7 @@ server_listen_tcp(struct server *srv, const char *hostport,
 	char *host = NULL, *port = NULL, err[256], addr[80], name[96];
 	int fd = -1, r = -EINVAL, one = 1, n = 0;
 
-	if (tls_split_hostport(hostport, &host, &port, err, sizeof err) < 0) {
+	if (remote_split_hostport(hostport, &host, &port, err, sizeof err) < 0) {
 		log_error("%s", err);
 		return -EINVAL;
 	}
@@ -284,8 +284,8 @@ server_listen_tcp(struct server *srv, const char *hostport,
 		goto out;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (t == SERVER_TCP && !tls_addr_is_loopback(ai->ai_addr)) {
-			tls_addr_format(ai->ai_addr, addr, sizeof addr);
+		if (t == SERVER_TCP && !remote_addr_is_loopback(ai->ai_addr)) {
+			remote_addr_format(ai->ai_addr, addr, sizeof addr);
 			log_error("tcp://%s: %s is not a loopback address; plain "
 			    "TCP is only allowed on loopback (use tls://)",
 			    hostport, addr);
@@ -306,14 +306,14 @@ server_listen_tcp(struct server *srv, const char *hostport,
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 		    listen(fd, 512) < 0) {
 			r = -errno;
-			tls_addr_format(ai->ai_addr, addr, sizeof addr);
+			remote_addr_format(ai->ai_addr, addr, sizeof addr);
 			log_error("cannot listen on %s: %s", addr, strerror(errno));
 			close(fd);
 			goto out;
 		}
 		sl = sizeof ss;
 		getsockname(fd, (struct sockaddr *)&ss, &sl);
-		tls_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
+		remote_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
 		snprintf(name, sizeof name, "%s://%s",
 		    t == SERVER_TLS ? "tls" : "tcp", addr);
 		if ((r = server_add_listener(srv, fd, t, name, NULL)) < 0)
@@ -366,11 +366,11 @@ server_listen_inherited(struct server *srv)
 			snprintf(name, sizeof name, "unix:%s",
 			    ((struct sockaddr_un *)&ss)->sun_path);
 		} else {
-			tls_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
+			remote_addr_format((struct sockaddr *)&ss, addr, sizeof addr);
 			if (srv->cfg.tls_cert != NULL)
 				t = SERVER_TLS;
 			else if (srv->cfg.insecure &&
-			    tls_addr_is_loopback((struct sockaddr *)&ss))
+			    remote_addr_is_loopback((struct sockaddr *)&ss))
 				t = SERVER_TCP;
 			else {
 				log_error("inherited socket %s: TCP needs "
@@ -387,23 +387,32 @@ server_listen_inherited(struct server *srv)
 	return (int)n;
 }
 
-/* Load (or reload, on SIGHUP) the TLS context; 0 or -1 (the old one stays). */
+/*
+ * Load (or reload, on SIGHUP) the TLS context; 0 or -1 (the old one stays).
+ * The first load brings in the TLS module: a daemon without TLS never
+ * maps OpenSSL.
+ */
 static int
 server_tls_load(struct server *srv)
 {
+	struct tlsmod_ctx *ctx;
 	char err[512];
-	SSL_CTX *ctx;
 
 	if (srv->cfg.tls_cert == NULL && srv->cfg.tls_key == NULL)
 		return 0;
-	ctx = tls_server_ctx(srv->cfg.tls_cert, srv->cfg.tls_key,
+	if (srv->tls == NULL && (srv->tls = tlsmod_load(err, sizeof err)) == NULL) {
+		log_error("%s", err);
+		return -1;
+	}
+	ctx = srv->tls->ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key,
 	    srv->cfg.tls_client_ca, err, sizeof err);
 	if (ctx == NULL) {
 		log_error("%s", err);
 		return -1;
 	}
 	/* Connections keep a reference to the context they started with. */
-	SSL_CTX_free(srv->tls_ctx);
+	if (srv->tls_ctx != NULL)
+		srv->tls->ctx_free(srv->tls_ctx);
 	srv->tls_ctx = ctx;
 	return 0;
 }
@@ -676,7 +685,8 @@ server_free(struct server *srv)
 	free(srv->reaper);
 	srv->reaper = NULL;
 	cgroup_free(srv);
-	SSL_CTX_free(srv->tls_ctx);
+	if (srv->tls_ctx != NULL)
+		srv->tls->ctx_free(srv->tls_ctx);
 	srv->tls_ctx = NULL;
 	/* Run the deferred releases of connections torn down above. */
 	if (srv->base != NULL)

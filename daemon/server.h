@@ -13,6 +13,8 @@
 #include "stats.h"
 
 struct event_base;
+struct tlsmod;
+struct tlsmod_ctx;
 struct evconnlistener;
 struct event;
 struct session;
@@ -71,7 +73,8 @@ struct server {
 	struct event_base *base;
 	struct server_listener listeners[SERVER_MAX_LISTEN];
 	size_t n_listeners;
-	struct ssl_ctx_st *tls_ctx;      /* current context; SIGHUP replaces it */
+	const struct tlsmod *tls;        /* loaded with the first TLS context */
+	struct tlsmod_ctx *tls_ctx;      /* current context; SIGHUP replaces it */
 	char *token;                     /* required on TCP listeners */
 	struct event *ev_sig[4];
 	struct event *ev_deadline;
@@ -81,6 +84,9 @@ struct server {
 
 	/* Owned by spare.c: a reaper started ahead of the next session. */
 	pid_t spare_pid;
+	struct spare_job *spare_job;     /* one being started, or NULL */
+	struct spare_worker *spare_worker; /* the thread that starts them */
+	bool spare_no_worker;            /* none: the loop starts them */
 	int spare_fd;                    /* its spec pipe */
 	size_t spare_room;               /* what the pipe takes at once */
 	struct event *ev_spare;

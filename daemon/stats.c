@@ -102,9 +102,14 @@ stats_utf8_copy(char *dst, size_t size, const char *src, size_t len)
 	if (size == 0)
 		return 0;
 	while (i < len && p[i] != '\0') {
-		if (p[i] < 0x80)
-			n = 1;
-		else if (p[i] >= 0xc2 && p[i] <= 0xdf)
+		if (p[i] < 0x80) {
+			/* ASCII, nearly every byte of a command: one store. */
+			if (o + 1 >= size)
+				break;
+			dst[o++] = (char)p[i++];
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf)
 			n = 2;
 		else if (p[i] >= 0xe0 && p[i] <= 0xef)
 			n = 3;

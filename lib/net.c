@@ -32,6 +32,7 @@
 
 #include "client.h"
 #include "net.h"
+#include "remote.h"
 #include "tls.h"
 
 /* Buffer chunks handed to one sendmsg(). */
@@ -124,7 +125,7 @@ net_resolve_host(const char *url, const char *hostport, struct net_target *t,
 	char msg[256];
 	int n;
 
-	if (tls_split_hostport(hostport, &t->host, &t->port, msg,
+	if (remote_split_hostport(hostport, &t->host, &t->port, msg,
 	    sizeof msg) != 0) {
 		error_set(err, strcmp(msg, "out of memory") == 0 ?
 		    SWEREX_ERR_NO_MEMORY : SWEREX_ERR_BAD_ARGUMENT,
@@ -329,7 +330,7 @@ net_tcp_connect(const struct net_target *t, double keepalive,
 		return -1;
 	}
 	/* Dead after twice the ping interval, as the pings judge it. */
-	tls_tcp_tune(fd, 2 * (keepalive > 0 ? keepalive : NET_KEEPALIVE_DEFAULT));
+	remote_tcp_tune(fd, 2 * (keepalive > 0 ? keepalive : NET_KEEPALIVE_DEFAULT));
 	return fd;
 }
 

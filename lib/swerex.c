@@ -49,6 +49,7 @@
 #include "client.h"
 #include "net.h"
 #include "swerex.h"
+#include "remote.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -1446,9 +1447,9 @@ client_token(struct swerex_client *c, const struct swerex_connect_opts *o,
 	int rc;
 
 	if (o->token != NULL) {
-		if (strlen(o->token) > TLS_TOKEN_MAX) {
+		if (strlen(o->token) > REMOTE_TOKEN_MAX) {
 			error_set(err, SWEREX_ERR_BAD_ARGUMENT,
-			    "token longer than %d bytes", TLS_TOKEN_MAX);
+			    "token longer than %d bytes", REMOTE_TOKEN_MAX);
 			return -1;
 		}
 		if ((c->token = strdup(o->token)) == NULL) {
@@ -1458,17 +1459,17 @@ client_token(struct swerex_client *c, const struct swerex_connect_opts *o,
 		return 0;
 	}
 	if (o->token_file != NULL)
-		rc = tls_token_load(o->token_file, NULL, &c->token, msg,
+		rc = remote_token_load(o->token_file, NULL, &c->token, msg,
 		    sizeof msg);
 	else if (c->target.kind == NET_UNIX)
 		return 0;
 	else {
-		rc = tls_token_load(NULL, "SWEREX_TOKEN", &c->token, msg,
+		rc = remote_token_load(NULL, "SWEREX_TOKEN", &c->token, msg,
 		    sizeof msg);
 		file = getenv("SWEREX_TOKEN_FILE");
 		if (rc == 0 && c->token == NULL && file != NULL &&
 		    *file != '\0')
-			rc = tls_token_load(file, NULL, &c->token, msg,
+			rc = remote_token_load(file, NULL, &c->token, msg,
 			    sizeof msg);
 	}
 	if (rc != 0) {

@@ -13,6 +13,7 @@
 #include "raw.h"
 #include "swerex.h"
 #include "tap.h"
+#include "remote.h"
 #include "tls.h"
 #include "wire.h"
 
@@ -42,7 +43,7 @@ raw_connect_tcp(const char *hostport)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
 	char *host, *port, err[128];
 
-	if (tls_split_hostport(hostport, &host, &port, err, sizeof err) < 0)
+	if (remote_split_hostport(hostport, &host, &port, err, sizeof err) < 0)
 		return r;
 	if (getaddrinfo(host, port, &hints, &res) == 0) {
 		r.fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

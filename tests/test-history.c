@@ -41,6 +41,34 @@ TEST(ring_wraps_and_limits)
 	history_free(&h);
 }
 
+/* The ring starts small and doubles up to its cap; the order holds. */
+TEST(ring_grows_in_order)
+{
+	struct history h;
+	Swerex__V1__HistoryResponse r;
+	char cmd[16];
+	int i;
+
+	history_init(&h, 20);
+	for (i = 1; i <= 50; i++) {
+		snprintf(cmd, sizeof cmd, "cmd%d", i);
+		history_begin(&h, cmd, strlen(cmd));
+		history_note(&h, (uint64_t)i, NULL, true, true, i % 7);
+		if (i == 1)
+			CHECK(h.size < 20);      /* one command: a few entries */
+		check_seqs(&h, false, 0, i > 20 ? (uint64_t)i - 19 : 1,
+		    (uint64_t)i);
+	}
+	CHECK_INT(h.size, 20);
+	REQUIRE(history_fill(&h, true, 3, &r) == 0);
+	REQUIRE(r.n_entries == 3);
+	CHECK_STR(r.entries[0]->command, "cmd48");
+	CHECK_INT(r.entries[0]->output_bytes, 48);
+	CHECK_INT(r.entries[2]->exit_code, 50 % 7);
+	history_fill_free(&r);
+	history_free(&h);
+}
+
 TEST(disabled_counts_only)
 {
 	struct history h;
@@ -125,6 +153,7 @@ TEST(utf8_copy)
 	CHECK_STR(out, "");
 }
 
-TAP_MAIN(TAP_T(ring_wraps_and_limits), TAP_T(disabled_counts_only),
+TAP_MAIN(TAP_T(ring_wraps_and_limits), TAP_T(ring_grows_in_order),
+	 TAP_T(disabled_counts_only),
 	 TAP_T(answers_add_up_until_the_end), TAP_T(long_commands_cut),
 	 TAP_T(utf8_copy))

@@ -55,7 +55,8 @@ t_install() {
 	    "$LIBDIR/pkgconfig/libswerex.pc" "$MANDIR/man8/swerexd.8" \
 	    "$MANDIR/man1/swerex.1" "$MANDIR/man1/swerex-tunnel.1" \
 	    "$MANDIR/man3/libswerex.3" "$USERUNITDIR/swerexd.service" \
-	    "$USERUNITDIR/swerexd.socket" "$USERUNITDIR/swerexd-tls.service" ||
+	    "$USERUNITDIR/swerexd.socket" "$USERUNITDIR/swerexd-tls.service" \
+	    "$LIBDIR/swerexd/swerexd-tls.so" ||
 		return 1
 	[ -x "$dest$BINDIR/swerex-certs" ] || { echo "# swerex-certs not executable"; return 1; }
 }
@@ -69,6 +70,29 @@ t_soname() {
 	readelf -d "$dest$BINDIR/swerex" >"$tap_dir/out" 2>&1
 	grep -q 'Shared library: \[libswerex\.so\.2\]' "$tap_dir/out" ||
 		{ echo "# swerex does not need libswerex.so.2"; diag_file "readelf -d" "$tap_dir/out"; return 1; }
+}
+
+# swerexd links no OpenSSL; its TLS module does, and the daemon looks for
+# the module where it was installed.
+t_tls_module() {
+	readelf -d "$dest$SBINDIR/swerexd" >"$tap_dir/out" 2>&1
+	if grep -E 'Shared library: \[lib(ssl|crypto)' "$tap_dir/out"; then
+		echo "# swerexd needs OpenSSL itself"
+		return 1
+	fi
+	readelf -d "$dest$LIBDIR/swerexd/swerexd-tls.so" >"$tap_dir/out" 2>&1
+	grep -q 'Shared library: \[libssl' "$tap_dir/out" ||
+		{ diag_file "readelf -d swerexd-tls.so" "$tap_dir/out"; return 1; }
+	# Outside the DESTDIR nothing is installed, so it says where it looked.
+	[ -e "$LIBDIR/swerexd/swerexd-tls.so" ] &&
+		{ echo "# (a module is installed in $LIBDIR/swerexd: path not checked)"; return 0; }
+	HOME=$tap_dir "$dest$SBINDIR/swerexd" --listen "unix:$tap_dir/tls.sock" \
+	    --listen tls://127.0.0.1:0 --tls-cert "$tap_dir/none.pem" \
+	    --tls-key "$tap_dir/none.key" >"$tap_dir/out" 2>&1
+	rc=$?
+	rc_is 1 || return 1
+	grep -qF "TLS is not available: swerexd-tls.so is neither beside swerexd nor in $LIBDIR/swerexd" \
+	    "$tap_dir/out" || { diag_file stderr "$tap_dir/out"; return 1; }
 }
 
 t_pkgconfig() {
@@ -192,6 +216,7 @@ t_stop() {
 tests=(
 	"t_install:meson install --destdir installs binaries, library, header, .pc, man pages, units"
 	"t_soname:libswerex.so.2 has soname libswerex.so.2; swerex needs it"
+	"t_tls_module:swerexd needs no OpenSSL; its installed TLS module does, and swerexd looks in $LIBDIR/swerexd"
 	"t_pkgconfig:pkg-config finds libswerex in the DESTDIR"
 	"t_build_shared:an external program builds against libswerex.so via pkg-config"
 	"t_build_static:it builds against libswerex.a via pkg-config --static"

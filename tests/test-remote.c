@@ -287,14 +287,18 @@ HTEST_ARGS(wrong_and_missing_token_refused, (setup(), tls_args))
 	SSL_CTX *ctx = client_ctx(p_ca, NULL);
 	Swerex__V1__Response *resp = NULL;
 	struct raw good, bad;
-	const char *toks[] = { "not-the-token", "" };
+	char prefix[256], longer[300];
+	/* A token's prefix or extension is no more the token than junk. */
+	const char *toks[] = { "not-the-token", "", prefix, longer };
 	size_t i;
 
 	REQUIRE(ctx != NULL);
+	snprintf(prefix, sizeof prefix, "%.*s", (int)strlen(token) - 1, token);
+	snprintf(longer, sizeof longer, "%sx", token);
 	good = tls_hello(h, ctx, token, NULL, 0, NULL);
 	REQUIRE(good.fd >= 0);
 	raw_create(&good, 2, "g");
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < sizeof toks / sizeof *toks; i++) {
 		bad = raw_connect_tcp(tls_addr(h));
 		REQUIRE(raw_start_tls(&bad, ctx, "127.0.0.1"));
 		REQUIRE(raw_hello(&bad, toks[i], NULL, 0, 7, &resp));
@@ -617,6 +621,87 @@ HTEST_ARGS(insecure_loopback_tcp, (setup(), insecure_args[4] = p_token,
 	raw_close(&r);
 }
 
+/* Tell whether a process maps a file whose name holds what. */
+static bool
+maps_holds(pid_t pid, const char *what)
+{
+	char path[64], line[4096];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	while (!found && fgets(line, sizeof line, f) != NULL)
+		found = strstr(line, what) != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * A daemon without TLS maps no OpenSSL (it took more than half of the start
+ * of a dynamically linked daemon); one with TLS loads swerexd-tls.so.
+ */
+HTEST_ARGS(tls_module_loaded_only_for_tls, (setup(), NULL))
+{
+	SSL_CTX *ctx = client_ctx(p_ca, NULL);
+	struct harness *d;
+	struct raw r;
+
+	REQUIRE(ctx != NULL);
+	CHECK(!maps_holds(harness_pid(h), "libssl"));
+	CHECK(!maps_holds(harness_pid(h), "libcrypto"));
+	CHECK(!maps_holds(harness_pid(h), "swerexd-tls.so"));
+	d = harness_start(tls_args);
+	REQUIRE(d != NULL);
+	CHECK(maps_holds(harness_pid(d), "swerexd-tls.so"));
+	CHECK(maps_holds(harness_pid(d), "libssl"));
+	/* And it serves TLS through it. */
+	r = tls_hello(d, ctx, token, NULL, 0, NULL);
+	CHECK(r.fd >= 0);
+	raw_close(&r);
+	SSL_CTX_free(ctx);
+	harness_stop(d);
+	harness_free(d);
+}
+
+/* Without its TLS module, a daemon asked for TLS says so and exits 1. */
+TEST(tls_module_missing_is_a_clear_error)
+{
+	const char *bin = getenv("SWEREXD_BINARY"), *mod = getenv("SWEREXD_MODULEDIR");
+	char dir[] = "/tmp/swerex-nomod-XXXXXX", cmd[2048], installed[1024];
+	char out[4096] = "";
+	FILE *f;
+	size_t n;
+	int st;
+
+	setup();
+	REQUIRE(bin != NULL && mod != NULL);
+	snprintf(installed, sizeof installed, "%s/swerexd-tls.so", mod);
+	if (access(installed, F_OK) == 0)
+		SKIP("a module is installed in SWEREXD_MODULEDIR; a copy would load it");
+	REQUIRE(mkdtemp(dir) != NULL);
+	snprintf(cmd, sizeof cmd, "cp '%s' %s/swerexd && HOME=%s %s/swerexd "
+	    "--listen unix:%s/s --listen tls://127.0.0.1:0 --tls-cert %s "
+	    "--tls-key %s --token-file %s 2> %s/err", bin, dir, dir, dir, dir,
+	    p_cert, p_key, p_token, dir);
+	st = system(cmd);
+	CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	snprintf(cmd, sizeof cmd, "%s/err", dir);
+	if ((f = fopen(cmd, "re")) != NULL) {
+		n = fread(out, 1, sizeof out - 1, f);
+		out[n] = '\0';
+		fclose(f);
+	}
+	CHECK(strstr(out, "TLS is not available") != NULL);
+	CHECK(strstr(out, "swerexd-tls.so") != NULL);
+	CHECK(strstr(out, mod) != NULL);
+	if (tap_failed_now)
+		printf("# stderr: %s\n", out);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	run_sh(cmd);
+}
+
 static const char *other_uid_args[] = { "--allow-uid", "4242", NULL };
 
 HTEST_ARGS(unix_uid_allow_list, NULL)
@@ -929,6 +1014,8 @@ TAP_MAIN(
 	TAP_T(unsafe_configurations_refused),
 	TAP_T(insecure_loopback_tcp),
 	TAP_T(unix_uid_allow_list),
+	TAP_T(tls_module_loaded_only_for_tls),
+	TAP_T(tls_module_missing_is_a_clear_error),
 	TAP_T(lib_tls_end_to_end),
 	TAP_T(lib_tls_refuses_bad_peers),
 	TAP_T(lib_tls_expired_certificate),

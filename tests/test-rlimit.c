@@ -531,8 +531,14 @@ cg_test(const char *name, void (*body)(struct harness *))
 {
 	const char *args[] = { "--cgroup", cg_dir, NULL };
 
-	if (!cg_make())
+	if (!cg_make()) {
+		/* In the vm suite's guest they must run: a skip there hides them. */
+		if (getenv("SWEREX_REQUIRE_CGROUP") != NULL) {
+			tap_diag(__FILE__, __LINE__, "cannot run: %s", cg_why);
+			return;
+		}
 		SKIP(cg_why);
+	}
 	harness_test(name, body, args);
 	/* The daemon removed its sessions' cgroups; nothing is left. */
 	CHECK_INT(cg_remove(), 0);

@@ -471,6 +471,38 @@ fl_concurrent(struct fl *fl)
 	return 0;
 }
 
+/*
+ * Scenario cost: this process's CPU time per command over the concurrent
+ * scenario's load (every session runs M echoes at once). It does all a
+ * daemon's per-command pty work, with no protocol and no socket: the floor
+ * for the daemon's CPU per command.
+ */
+static int
+fl_cost(struct fl *fl)
+{
+	struct fl_sess **v;
+	char param[32];
+	double cpu0, t = 0;
+	int i, n = (int)fl->o.sessions;
+
+	v = calloc((size_t)n, sizeof *v);
+	if (v == NULL)
+		return -1;
+	if (fl_open(fl, v, n) == 0) {
+		cpu0 = bu_cpu(getpid());
+		t = fl_steps(fl, v, n, fl->o.iterations, "echo hi");
+		snprintf(param, sizeof param, "n=%d", n);
+		if (t > 0 && fl->lat.n > 0 && cpu0 >= 0)
+			bu_metric("cost", param, "cpu_per_cmd",
+			    (bu_cpu(getpid()) - cpu0) * 1e6 /
+			    (double)fl->lat.n, "us");
+	}
+	for (i = 0; i < n; i++)
+		fl_close(v[i]);
+	free(v);
+	return 0;
+}
+
 /* Scenario hol: B's echo latency idle, behind A's sleep, behind A's stream. */
 static int
 fl_hol(struct fl *fl)
@@ -564,12 +596,12 @@ main(int argc, char **argv)
 	/* --socket and --daemon are accepted and ignored: no daemon here. */
 	if (bu_parse(&fl.o, argc, argv) < 0 || fl.o.sessions < 1 ||
 	    fl.o.iterations < 1) {
-		bu_usage("echo|create|concurrent|hol|throughput");
+		bu_usage("echo|create|concurrent|hol|throughput|cost");
 		return 1;
 	}
 	sc = fl.o.scenario;
-	/* No daemon: cost and startup do not apply; print nothing. */
-	if (strcmp(sc, "cost") == 0 || strcmp(sc, "startup") == 0)
+	/* No daemon: no start-up to measure; print nothing. */
+	if (strcmp(sc, "startup") == 0)
 		return 0;
 	if (bu_dir_make(&fl.dir, fl.o.rc) < 0)
 		return 1;
@@ -587,6 +619,8 @@ main(int argc, char **argv)
 		r = fl_concurrent(&fl);
 	else if (strcmp(sc, "hol") == 0)
 		r = fl_hol(&fl);
+	else if (strcmp(sc, "cost") == 0)
+		r = fl_cost(&fl);
 	else if (strcmp(sc, "throughput") == 0)
 		r = fl_throughput(&fl);
 	else {
