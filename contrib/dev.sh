@@ -18,9 +18,12 @@ pkgs=(libevent-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev meson
 # Only the tests need these: file and readelf for the static binary, a
 # private sshd (the system's ssh service is never used), socket activation,
 # groff for the man pages, unshare for the syslog test, the Python client's
-# tests; valgrind: the integration suite runs once more under memcheck.
+# tests; valgrind: the integration suite runs once more under memcheck;
+# qemu, a static busybox and xz: test-rlimit's cgroup tests run in a guest
+# (tests/vm/, which fetches Debian's kernel itself).
 test_pkgs=(file binutils openssh-client openssh-server systemd groff-base
-           util-linux python3-pytest valgrind)
+           util-linux python3-pytest valgrind qemu-system-x86 busybox-static
+           xz-utils)
 # Only the benchmarks need these: the tmux peer and the plot.
 bench_pkgs=(tmux gnuplot-nox)
 # Only the fuzz targets need these: clang and its sanitizer/libFuzzer runtimes.
@@ -108,6 +111,9 @@ test)
 	build build-static -Dstatic=true -Ddefault_library=static \
 	    -Dbuildtype=minsize -Ddebug=false
 	rc=0
+	# The guest kernel for the vm suite (cached; rlimit-vm skips without
+	# it, which summarize counts as a failure).
+	tests/vm/fetch.sh || rc=1
 	meson test -C build --print-errorlogs "$@" || rc=1
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -531,8 +531,14 @@ cg_test(const char *name, void (*body)(struct harness *))
 {
 	const char *args[] = { "--cgroup", cg_dir, NULL };
 
-	if (!cg_make())
+	if (!cg_make()) {
+		/* In the vm suite's guest they must run: a skip there hides them. */
+		if (getenv("SWEREX_REQUIRE_CGROUP") != NULL) {
+			tap_diag(__FILE__, __LINE__, "cannot run: %s", cg_why);
+			return;
+		}
 		SKIP(cg_why);
+	}
 	harness_test(name, body, args);
 	/* The daemon removed its sessions' cgroups; nothing is left. */
 	CHECK_INT(cg_remove(), 0);
@@ -640,9 +646,12 @@ CGTEST(cgroup_removed_after_close)
 	session_cgroup(c, "gone", cg, sizeof cg);
 	REQUIRE(strncmp(cg, cg_dir, strlen(cg_dir)) == 0);
 	CHECK(stat(cg, &st) == 0);
-	/* A daemonised process of the session does not keep it. */
-	CHECK_RUN(c, "gone", "setsid sleep 100 > /dev/null 2>&1 & echo started",
-	    "started\n", 0);
+	/*
+	 * A daemonised process of the session does not keep it. (Started
+	 * from a subshell: bash's job notice "[1] PID" stays out of the output.)
+	 */
+	CHECK_RUN(c, "gone", "(setsid sleep 100 > /dev/null 2>&1 &); "
+	    "echo started", "started\n", 0);
 	REQUIRE(harness_close(c, "gone") == 0);
 	CHECK(stat(cg, &st) < 0 && errno == ENOENT);
 	/* A session without memory or pids limits gets no cgroup of its own. */
