@@ -54,6 +54,26 @@ trap 'rm -rf "$tmp"' EXIT
 	printf '\n'
 } > "$tmp/job.sh"
 
+# Host directories the guest's own /tmp and /run would hide (a checkout or
+# build directory in /tmp): the program's, the working directory's, and
+# those SWEREX* paths name, each shared on its own and mounted over them.
+binds=()
+for v in PWD prog $(compgen -e | grep -E '^SWEREX[A-Z0-9_]*$'); do
+	case ${!v} in
+	/tmp/?* | /run/?*) top=$(printf '%s' "${!v}" | cut -d/ -f1-3) ;;
+	*) continue ;;
+	esac
+	[ -d "$top" ] || continue
+	case " ${binds[*]} " in *" $top "*) ;; *) binds+=("$top") ;; esac
+done
+share=()
+: > "$tmp/binds"
+for i in "${!binds[@]}"; do
+	share+=(-fsdev "local,id=b$i,path=${binds[$i]},security_model=none,readonly=on,multidevs=remap"
+	    -device "virtio-9p-pci,fsdev=b$i,mount_tag=b$i")
+	printf 'b%d %s\n' "$i" "${binds[$i]}" >> "$tmp/binds"
+done
+
 # The initramfs: busybox, init, the modules in load order, the job.
 mkdir -p "$tmp/initrd/bin" "$tmp/initrd/modules"
 cp "$busybox" "$tmp/initrd/bin/busybox"
@@ -61,6 +81,7 @@ cp "$here/init" "$tmp/initrd/init"
 chmod 755 "$tmp/initrd/init"
 cp "$kdir"/modules/* "$tmp/initrd/modules/"
 cp "$tmp/job.sh" "$tmp/initrd/job.sh"
+cp "$tmp/binds" "$tmp/initrd/binds"
 (cd "$tmp/initrd" && find . | "$busybox" cpio -o -H newc 2>/dev/null) > "$tmp/initrd.cpio"
 
 : > "$tmp/out"
@@ -76,7 +97,7 @@ timeout --foreground -k 5 "$limit" "$qemu" -nodefaults -no-user-config \
     -kernel "$kernel" -initrd "$tmp/initrd.cpio" \
     -append "console=ttyS0 panic=-1 quiet" \
     -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
-    -device virtio-9p-pci,fsdev=root,mount_tag=root \
+    -device virtio-9p-pci,fsdev=root,mount_tag=root "${share[@]}" \
     -serial "file:$tmp/console" -serial "file:$tmp/out" \
     -serial "file:$tmp/err" < /dev/null || rc=$?
 end=$(date +%s.%N)
