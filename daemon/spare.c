@@ -62,7 +62,7 @@ extern char **environ;
  * daemon dies, fires when that thread ends, not the process.
  */
 struct spare_job {
-	char *reaper;           /* the program, a copy */
+	const char *reaper;     /* srv->reaper: spare_free waits for the job */
 	char ppid[24];
 	int spec_rd;            /* the spec pipe's read end: the spare's fd 3 */
 	int spec_wr;            /* its write end: srv->spare_fd once started */
@@ -138,7 +138,6 @@ spare_job_free(struct spare_job *j)
 		close(j->spec_rd);
 	if (j->spec_wr >= 0)
 		close(j->spec_wr);
-	free(j->reaper);
 	free(j);
 }
 
@@ -261,10 +260,7 @@ spare_start(struct server *srv)
 		return;
 	j->spec_rd = j->spec_wr = -1;
 	snprintf(j->ppid, sizeof j->ppid, "%ld", (long)getpid());
-	if ((j->reaper = strdup(srv->reaper)) == NULL) {
-		spare_job_free(j);
-		return;
-	}
+	j->reaper = srv->reaper;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		log_warn("spare reaper: pipe: %s", strerror(errno));
 		spare_job_free(j);

@@ -3,10 +3,12 @@
  * a TLS context is wanted. It stays loaded: OpenSSL cannot be unloaded
  * safely (its exit handlers live in libcrypto).
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proc.h"
 #include "tlsmod.h"
 
 #ifdef SWEREXD_TLS_BUILTIN
@@ -23,10 +25,6 @@ tlsmod_load(char *err, size_t errlen)
 }
 
 #else
-
-#include <dlfcn.h>
-
-#include "proc.h"
 
 #define TLSMOD_NAME "swerexd-tls.so"
 

@@ -69,6 +69,23 @@ def input_bytes(data: Union[bytes, str, None], keys: Optional[list[str]]) -> byt
 _END = object()
 
 
+async def stream_next(queue: asyncio.Queue, pending: Any, what: str) -> tuple[bool, Any]:
+    """The next part of a streamed reply whose end is queued as _END after
+    its last part: (True, part), or at the end (False, the reply's result),
+    raising its error instead. Iterating again ends again."""
+    item = await queue.get()
+    if item is not _END:
+        return True, item
+    queue.put_nowait(_END)
+    fut = pending.future
+    if fut.cancelled():
+        raise exc.DisconnectedError(f"the {what} was cancelled")
+    e = fut.exception()
+    if e is not None:
+        raise e
+    return False, fut.result()
+
+
 class Attachment:
     """A session's terminal, live: `async for data in attachment` yields
     bytes until the attachment ends; `async with` (or detach()) ends it.
@@ -104,17 +121,10 @@ class Attachment:
 
     async def __anext__(self) -> bytes:
         await self.start()
-        item = await self._queue.get()
-        if item is not _END:
-            return item
-        self._queue.put_nowait(_END)    # iterating again ends again
-        fut = self._pending.future
-        if fut.cancelled():
-            raise exc.DisconnectedError("the attachment was cancelled")
-        e = fut.exception()
-        if e is not None:
-            raise e
-        self.reason = fut.result().reason
+        more, v = await stream_next(self._queue, self._pending, "attachment")
+        if more:
+            return v
+        self.reason = v.reason
         raise StopAsyncIteration
 
     async def detach(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 from . import exceptions as exc
 from . import swerex_pb2 as pb
 from . import transfer
-from .attach import Attachment, input_bytes
+from .attach import _END, Attachment, input_bytes, stream_next
 from .connection import Connection, command_response_from, decode, observation_from
 from .models import (
     BashAction, BashInterruptAction, BashObservation, CloseBashSessionRequest,
@@ -321,9 +321,6 @@ class Runtime:
         return CloseResponse()
 
 
-_END = object()
-
-
 class Stream:
     """The output of a streamed BashAction or Command, as an async iterator."""
 
@@ -361,20 +358,13 @@ class Stream:
     async def __anext__(self) -> str:
         if self._pending is None:
             await self._start()
-        item = await self._queue.get()
-        if item is not _END:
-            return item
-        self._queue.put_nowait(_END)    # iterating again ends again
-        fut = self._pending.future
-        if fut.cancelled():
-            raise exc.DisconnectedError("the stream was cancelled")
-        e = fut.exception()
-        if e is not None:
-            raise e
+        more, v = await stream_next(self._queue, self._pending, "stream")
+        if more:
+            return v
         if isinstance(self._action, Command):
-            self.response = command_response_from(fut.result())
+            self.response = command_response_from(v)
         else:
-            self.observation = observation_from(fut.result())
+            self.observation = observation_from(v)
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
